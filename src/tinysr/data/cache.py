@@ -1,0 +1,292 @@
+"""The decoded cache: decode, shrink, mod-crop and degrade every image once, then memory-map the result.
+
+Convention: `PairedImages.hr[i]` and `.lr[i]` are HWC RGB uint8 arrays (0..255), read-only memory-mapped views,
+with ``hr.shape == (lr.shape[0] * scale, lr.shape[1] * scale, 3)``.
+
+On disk one cache entry is a folder ``<cache_dir>/<set name>-x<scale>-<degradation>-<key[:16]>/`` holding
+  hr.npy      all HR pixels as ONE flat uint8 array (image after image),
+  lr.npy      the same for LR,
+  index.json  names, shapes and byte offsets of every image, plus the full key.
+The key is the sha256 of everything the pixels depend on: the source files (path, size, mtime), the scale, the
+degradation, `hr_downscale`, `IMRESIZE_VERSION` and `CACHE_FORMAT`. Each file is written to a temp name, fsynced
+and renamed into place, and index.json goes LAST: an entry without a valid index (or whose arrays do not have the
+sizes the index says) is never read back; it is rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from tinysr.data.degrade import DEGRADATIONS, degrade, mod_crop, shrink_hr
+from tinysr.data.folder import decode_all
+from tinysr.data.imageset import ImageSet
+from tinysr.data.io import read_image
+from tinysr.errors import TinySRError
+from tinysr.resize import IMRESIZE_VERSION
+
+CACHE_FORMAT = 1
+_INDEX = "index.json"
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PairedImages:
+    """Aligned HR/LR pairs (HWC RGB uint8, memory-mapped) and where they came from."""
+
+    names: tuple[str, ...]
+    hr: list[np.ndarray]
+    lr: list[np.ndarray]
+    scale: int
+    degradation: str  # "official" when the dataset's own LR files were used
+    cache_path: Path
+    cache_hit: bool
+    skipped: tuple[str, ...] = ()  # source files that could not be decoded
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+def concat(*image_sets: ImageSet, name: str | None = None) -> ImageSet:
+    """One ImageSet holding the images of all `image_sets`, in order (e.g. T91 + BSD200 = the 291-image set).
+
+    Official LR files are kept only for scales that every set provides; all sets must share `hr_downscale`.
+    """
+    if not image_sets:
+        raise TinySRError("concat needs at least one image set")
+    downscales = {s.hr_downscale for s in image_sets}
+    if len(downscales) != 1:
+        raise TinySRError(f"cannot concat image sets with different hr_downscale: {sorted(downscales)}")
+    scales = set.intersection(*(set(s.lr_paths) for s in image_sets))
+    return ImageSet(
+        name=name or "+".join(s.name for s in image_sets),
+        hr_paths=tuple(p for s in image_sets for p in s.hr_paths),
+        lr_paths={k: tuple(p for s in image_sets for p in s.lr_paths[k]) for k in sorted(scales)},
+        hr_downscale=downscales.pop(),
+    )
+
+
+def default_cache_dir() -> Path:
+    """``$TINYSR_CACHE`` if set, else ``~/.cache/tinysr``."""
+    return Path(os.environ.get("TINYSR_CACHE") or Path.home() / ".cache" / "tinysr")
+
+
+def _official_lr(image_set: ImageSet, scale: int) -> tuple[Path, ...] | None:
+    """The dataset's own LR files for `scale`, used only when HR is not shrunk (else they no longer match)."""
+    return image_set.lr_paths.get(scale) if image_set.hr_downscale == 1 else None
+
+
+def _file_stamp(path: Path) -> list:
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise TinySRError(f"{path}: cannot read image file ({exc.strerror})") from None
+    return [str(path.resolve()), st.st_size, st.st_mtime_ns]
+
+
+def cache_key(image_set: ImageSet, *, scale: int, degradation: str) -> str:
+    """sha256 (hex) of everything the cached pixels depend on."""
+    official = _official_lr(image_set, scale)
+    parts = {
+        "format": CACHE_FORMAT,
+        "imresize": IMRESIZE_VERSION,
+        "scale": scale,
+        "degradation": degradation,
+        "hr_downscale": image_set.hr_downscale,
+        "hr": [_file_stamp(p) for p in image_set.hr_paths],
+        "lr": [_file_stamp(p) for p in official] if official else None,
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+# ---------------------------------------------------------------- writing
+class _FlatNpyWriter:
+    """Append uint8 images to one flat ``.npy`` file; the header's length is patched in at `commit`.
+
+    numpy pads a v1 header so its size does not depend on the length's digits, so the placeholder header can be
+    overwritten in place. Writes go to ``<final>.<pid>.tmp`` and are renamed into place only after fsync.
+    """
+
+    def __init__(self, final: Path) -> None:
+        self.final, self.tmp = final, final.with_name(f"{final.name}.{os.getpid()}.tmp")
+        self.fp = open(self.tmp, "wb")
+        self._header(0)
+        self.n_bytes = 0
+
+    def _header(self, n: int) -> None:
+        d = {"descr": "|u1", "fortran_order": False, "shape": (n,)}
+        np.lib.format.write_array_header_1_0(self.fp, d)
+
+    def append(self, img: np.ndarray) -> int:
+        """Write `img`'s bytes (C order); return its byte offset in the flat array."""
+        offset = self.n_bytes
+        self.fp.write(np.ascontiguousarray(img, dtype=np.uint8).tobytes())
+        self.n_bytes += img.size
+        return offset
+
+    def commit(self) -> None:
+        end = self.fp.tell()
+        self.fp.seek(0)
+        self._header(self.n_bytes)
+        if self.fp.tell() + self.n_bytes != end:  # numpy changed its header padding: refuse to write garbage
+            raise RuntimeError(f"{self.tmp}: .npy header length changed while patching")
+        self.fp.flush()
+        os.fsync(self.fp.fileno())
+        self.fp.close()
+        os.replace(self.tmp, self.final)
+
+    def abort(self) -> None:
+        self.fp.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+def _write_json_atomic(path: Path, obj: dict) -> None:
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as fp:
+        json.dump(obj, fp)
+        fp.flush()
+        os.fsync(fp.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)  # make the renames themselves durable
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _prepared_pairs(
+    image_set: ImageSet, *, scale: int, degradation: str, strict: bool, progress: bool
+) -> Iterator[tuple[Path, np.ndarray, np.ndarray]]:
+    """Yield (hr path, HR, LR) per decodable image: 1. shrink HR; 2. mod-crop; 3. degrade or read official LR."""
+    official = _official_lr(image_set, scale)
+    lr_of = dict(zip(image_set.hr_paths, official)) if official else {}
+    decoded = decode_all(image_set, strict=strict)
+    bar = tqdm(decoded, total=len(image_set), desc=f"{image_set.name} x{scale}", unit="img", disable=not progress)
+    for path, hr in bar:
+        hr = mod_crop(shrink_hr(hr, image_set.hr_downscale), scale)
+        if path in lr_of:
+            lr, _notes = read_image(lr_of[path])
+            if lr.shape != (hr.shape[0] // scale, hr.shape[1] // scale, hr.shape[2]):
+                raise TinySRError(
+                    f"{lr_of[path]}: LR size {lr.shape[1]}x{lr.shape[0]} is not HR/{scale} "
+                    f"({hr.shape[1] // scale}x{hr.shape[0] // scale}, HR {path.name})"
+                )
+        else:
+            lr = degrade(hr, scale, degradation)
+        yield path, hr, lr
+
+
+def _build(directory: Path, image_set: ImageSet, *, key: str, scale: int, degradation: str, **opts) -> None:
+    """Decode and degrade every image of `image_set` into `directory` (index written last)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / _INDEX).unlink(missing_ok=True)  # an old index must never describe new, half-written data
+    hr_out, lr_out = _FlatNpyWriter(directory / "hr.npy"), _FlatNpyWriter(directory / "lr.npy")
+    index: dict = {"format": CACHE_FORMAT, "key": key, "image_set": image_set.name, "scale": scale,
+                   "degradation": degradation, "names": [], "hr_shapes": [], "lr_shapes": [],
+                   "hr_offsets": [], "lr_offsets": []}  # fmt: skip
+    kept = set()
+    try:
+        for path, hr, lr in _prepared_pairs(image_set, scale=scale, degradation=degradation, **opts):
+            kept.add(path)
+            index["names"].append(path.stem)
+            index["hr_shapes"].append(list(hr.shape))
+            index["lr_shapes"].append(list(lr.shape))
+            index["hr_offsets"].append(hr_out.append(hr))
+            index["lr_offsets"].append(lr_out.append(lr))
+        if not kept:
+            raise TinySRError(f"{image_set.name}: none of its {len(image_set)} image files could be decoded")
+        hr_out.commit()
+        lr_out.commit()
+    except BaseException:
+        hr_out.abort()
+        lr_out.abort()
+        raise
+    index |= {"hr_bytes": hr_out.n_bytes, "lr_bytes": lr_out.n_bytes,
+              "skipped": [str(p) for p in image_set.hr_paths if p not in kept]}  # fmt: skip
+    _write_json_atomic(directory / _INDEX, index)
+
+
+# ---------------------------------------------------------------- reading
+def _views(flat: np.ndarray, shapes: list, offsets: list) -> list[np.ndarray]:
+    out = []
+    for shape, offset in zip(shapes, offsets):
+        n = int(np.prod(shape))
+        if offset + n > flat.size:
+            raise ValueError("image extends past the end of the data file")
+        out.append(flat[offset : offset + n].reshape(shape))
+    return out
+
+
+def _open(directory: Path, key: str) -> tuple[dict, list[np.ndarray], list[np.ndarray]] | None:
+    """Map a complete cache entry, or return None (with a log line) if it is missing, partial or foreign."""
+    if not (directory / _INDEX).is_file():
+        return None
+    try:
+        index = json.loads((directory / _INDEX).read_text())
+        if index.get("format") != CACHE_FORMAT or index.get("key") != key:
+            raise ValueError("index belongs to another key or format")
+        hr_flat = np.load(directory / "hr.npy", mmap_mode="r")
+        lr_flat = np.load(directory / "lr.npy", mmap_mode="r")
+        if hr_flat.shape != (index["hr_bytes"],) or lr_flat.shape != (index["lr_bytes"],):
+            raise ValueError("data file size differs from the index")
+        hr = _views(hr_flat, index["hr_shapes"], index["hr_offsets"])
+        lr = _views(lr_flat, index["lr_shapes"], index["lr_offsets"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:  # truncated .npy, bad JSON, ...: rebuild
+        log.warning("cache entry %s is invalid (%s); rebuilding", directory, exc)
+        return None
+    return index, hr, lr
+
+
+def load_pairs(
+    image_set: ImageSet,
+    *,
+    scale: int,
+    degradation: str = "bicubic",
+    cache_dir: Path | str | None = None,
+    strict: bool = False,
+    progress: bool = True,
+) -> PairedImages:
+    """HR/LR pairs of `image_set` at `scale`, from the cache if a complete entry exists, else built once.
+
+    LR comes from the dataset's official files for `scale` when it has them and ``hr_downscale == 1`` (their size
+    is checked to be HR/scale), else from `degradation` (see `tinysr.data.degrade.DEGRADATIONS`). Corrupt image
+    files are skipped with a counted warning (or raise with ``strict=True``), also on later cache hits.
+    """
+    if len(image_set) == 0:
+        raise TinySRError(f"{image_set.name}: the image set is empty")
+    if degradation not in DEGRADATIONS:
+        raise TinySRError(f"unknown degradation {degradation!r}; choose one of: {', '.join(DEGRADATIONS)}")
+    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
+        raise TinySRError(f"scale must be a positive int, got {scale!r}")
+    used = "official" if _official_lr(image_set, scale) else degradation
+    key = cache_key(image_set, scale=scale, degradation=used)
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    directory = root / f"{image_set.name}-x{scale}-{used}-{key[:16]}".replace(os.sep, "_")
+    opened = _open(directory, key)
+    hit = opened is not None
+    if not hit:
+        log.info("cache miss: building %s", directory)
+        _build(directory, image_set, key=key, scale=scale, degradation=degradation, strict=strict, progress=progress)
+        opened = _open(directory, key)
+        if opened is None:
+            raise TinySRError(f"{directory}: cache entry unreadable right after writing it")
+    index, hr, lr = opened
+    log.info("cache %s: %s (%d images)", "hit" if hit else "built", directory, len(hr))
+    skipped = tuple(index["skipped"])
+    if hit and skipped:
+        if strict:
+            raise TinySRError(f"{skipped[0]}: cannot decode image (strict mode; cached as skipped)")
+        warnings.warn(f"{image_set.name}: skipped {len(skipped)} undecodable image file(s), e.g. {skipped[0]}")
+    return PairedImages(
+        names=tuple(index["names"]), hr=hr, lr=lr, scale=scale, degradation=used,
+        cache_path=directory, cache_hit=hit, skipped=skipped,
+    )  # fmt: skip

@@ -1,0 +1,89 @@
+"""The model zoo: families, named presets, `create_model`, `count_params`.
+
+A visible dict, not a registry framework: `MODELS` maps a family name to its (config class, network class), and
+`PRESETS` maps a preset name to a config. Checkpoints store `config_to_dict(config)` and rebuild with
+`model_from_config_dict`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from torch import nn
+
+from tinysr.errors import TinySRError
+from tinysr.models.edsr import EDSR, EDSRConfig
+
+MODELS: dict[str, tuple[type, type[nn.Module]]] = {
+    "edsr": (EDSRConfig, EDSR),
+}
+
+PRESETS: dict[str, Any] = {
+    # EDSR baseline of the paper and the study's Table I: 16 blocks x 64 filters.
+    "edsr-baseline": EDSRConfig(n_blocks=16, n_feats=64),
+    # The EDSR paper's large model: 32 blocks x 256 filters, residual scaling 0.1.
+    "edsr-paper": EDSRConfig(n_blocks=32, n_feats=256, res_scale=0.1),
+    # The study's headline: 0 blocks x 4 filters = 963 parameters at x2.
+    "edsr-tiny": EDSRConfig(n_blocks=0, n_feats=4),
+    # The study's Table III wide nets.
+    "edsr-16x256": EDSRConfig(n_blocks=16, n_feats=256),
+    "edsr-16x512": EDSRConfig(n_blocks=16, n_feats=512),
+    "edsr-32x512": EDSRConfig(n_blocks=32, n_feats=512),
+}
+
+
+def list_models() -> list[str]:
+    """Family names and preset names, the accepted values of `create_model`'s `name`."""
+    return sorted(MODELS) + sorted(PRESETS)
+
+
+def build_config(name: str, **overrides: Any) -> Any:
+    """The config of a preset (with overrides) or of a family (overrides are its fields)."""
+    try:
+        if name in PRESETS:
+            return dataclasses.replace(PRESETS[name], **overrides)
+        if name in MODELS:
+            return MODELS[name][0](**overrides)
+    except (TypeError, ValueError) as exc:
+        raise TinySRError(f"model {name!r}: {exc}") from None
+    raise TinySRError(f"unknown model {name!r}; known: {', '.join(list_models())}")
+
+
+def create_model(name: str, **overrides: Any) -> nn.Module:
+    """Build a network by preset or family name, e.g. `create_model("edsr", n_blocks=0, n_feats=4, scale=2)`."""
+    return model_from_config(build_config(name, **overrides))
+
+
+def model_from_config(config: Any) -> nn.Module:
+    return MODELS[config.family][1](config)
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def config_from_dict(data: dict[str, Any]) -> Any:
+    family = data.get("family", "edsr")
+    if family not in MODELS:
+        raise TinySRError(f"unknown model family {family!r} in config; known: {', '.join(sorted(MODELS))}")
+    fields = {f.name for f in dataclasses.fields(MODELS[family][0])}
+    unknown = set(data) - fields
+    if unknown:
+        raise TinySRError(f"config has unknown fields for {family}: {', '.join(sorted(unknown))}")
+    return MODELS[family][0](**data)
+
+
+def model_from_config_dict(data: dict[str, Any]) -> nn.Module:
+    return model_from_config(config_from_dict(data))
+
+
+def count_params(model: nn.Module) -> int:
+    """Trainable parameters, as counted in the study's tables (buffers such as the RGB mean excluded)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+__all__ = [
+    "EDSR", "EDSRConfig", "MODELS", "PRESETS", "build_config", "config_from_dict", "config_to_dict",
+    "count_params", "create_model", "list_models", "model_from_config", "model_from_config_dict",
+]

@@ -1,0 +1,67 @@
+"""Turn a `--model` value into an upscaler: "bicubic", a weights file, a run folder, or a bundled model name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tinysr.checkpoint import load_model
+from tinysr.errors import TinySRError
+from tinysr.evaluate import Upscaler, bicubic_upscaler
+from tinysr.inference import upscale_array
+
+#: The file inside a run folder that holds the best weights (written by `tinysr train`).
+RUN_BEST = "best.safetensors"
+
+
+def weights_path(spec: str) -> Path | None:
+    """The weights file that `spec` names (a file, or a run folder's best weights), or None if it names none."""
+    path = Path(spec)
+    if path.is_dir():
+        best = path / RUN_BEST
+        if not best.is_file():
+            raise TinySRError(f"{path}: a folder without {RUN_BEST}; is it a tinysr run folder?")
+        return best
+    if path.is_file():
+        return path
+    if path.suffix in {".safetensors", ".pt", ".pth"} or "/" in spec:
+        raise TinySRError(f"{spec}: no such weights file or run folder")
+    return None
+
+
+def bundled_names() -> list[str]:
+    """Names of the pretrained models shipped inside the package (empty until some are bundled)."""
+    try:
+        from tinysr.pretrained import list_pretrained
+    except ImportError:
+        return []
+    return list_pretrained()
+
+
+def load_network(spec: str, *, scale: int | None) -> tuple[torch.nn.Module, str]:
+    """(model, description) for a weights file, run folder or bundled name."""
+    path = weights_path(spec)
+    if path is None:
+        if spec in bundled_names():
+            from tinysr.pretrained import pretrained_path
+
+            path = pretrained_path(spec)
+        else:
+            known = ", ".join(["bicubic", *bundled_names()]) or "bicubic"
+            raise TinySRError(f"unknown model {spec!r}: give a weights file, a run folder, or one of: {known}")
+    model, _ = load_model(path, scale=scale)
+    return model, str(path)
+
+
+def resolve_upscaler(spec: str, *, scale: int, device: str = "cpu") -> tuple[Upscaler, str]:
+    """(upscaler, description) for a `--model` value at `scale`."""
+    if spec == "bicubic":
+        return bicubic_upscaler(scale), "bicubic"
+    model, desc = load_network(spec, scale=scale)
+
+    def run(lr: np.ndarray) -> np.ndarray:
+        return upscale_array(model, lr, device=device)
+
+    return run, desc

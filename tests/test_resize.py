@@ -1,0 +1,167 @@
+"""tinysr.resize: MATLAB-exact bicubic imresize (numpy uint8/float paths) and its torch twin."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tinysr.errors import TinySRError
+from tinysr.resize import IMRESIZE_VERSION, contributions, cubic, imresize, imresize_torch, to_uint8
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DATA = REPO_ROOT / os.environ.get("TINYSR_DATA", "../shared/data")  # an absolute env value wins the join
+MATLAB = DATA / "matlab_imresize"
+
+
+def _read_rgb(path: Path) -> np.ndarray:
+    with Image.open(path) as im:
+        assert im.mode == "RGB", f"{path} is {im.mode}"
+        return np.asarray(im.convert("RGB"))
+
+
+@pytest.fixture(scope="module")
+def lena() -> np.ndarray:
+    return _read_rgb(MATLAB / "lena_512x512.png")
+
+
+def _random_image(shape, seed=0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, size=shape, dtype=np.uint8)
+
+
+# ---------------------------------------------------------------- exactness against MATLAB R2015b
+
+
+def test_uint8_path_matches_matlab_bit_for_bit(lena):
+    expected = _read_rgb(MATLAB / "lena_123x234_uint8.png")
+    out = imresize(lena, output_shape=(123, 234))
+    assert out.dtype == np.uint8 and out.shape == (123, 234, 3)
+    assert np.count_nonzero(out != expected) == 0
+
+
+def test_float_path_then_to_uint8_matches_matlab_double(lena):
+    expected = _read_rgb(MATLAB / "lena_123x234_double.png")
+    out = imresize(lena.astype(np.float64), output_shape=(123, 234))
+    assert out.dtype == np.float64
+    assert np.count_nonzero(to_uint8(out) != expected) == 0
+    # the two MATLAB conventions really differ: rounding after each pass moves thousands of values
+    assert np.count_nonzero(imresize(lena, output_shape=(123, 234)) != expected) > 1000
+
+
+# ---------------------------------------------------------------- kernel, contributions, rounding
+
+
+def test_keys_kernel_values():
+    x = np.array([0.0, 0.5, 1.0, 1.5, 2.0, 2.5, -0.5, -1.5])
+    np.testing.assert_array_equal(cubic(x), [1.0, 0.5625, 0.0, -0.0625, 0.0, 0.0, 0.5625, -0.0625])
+
+
+def test_contributions_for_upscale_by_two_are_the_known_dyadic_weights():
+    weights, indices = contributions(4, 8, 2.0)
+    assert weights.shape == (8, 4)  # 6 taps, the two all-zero ones dropped
+    np.testing.assert_array_equal(weights[0], [-0.0234375, 0.2265625, 0.8671875, -0.0703125])
+    np.testing.assert_array_equal(weights[1], [-0.0703125, 0.8671875, 0.2265625, -0.0234375])
+    np.testing.assert_array_equal(indices[0], [1, 0, 0, 1])  # half-sample symmetric: ... 1 0 | 0 1 2 3 | 3 2 ...
+    np.testing.assert_array_equal(indices[-1], [2, 3, 3, 2])
+
+
+@pytest.mark.parametrize("in_len, out_len", [(512, 123), (10, 3), (7, 16), (100, 100)])
+def test_contribution_weights_sum_to_one_and_stay_in_range(in_len, out_len):
+    weights, indices = contributions(in_len, out_len, out_len / in_len)
+    np.testing.assert_allclose(weights.sum(axis=1), 1.0, rtol=0, atol=1e-12)
+    assert indices.min() >= 0 and indices.max() < in_len
+
+
+def test_to_uint8_rounds_half_away_from_zero_and_clips():
+    x = np.array([-3.0, -0.5, 0.49999999999999994, 0.5, 1.5, 2.5, 254.5, 255.5, 300.0, np.nan])
+    np.testing.assert_array_equal(to_uint8(x), [0, 0, 0, 1, 2, 3, 255, 255, 255, 0])
+
+
+# ---------------------------------------------------------------- shapes, identity, channels, axis order
+
+
+def test_identity_at_scale_one_returns_input_unchanged():
+    img = _random_image((9, 13, 3))
+    np.testing.assert_array_equal(imresize(img, 1), img)
+    np.testing.assert_array_equal(imresize(img.astype(np.float64), 1.0), img.astype(np.float64))
+
+
+def test_output_size_is_ceil_of_scale_times_input():
+    assert imresize(_random_image((5, 7)), 0.5).shape == (3, 4)
+    assert imresize(_random_image((5, 7, 3)), (2, 0.3)).shape == (10, 3, 3)
+
+
+def test_up_by_two_then_down_by_two_restores_shape_and_roughly_the_image(lena):
+    crop = lena[:64, :96]
+    up = imresize(crop, 2)
+    assert up.shape == (128, 192, 3)
+    down = imresize(up, 0.5)
+    assert down.shape == crop.shape
+    assert np.abs(down.astype(int) - crop).mean() < 3.0
+
+
+def test_grey_and_four_channel_inputs_resize_each_channel_alike():
+    rgba = _random_image((20, 17, 4), seed=1)
+    out = imresize(rgba, output_shape=(11, 30))
+    assert out.shape == (11, 30, 4)
+    for c in range(4):
+        np.testing.assert_array_equal(imresize(rgba[:, :, c], output_shape=(11, 30)), out[:, :, c])
+
+
+def test_smaller_scale_axis_goes_first_so_transposing_commutes():
+    img = _random_image((31, 23), seed=2)
+    out = imresize(img, (0.7, 0.35))
+    np.testing.assert_array_equal(imresize(img.T.copy(), (0.35, 0.7)), out.T)
+
+
+def test_imresize_version_is_pinned():
+    assert IMRESIZE_VERSION == "1"
+
+
+# ---------------------------------------------------------------- torch twin
+
+
+@pytest.mark.parametrize("kwargs", [{"scale": 0.5}, {"scale": 3}, {"output_shape": (13, 41)}])
+def test_torch_float64_agrees_with_numpy_float_path(kwargs):
+    batch = np.random.default_rng(3).uniform(0, 255, size=(2, 3, 29, 37))
+    out = imresize_torch(torch.from_numpy(batch), **kwargs)
+    for b in range(2):
+        expected = imresize(batch[b].transpose(1, 2, 0), **kwargs).transpose(2, 0, 1)
+        np.testing.assert_allclose(out[b].numpy(), expected, rtol=0, atol=1e-6)
+
+
+def test_torch_keeps_float32_dtype():
+    x = torch.rand(1, 3, 16, 16, dtype=torch.float32) * 255
+    out = imresize_torch(x, 0.25)
+    assert out.dtype == torch.float32 and out.shape == (1, 3, 4, 4)
+
+
+# ---------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    "img, kwargs, words",
+    [
+        (np.zeros((2, 3, 4, 5), np.uint8), {"scale": 2}, "shape"),
+        (np.zeros((0, 3), np.uint8), {"scale": 2}, "shape"),
+        (np.zeros((4, 4), np.int16), {"scale": 2}, "dtype"),
+        (np.zeros((4, 4), np.uint8), {}, "exactly one"),
+        (np.zeros((4, 4), np.uint8), {"scale": 2, "output_shape": (8, 8)}, "exactly one"),
+        (np.zeros((4, 4), np.uint8), {"scale": -1}, "scale"),
+        (np.zeros((4, 4), np.uint8), {"scale": float("nan")}, "scale"),
+        (np.zeros((4, 4), np.uint8), {"scale": (1, 2, 3)}, "scale"),
+        (np.zeros((4, 4), np.uint8), {"output_shape": (0, 3)}, "output_shape"),
+        (np.zeros((4, 4), np.uint8), {"output_shape": (2.5, 3)}, "output_shape"),
+    ],
+)
+def test_bad_input_raises_one_line_tinysr_error(img, kwargs, words):
+    with pytest.raises(TinySRError, match=words) as info:
+        imresize(img, **kwargs)
+    assert "\n" not in str(info.value)
+
+
+def test_torch_rejects_integer_tensors():
+    with pytest.raises(TinySRError, match="float"):
+        imresize_torch(torch.zeros(1, 1, 4, 4, dtype=torch.uint8), 2)
