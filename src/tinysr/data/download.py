@@ -89,6 +89,9 @@ def _stream(url: str, part: Path, *, timeout: float, progress: bool) -> None:
             for block in iter(lambda: response.read(_CHUNK), b""):
                 f.write(block)
                 bar.update(len(block))
+    received = part.stat().st_size
+    if total is not None and received != total:  # read() returns b"" at a cut connection instead of raising
+        raise ConnectionError(f"connection closed after {received:,} of {total:,} bytes; run again to resume")
 
 
 def download(url: str, dest: Path, *, sha256: str | None, timeout: float = 60.0, progress: bool = True) -> Path:
