@@ -1,0 +1,180 @@
+"""The study's experiments as data: one `RunSpec` per table row, in the visible dict `TABLES`.
+
+A run spec is everything a training run needs and nothing else: the model config, the data (HR image folders and
+the Table I size variant), the training recipe, and the study's published numbers for that row as reference
+columns. The runner (`tinysr.experiments.runner`) turns specs into run folders; the report reads those folders.
+
+Data paths are relative to the working directory of the `tinysr experiment` command (`--data` / `--val-data`
+replace them). They are the folders the prepare commands write:
+  tinysr prepare div2k --root data/DIV2K       -> data/DIV2K/DIV2K_{train,valid}_HR
+  tinysr prepare cinic --src CINIC10 --out data/cinic   -> data/cinic/{train,val} (256x256 HR)
+LR images are always made from HR by the named degradation (default "bicubic", MATLAB's float path); DIV2K's
+official x2 LR files were made the same way, so the folder reader does not need them.
+
+Published numbers: only what the study prints. Parameter counts are those of its Tables I-IV (the same table that
+tests/test_models.py pins); its headline row 0 blocks / 4 filters is 963 parameters at 29.85 dB against bicubic's
+29.24 dB. Every other published PSNR is unknown here and stays None ("n/a" in reports): never invent one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tinysr.errors import TinySRError
+from tinysr.models import PRESETS, EDSRConfig
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The training recipe; the defaults are the study's (Adam, L1 on 0..255, LR patch 48)."""
+
+    steps: int = 300_000
+    batch_size: int = 1
+    patch: int = 48  # LR patch side
+    learning_rate: float = 1e-4
+    lr_step: int = 200_000  # the learning rate is halved here
+    eval_every: int = 1_000
+    protocol: str = "study"  # the validation protocol, see tinysr.metrics.PROTOCOLS
+    degradation: str = "bicubic"
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Training and validation HR folders, and the Table I size variant.
+
+    hr_downscale: 1, 2 or 4: each HR image (train and val) is first shrunk by this factor (MATLAB imresize).
+    hr_size, lr_size: the nominal sizes the study's tables print ("1972x1435"), labels only.
+    prepare: the command that makes the folders, quoted in the error when they are missing.
+    """
+
+    name: str
+    train: tuple[str, ...]
+    val: str
+    hr_downscale: int = 1
+    hr_size: str = "n/a"
+    lr_size: str = "n/a"
+    prepare: str = ""
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The study's published numbers for one row; None where the study gives none that we know of."""
+
+    params: int | None = None
+    psnr: float | None = None
+    bicubic_psnr: float | None = None
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One row of a table: `name` is "TABLE/ROW" (also the run folder below RUNS_DIR), `key` the `--only` key."""
+
+    name: str
+    key: str
+    model: EDSRConfig
+    data: DataSpec
+    recipe: Recipe = Recipe()
+    reference: Reference = Reference()
+
+    @property
+    def table(self) -> str:
+        return self.name.split("/", 1)[0]
+
+
+# --- Data ------------------------------------------------------------------------------------------------------
+_DIV2K_PREPARE = "tinysr prepare div2k --root data/DIV2K"
+_CINIC_PREPARE = "tinysr prepare cinic --src CINIC10_ROOT --out data/cinic"
+
+
+def div2k_data(hr_downscale: int, hr_size: str, lr_size: str) -> DataSpec:
+    """DIV2K train (800) / valid (100), HR optionally shrunk by `hr_downscale` (Table I)."""
+    return DataSpec(name="DIV2K", train=("data/DIV2K/DIV2K_train_HR",), val="data/DIV2K/DIV2K_valid_HR",
+                    hr_downscale=hr_downscale, hr_size=hr_size, lr_size=lr_size, prepare=_DIV2K_PREPARE)
+
+
+def cinic_data(hr_downscale: int, hr_size: str, lr_size: str) -> DataSpec:
+    """The study's CINIC-10 subset at 256x256 HR; hr_downscale 2 gives its 128x128 variant."""
+    return DataSpec(name="CINIC-10", train=("data/cinic/train",), val="data/cinic/val",
+                    hr_downscale=hr_downscale, hr_size=hr_size, lr_size=lr_size, prepare=_CINIC_PREPARE)
+
+
+#: Tables II-IV train on CINIC 128 -> 256 at x2 (the brief names it for Table II; assumed for III and IV).
+CINIC_256 = cinic_data(1, "256x256", "128x128")
+
+
+def edsr(n_blocks: int, n_feats: int) -> EDSRConfig:
+    return EDSRConfig(n_blocks=n_blocks, n_feats=n_feats, scale=2)
+
+
+# --- Table I: EDSR baseline 16/64 x2, five training-set sizes ---------------------------------------------------
+_BASELINE = PRESETS["edsr-baseline"]
+_BASELINE_PARAMS = Reference(params=1_369_859)
+TABLE1 = (
+    RunSpec("table1/div2k-1972", "div2k-1972", _BASELINE, div2k_data(1, "1972x1435", "986x718"),
+            reference=_BASELINE_PARAMS),
+    RunSpec("table1/div2k-986", "div2k-986", _BASELINE, div2k_data(2, "986x718", "493x359"),
+            reference=_BASELINE_PARAMS),
+    RunSpec("table1/div2k-493", "div2k-493", _BASELINE, div2k_data(4, "493x359", "247x180"),  # HR/2 rounded up
+            reference=_BASELINE_PARAMS),
+    RunSpec("table1/cinic-256", "cinic-256", _BASELINE, CINIC_256, reference=_BASELINE_PARAMS),
+    RunSpec("table1/cinic-128", "cinic-128", _BASELINE, cinic_data(2, "128x128", "64x64"),
+            reference=_BASELINE_PARAMS),
+)
+
+# --- Table II: depth, 0..64 residual blocks at 64 filters --------------------------------------------------------
+_TABLE2_PARAMS = {0: 188_163, 1: 262_019, 2: 335_875, 4: 483_587, 8: 779_011, 16: 1_369_859, 32: 2_551_555,
+                  64: 4_914_947}
+TABLE2 = tuple(
+    RunSpec(f"table2/b{b}-f64", str(b), edsr(b, 64), CINIC_256, reference=Reference(params=n))
+    for b, n in _TABLE2_PARAMS.items()
+)
+
+# --- Table III: width, the wide EDSRs (the model presets of the same names) --------------------------------------
+TABLE3 = (
+    RunSpec("table3/b16-f256", "b16-f256", PRESETS["edsr-16x256"], CINIC_256, reference=Reference(params=21_847_043)),
+    RunSpec("table3/b16-f512", "b16-f512", PRESETS["edsr-16x512"], CINIC_256, reference=Reference(params=87_341_059)),
+    RunSpec("table3/b32-f512", "b32-f512", PRESETS["edsr-32x512"], CINIC_256,
+            reference=Reference(params=162_854_915)),
+)
+
+# --- Table IV: no residual blocks, 1..64 filters; the 963-parameter headline is f4 --------------------------------
+_TABLE4_REFS = {
+    1: Reference(params=108),
+    2: Reference(params=303),
+    4: Reference(params=963, psnr=29.85, bicubic_psnr=29.24),  # the study's headline
+    16: Reference(params=12_483),
+    64: Reference(params=188_163),
+}
+TABLE4 = tuple(RunSpec(f"table4/b0-f{f}", str(f), edsr(0, f), CINIC_256, reference=r) for f, r in _TABLE4_REFS.items())
+
+TABLES: dict[str, tuple[RunSpec, ...]] = {
+    "table1": TABLE1,
+    "table2": TABLE2,
+    "table3": TABLE3,
+    "table4": TABLE4,
+}
+
+
+def get_table(table: str) -> tuple[RunSpec, ...]:
+    """The rows of `table` ("table1".."table4"); TinySRError naming the known tables otherwise."""
+    try:
+        return TABLES[table]
+    except KeyError:
+        raise TinySRError(f"unknown table {table!r}; known: {', '.join(TABLES)}") from None
+
+
+def select_rows(table: str, only: list[str] | None = None) -> list[RunSpec]:
+    """The rows of `table` picked by short key ("0", "b16-f256") or full name ("table2/b0-f64"), in table order.
+
+    `only` None or empty selects every row; an unknown key is a TinySRError listing the table's keys.
+    """
+    rows = get_table(table)
+    if not only:
+        return list(rows)
+    wanted = {w.strip() for w in only if w.strip()}
+    unknown = wanted - {r.key for r in rows} - {r.name for r in rows}
+    if unknown:
+        keys = ", ".join(r.key for r in rows)
+        raise TinySRError(f"--only {','.join(sorted(unknown))}: not in {table}; its keys are: {keys}")
+    return [r for r in rows if r.key in wanted or r.name in wanted]
