@@ -92,3 +92,17 @@ def test_square_hr_short_side_then_centre_crop():
     np.testing.assert_array_equal(out, expected)
     assert out.flags.c_contiguous
     np.testing.assert_array_equal(square_hr(img, 6), img[:, 2:8])  # already the right short side: crop only
+
+
+def test_cli_prepare_cinic(tmp_path, cinic_src, capsys):
+    from tinysr.cli import main
+
+    args = ["prepare", "cinic", "--src", str(cinic_src), "--out", str(tmp_path / "out"), "--per-class", "2", "1",
+            "--hr-size", "8", "--seed", "3"]
+    assert main(args) == 0
+    assert capsys.readouterr().out == f"wrote 20 train + 10 val images (8x8) from 10 classes to {tmp_path / 'out'}\n"
+    assert json.loads((tmp_path / "out" / "manifest.json").read_text())["seed"] == 3
+    assert main(args) == 2  # out is not empty now
+    assert capsys.readouterr().err == (f"tinysr: error: {tmp_path / 'out'}: folder is not empty; pass force=True "
+                                       f"(CLI --force) to replace it\n")
+    assert main(args + ["--force"]) == 0

@@ -224,3 +224,26 @@ def test_official_checksum_table_complete():
     assert sorted(DIV2K_SHA256) == sorted(archive_names(splits=("train", "valid"), scales=(2, 3, 4)))
     assert all(re.fullmatch(r"[0-9a-f]{64}", value) for value in DIV2K_SHA256.values())
     assert DIV2K_SHA256["DIV2K_valid_HR.zip"] == "20dd31fd84d777bc1cf5d6b7654a3f569c0aec74458ae094122ad1d0489900fc"
+
+
+def test_cli_prepare_div2k(tmp_path, server, capsys, monkeypatch):
+    from tinysr.cli import main
+
+    monkeypatch.setattr("tinysr.data.div2k.DIV2K_SHA256", SUMS)  # the CLI uses the official table
+    args = ["prepare", "div2k", "--root", str(tmp_path), "--scales", "2", "--splits", "train",
+            "--base-url", server.url]
+    assert main(args) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == ["extracted: DIV2K_train_HR.zip, DIV2K_train_LR_bicubic_X2.zip",
+                   "DIV2K-train: 2 HR images, official LR for x2"]
+    assert main(args) == 0
+    assert capsys.readouterr().out.splitlines()[0] == f"DIV2K archives already extracted in {tmp_path}"
+
+
+def test_cli_prepare_div2k_offline_one_line(tmp_path, capsys):
+    from tinysr.cli import main
+
+    assert main(["prepare", "div2k", "--root", str(tmp_path), "--splits", "valid", "--base-url", _dead_url()]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tinysr: error: http://127.0.0.1:") and err.count("\n") == 1
+    assert f"place DIV2K_valid_HR.zip in {tmp_path}" in err

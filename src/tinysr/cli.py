@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from tinysr import __version__
+from tinysr.data.prepare_cli import add_prepare_parser, run_prepare
 from tinysr.errors import TinySRError
 
 SCALES = (2, 3, 4)
@@ -65,6 +66,7 @@ def run_demo(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "eval": run_eval,
     "demo": run_demo,
+    "prepare": run_prepare,
 }
 
 
@@ -74,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     add_eval_parser(sub)
     add_demo_parser(sub)
+    add_prepare_parser(sub)
     return parser
 
 

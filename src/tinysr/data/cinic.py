@@ -91,14 +91,15 @@ def _check_out(out: Path, force: bool) -> None:
         raise TinySRError(f"{out}: folder is not empty; pass force=True (CLI --force) to replace it")
 
 
-def _write_images(chosen, root: Path, tmp: Path, *, hr_size: int, progress: bool) -> dict[str, list[dict]]:
+def _write_images(chosen, root: Path, tmp: Path, *, hr_size: int, max_pixels: int | None,
+                  progress: bool) -> dict[str, list[dict]]:
     """Write every chosen image into tmp/<split>/<class>_<stem>.png; returns the manifest's file lists."""
     files: dict[str, list[dict]] = {split: [] for split in SPLITS}
     jobs = [(split, name, path) for name, splits in chosen.items() for split in SPLITS for path in splits[split]]
     for split in SPLITS:
         (tmp / split).mkdir()
     for split, name, path in tqdm(jobs, desc="cinic", unit="img", disable=not progress, leave=False):
-        img, _notes = read_image(path)
+        img, _notes = read_image(path, max_pixels=max_pixels)
         target = tmp / split / f"{name}_{path.stem}.png"
         if target.exists():
             raise TinySRError(f"{path}: output name {target.name} is taken by another file of class {name!r}")
@@ -137,12 +138,14 @@ def _move_into_place(tmp: Path, out: Path) -> None:
 
 
 def prepare_cinic(src: str | os.PathLike, out: str | os.PathLike, *, per_class: tuple[int, int] = (80, 10),
-                  hr_size: int = 256, seed: int = 0, force: bool = False, progress: bool = True) -> dict:
+                  hr_size: int = 256, seed: int = 0, force: bool = False, max_pixels: int | None = None,
+                  progress: bool = True) -> dict:
     """Write a seeded, class-balanced HR subset of `src` to `out`; returns the manifest (also out/manifest.json).
 
     src: a CINIC-10 root (holding train/<class>/*.png) or any folder of <class>/<image> folders.
     per_class: (train, val) images drawn per class, without overlap. hr_size: side of the square HR images.
     force: replace a non-empty `out`; without it a non-empty `out` raises TinySRError before any work.
+    max_pixels: decompression-bomb limit per source image (see `read_image`).
     """
     src, out = Path(src), Path(out)
     n_train, n_val = (int(n) for n in per_class)
@@ -155,7 +158,7 @@ def prepare_cinic(src: str | os.PathLike, out: str | os.PathLike, *, per_class: 
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f"{out.name}.tmp-"))
     tmp.chmod(0o755)  # mkdtemp makes it 0700, and it becomes `out`
     try:
-        files = _write_images(chosen, root, tmp, hr_size=hr_size, progress=progress)
+        files = _write_images(chosen, root, tmp, hr_size=hr_size, max_pixels=max_pixels, progress=progress)
         manifest = _manifest(src, root, chosen, files, hr_size=hr_size, seed=seed, n_train=n_train, n_val=n_val)
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
         _move_into_place(tmp, out)
