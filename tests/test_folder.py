@@ -100,3 +100,11 @@ def test_decode_all_clean_set_no_warning(tmp_path):
         warnings.simplefilter("error")
         decoded = list(decode_all(image_folder(tmp_path)))
     assert len(decoded) == 1 and decoded[0][1].shape == (4, 5, 3)
+
+
+def test_real_set5(data_dir):
+    images = image_folder(data_dir / "Set5")
+    assert images.name == "Set5"
+    assert [p.stem for p in images.hr_paths] == ["baby", "bird", "butterfly", "head", "woman"]
+    shapes = [img.shape for _, img in decode_all(images, strict=True)]
+    assert shapes == [(512, 512, 3), (288, 288, 3), (256, 256, 3), (280, 280, 3), (344, 228, 3)]

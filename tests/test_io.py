@@ -180,3 +180,13 @@ def test_write_replaces_existing_file(tmp_path):
     write_image(tmp_path / "a.png", _rgb(seed=2))
     np.testing.assert_array_equal(read_image(tmp_path / "a.png")[0], _rgb(seed=2))
     assert [p.name for p in tmp_path.iterdir()] == ["a.png"]
+
+
+def test_real_benchmark_files(data_dir):
+    bridge, notes = read_image(data_dir / "Set14" / "bridge.png")  # stored as 8-bit L
+    assert notes == ["grey expanded to RGB"] and bridge.shape[2] == 3
+    assert (bridge[:, :, 0] == bridge[:, :, 2]).all()
+    baby, notes = read_image(data_dir / "Set5" / "baby.png")
+    assert baby.shape == (512, 512, 3) and notes == []
+    urban, notes = read_image(data_dir / "Urban100" / "img_001.webp")  # lossless WebP
+    assert urban.shape == (644, 1024, 3) and notes == []

@@ -53,7 +53,7 @@ def lr_dir(root: Path, split: str, scale: int) -> Path:
 
 
 def archive_names(*, splits: tuple[str, ...], scales: tuple[int, ...]) -> list[str]:
-    """Official zip names for the splits and scales, HR first: e.g. DIV2K_train_HR.zip, DIV2K_train_LR_bicubic_X2.zip."""
+    """Official zip names, HR first: e.g. DIV2K_train_HR.zip, DIV2K_train_LR_bicubic_X2.zip, ..."""
     names = []
     for split in splits:
         _check_split(split)
