@@ -190,3 +190,15 @@ def test_real_benchmark_files(data_dir):
     assert baby.shape == (512, 512, 3) and notes == []
     urban, notes = read_image(data_dir / "Urban100" / "img_001.webp")  # lossless WebP
     assert urban.shape == (644, 1024, 3) and notes == []
+
+
+def test_pillow_global_limit_is_respected(tmp_path, monkeypatch):
+    write_image(tmp_path / "big.png", _rgb(10, 12))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 50)  # Pillow itself raises above twice this, in Image.open
+    with pytest.raises(TinySRError, match=r"big\.png: cannot read image \(.*120 pixels.*max_pixels=.*--max-pixels"):
+        read_image(tmp_path / "big.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # between the limit and twice it: still refused
+    with pytest.raises(TinySRError, match=r"120 pixels exceeds the decompression-bomb limit of 100"):
+        read_image(tmp_path / "big.png")
+    assert read_image(tmp_path / "big.png", max_pixels=1000)[0].shape == (10, 12, 3)
+    assert Image.MAX_IMAGE_PIXELS == 100
