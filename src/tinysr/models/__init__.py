@@ -14,9 +14,11 @@ from torch import nn
 
 from tinysr.errors import TinySRError
 from tinysr.models.edsr import EDSR, EDSRConfig
+from tinysr.models.tiny import TINY_PRESETS, TinyConfig, TinySR
 
 MODELS: dict[str, tuple[type, type[nn.Module]]] = {
     "edsr": (EDSRConfig, EDSR),
+    "tiny": (TinyConfig, TinySR),
 }
 
 PRESETS: dict[str, Any] = {
@@ -30,6 +32,8 @@ PRESETS: dict[str, Any] = {
     "edsr-16x256": EDSRConfig(n_blocks=16, n_feats=256),
     "edsr-16x512": EDSRConfig(n_blocks=16, n_feats=512),
     "edsr-32x512": EDSRConfig(n_blocks=32, n_feats=512),
+    # Anchored Y-only re-parameterisable nets, tiny-<budget>-x<scale>, budgets 100..5k deployed params (tiny.py).
+    **TINY_PRESETS,
 }
 
 
@@ -84,6 +88,6 @@ def count_params(model: nn.Module) -> int:
 
 
 __all__ = [
-    "EDSR", "EDSRConfig", "MODELS", "PRESETS", "build_config", "config_from_dict", "config_to_dict",
-    "count_params", "create_model", "list_models", "model_from_config", "model_from_config_dict",
+    "EDSR", "EDSRConfig", "MODELS", "PRESETS", "TinyConfig", "TinySR", "build_config", "config_from_dict",
+    "config_to_dict", "count_params", "create_model", "list_models", "model_from_config", "model_from_config_dict",
 ]
