@@ -1,0 +1,63 @@
+"""`tinysr eval` end to end, and its one-line errors for bad input."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tinysr.cli import main
+
+
+def test_eval_json_on_set5(data_dir, capsys):
+    assert main(["eval", "--model", "bicubic", "--data", str(data_dir / "Set5"), "--scale", "2", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["protocol"] == "standard" and len(out["images"]) == 5
+    assert round(out["mean"]["psnr"], 2) == 33.68
+    assert out["mean"]["ssim"] == pytest.approx(0.9305, abs=5e-5)
+
+
+def test_eval_table_names_the_protocol(data_dir, capsys):
+    assert main(["eval", "--model", "bicubic", "--data", str(data_dir / "Set5"), "--scale", "4",
+                 "--protocol", "study"]) == 0
+    out = capsys.readouterr().out
+    assert "protocol study: RGB, no border crop" in out and out.strip().splitlines()[-1].startswith("mean")
+
+
+def _run(*argv):
+    return subprocess.run([sys.executable, "-m", "tinysr", *argv], capture_output=True, text=True, timeout=120)
+
+
+def _one_line_error(result, *needles):
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def test_bad_input_gets_one_line_errors(tmp_path):
+    good = tmp_path / "good"
+    good.mkdir()
+    from PIL import Image
+
+    Image.new("RGB", (16, 16), (10, 20, 30)).save(good / "a.png")
+    png = (good / "a.png").read_bytes()
+
+    notimg = tmp_path / "notimg"
+    notimg.mkdir()
+    (notimg / "fake.png").write_text("this is not an image")
+    _one_line_error(_run("eval", "--model", "bicubic", "--data", str(notimg), "--scale", "2"), "fake.png")
+
+    trunc = tmp_path / "trunc"
+    trunc.mkdir()
+    (trunc / "cut.png").write_bytes(png[: len(png) // 2])
+    _one_line_error(_run("eval", "--model", "bicubic", "--data", str(trunc), "--scale", "2"), "cut.png")
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    _one_line_error(_run("eval", "--model", "bicubic", "--data", str(empty), "--scale", "2"), str(empty))
+
+    _one_line_error(_run("eval", "--model", "edsr-huge", "--data", str(good), "--scale", "2"), "edsr-huge")
+    for bad_scale in ("0", "5"):
+        _one_line_error(_run("eval", "--model", "bicubic", "--data", str(good), "--scale", bad_scale), "--scale")
