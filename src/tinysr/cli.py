@@ -10,6 +10,9 @@ from collections.abc import Callable, Sequence
 from tinysr import __version__
 from tinysr.data.prepare_cli import add_prepare_parser, run_prepare
 from tinysr.errors import TinySRError
+from tinysr.experiments.cli import add_experiment_parser, add_report_parser, run_experiment, run_report
+from tinysr.upscale_cli import (add_export_parser, add_models_parser, add_upscale_parser, run_export, run_models,
+                                run_upscale)
 
 SCALES = (2, 3, 4)
 
@@ -29,6 +32,7 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--protocol", default="standard", choices=("standard", "study"))
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    p.add_argument("--max-pixels", type=int, default=None, help="raise Pillow's decompression-bomb limit")
 
 
 def run_eval(args: argparse.Namespace) -> int:
@@ -41,7 +45,7 @@ def run_eval(args: argparse.Namespace) -> int:
     reports = []
     for folder in args.data:
         image_set = image_folder(folder)
-        images = ((path.stem, img) for path, img in decode_all(image_set, strict=True))
+        images = ((path.stem, img) for path, img in decode_all(image_set, strict=True, max_pixels=args.max_pixels))
         reports.append(evaluate(upscaler, images, scale=args.scale, protocol=PROTOCOLS[args.protocol],
                                 dataset=image_set.name, model=model_desc, progress=not args.json))
     if args.json:
@@ -66,7 +70,12 @@ def run_demo(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "eval": run_eval,
     "demo": run_demo,
+    "upscale": run_upscale,
+    "models": run_models,
+    "export": run_export,
     "prepare": run_prepare,
+    "experiment": run_experiment,
+    "report": run_report,
 }
 
 
@@ -76,7 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     add_eval_parser(sub)
     add_demo_parser(sub)
+    add_upscale_parser(sub)
+    add_models_parser(sub)
+    add_export_parser(sub)
     add_prepare_parser(sub)
+    add_experiment_parser(sub)
+    add_report_parser(sub)
     return parser
 
 

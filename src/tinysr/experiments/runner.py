@@ -1,0 +1,174 @@
+"""The sweep runner: a queue of run specs, one function that executes one, and a loop that runs the queue.
+
+Steps of `tinysr experiment run TABLE`:
+1. `plan`: the table's rows (`--only`), with the command line's overrides applied (steps, batch size, eval
+   interval, data folders);
+2. `make_queue`: one `Job` per row whose run folder RUNS_DIR/TABLE/ROW is not finished at the requested steps;
+   a finished run is skipped, an unfinished one (interrupted, killed, or finished at fewer steps) is resumed;
+3. `run_queue`: the jobs one after another in this process (`execute_job` -> `tinysr.train.train`), or `jobs` at
+   a time as subprocesses (`job_command`: `python -m tinysr experiment run TABLE --only ROW ...`), each with
+   cores / jobs threads and its output in RUNS_DIR/TABLE/ROW.log.
+The seam for more devices: `run_queue` takes the executor and the command builder as arguments, and a job
+carries everything it needs, so a scheduler that assigns devices only has to pass a `device` per job.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from tinysr.errors import TinySRError
+from tinysr.experiments.presets import RunSpec, select_rows
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Command-line changes to every row's spec; None keeps the study's value."""
+
+    steps: int | None = None
+    batch_size: int | None = None
+    eval_every: int | None = None
+    data: tuple[str, ...] | None = None  # training HR folders
+    val_data: str | None = None  # validation HR folder
+
+    def apply(self, spec: RunSpec) -> RunSpec:
+        recipe = replace(spec.recipe, **{k: v for k, v in (("steps", self.steps), ("batch_size", self.batch_size),
+                                                           ("eval_every", self.eval_every)) if v is not None})
+        data = spec.data
+        if self.data is not None:
+            data = replace(data, name="custom", train=tuple(self.data), hr_size="n/a", lr_size="n/a", prepare="")
+        if self.val_data is not None:
+            data = replace(data, val=self.val_data)
+        return replace(spec, recipe=recipe, data=data)
+
+    def to_argv(self) -> list[str]:
+        """The same overrides as `tinysr experiment run` options (for subprocess jobs)."""
+        argv: list[str] = []
+        for flag, value in (("--steps", self.steps), ("--batch-size", self.batch_size),
+                            ("--eval-every", self.eval_every), ("--val-data", self.val_data)):
+            if value is not None:
+                argv += [flag, str(value)]
+        if self.data is not None:
+            argv += ["--data", *self.data]
+        return argv
+
+
+def plan(table: str, *, only: list[str] | None = None, overrides: Overrides = Overrides()) -> list[RunSpec]:
+    """The specs to run: `table`'s rows picked by `only`, with `overrides` applied."""
+    return [overrides.apply(spec) for spec in select_rows(table, only)]
+
+
+@dataclass(frozen=True)
+class Job:
+    """One spec to execute in `run_dir`; `resume` continues the folder's last.pt."""
+
+    spec: RunSpec
+    run_dir: Path
+    resume: bool
+
+
+def read_status(run_dir: Path) -> dict | None:
+    """status.json of a run folder, or None if there is none (or it is unreadable: the run never got going)."""
+    try:
+        return json.loads((run_dir / "status.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def job_for(spec: RunSpec, run_dir: Path) -> Job | str:
+    """The job for `spec` in `run_dir`, or the reason it is skipped."""
+    status = read_status(run_dir)
+    if status is None or not (run_dir / "last.pt").is_file():
+        return Job(spec, run_dir, resume=False)
+    state, step = status.get("state"), int(status.get("step", 0))
+    if state == "finished" and step >= spec.recipe.steps:
+        return f"finished ({step} steps)"
+    if state == "failed":
+        return f"failed at step {step} ({status.get('message', '')}); delete {run_dir} to run it again"
+    return Job(spec, run_dir, resume=True)
+
+
+def make_queue(specs: list[RunSpec], runs_dir: Path) -> tuple[list[Job], list[tuple[str, str]]]:
+    """(jobs to run, [(name, why skipped)]); each spec's run folder is `runs_dir / spec.name`."""
+    jobs, skipped = [], []
+    for spec in specs:
+        job = job_for(spec, Path(runs_dir) / spec.name)
+        if isinstance(job, Job):
+            jobs.append(job)
+        else:
+            skipped.append((spec.name, job))
+    return jobs, skipped
+
+
+# --- Executing one job -------------------------------------------------------------------------------------------
+def execute_job(job: Job, *, device: str = "auto", threads: int | None = None) -> None:
+    """Train `job` in this process through `tinysr.train`; writes experiment.json beside the run's files."""
+    from tinysr.experiments.training import train_spec
+
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    train_spec(job.spec, job.run_dir, resume=job.resume, device=device)
+
+
+def job_command(job: Job, *, runs_dir: Path, overrides: Overrides, threads: int, device: str) -> list[str]:
+    """The subprocess that executes `job`: this same command restricted to the job's row, in one process."""
+    return [sys.executable, "-m", "tinysr", "experiment", "run", job.spec.table, "--only", job.spec.name,
+            "--out", str(runs_dir), "--jobs", "1", "--threads", str(threads), "--device", device,
+            *overrides.to_argv()]
+
+
+# --- Running the queue -------------------------------------------------------------------------------------------
+Executor = Callable[[Job], None]
+
+
+def run_sequential(jobs: list[Job], execute: Executor, *, log: Callable[[str], None] = print) -> list[str]:
+    """Execute the jobs one after another; returns the names that failed (a TinySRError does not stop the rest)."""
+    failed = []
+    for i, job in enumerate(jobs, 1):
+        log(f"[{i}/{len(jobs)}] {'resume' if job.resume else 'start'} {job.spec.name} -> {job.run_dir}")
+        try:
+            execute(job)
+        except TinySRError as exc:
+            log(f"{job.spec.name}: failed: {exc}")
+            failed.append(job.spec.name)
+    return failed
+
+
+def run_parallel(jobs: list[Job], command: Callable[[Job], list[str]], *, n_jobs: int, threads: int,
+                 log: Callable[[str], None] = print, poll_s: float = 1.0) -> list[str]:
+    """Run each job's `command` as a subprocess, `n_jobs` at a time, its output in RUN.log beside the run folder
+    (not inside it: the folder belongs to `tinysr train`); returns the names that failed."""
+    waiting, running, failed = list(jobs), [], []
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    try:
+        while waiting or running:
+            while waiting and len(running) < n_jobs:
+                job = waiting.pop(0)
+                job.run_dir.parent.mkdir(parents=True, exist_ok=True)
+                logf = (job.run_dir.parent / f"{job.run_dir.name}.log").open("ab")
+                running.append((job, subprocess.Popen(command(job), stdout=logf, stderr=subprocess.STDOUT, env=env),
+                                logf))
+                log(f"started {job.spec.name} (pid {running[-1][1].pid}, log {logf.name})")
+            for entry in list(running):
+                job, proc, logf = entry
+                if proc.poll() is not None:
+                    logf.close()
+                    running.remove(entry)
+                    log(f"{job.spec.name}: {'done' if proc.returncode == 0 else f'failed (exit {proc.returncode})'}")
+                    if proc.returncode != 0:
+                        failed.append(job.spec.name)
+            time.sleep(poll_s if running else 0)
+    finally:
+        for _, proc, logf in running:  # interrupted: stop our own children, they save last.pt on SIGINT
+            proc.send_signal(2)
+            proc.wait()
+            logf.close()
+    return failed
