@@ -1,0 +1,134 @@
+"""The study's tables as data, and the sweep runner's queue (the executor is mocked: nothing trains here)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from tinysr.cli import main
+from tinysr.errors import TinySRError
+from tinysr.experiments import runner
+from tinysr.experiments.presets import TABLES, Recipe, select_rows
+from tinysr.experiments.results import count_config_params
+
+
+def test_tables_have_the_studys_rows():
+    keys = {name: [s.key for s in rows] for name, rows in TABLES.items()}
+    assert keys == {
+        "table1": ["div2k-1972", "div2k-986", "div2k-493", "cinic-256", "cinic-128"],
+        "table2": ["0", "1", "2", "4", "8", "16", "32", "64"],
+        "table3": ["b16-f256", "b16-f512", "b32-f512"],
+        "table4": ["1", "2", "4", "16", "64"],
+    }
+    assert [s.data.hr_downscale for s in TABLES["table1"]] == [1, 2, 4, 1, 2]
+    assert [(s.data.hr_size, s.data.lr_size) for s in TABLES["table1"]][::2] == [
+        ("1972x1435", "986x718"), ("493x359", "247x180"), ("128x128", "64x64")]
+    assert all(s.data.name == "CINIC-10" and s.data.hr_size == "256x256" for t in ("table2", "table3", "table4")
+               for s in TABLES[t])
+    assert {s.recipe for rows in TABLES.values() for s in rows} == {Recipe(
+        steps=300_000, batch_size=1, patch=48, learning_rate=1e-4, lr_step=200_000, eval_every=1_000)}
+
+
+@pytest.mark.parametrize("spec", [s for rows in TABLES.values() for s in rows], ids=lambda s: s.name)
+def test_parameter_counts_match_the_published_ones(spec):
+    assert count_config_params(spec.model) == spec.reference.params
+    assert spec.model.scale == 2 and spec.name == f"{spec.table}/{spec.name.split('/')[1]}"
+
+
+def test_the_headline_row():
+    (tiny,) = select_rows("table4", ["4"])
+    assert (tiny.model.n_blocks, tiny.model.n_feats, count_config_params(tiny.model)) == (0, 4, 963)
+    assert (tiny.reference.psnr, tiny.reference.bicubic_psnr) == (29.85, 29.24)
+    assert sum(s.reference.psnr is not None for rows in TABLES.values() for s in rows) == 1  # none invented
+
+
+def test_only_selects_by_key_or_full_name_in_table_order():
+    assert [s.name for s in select_rows("table2", ["2", "0", "1"])] == ["table2/b0-f64", "table2/b1-f64",
+                                                                       "table2/b2-f64"]
+    assert [s.name for s in select_rows("table4", ["64", "table4/b0-f1"])] == ["table4/b0-f1", "table4/b0-f64"]
+    assert len(select_rows("table3", None)) == 3
+    with pytest.raises(TinySRError, match=r"--only 3: not in table2; its keys are: 0, 1, 2, 4"):
+        select_rows("table2", ["3"])
+    with pytest.raises(TinySRError, match="unknown table 'table5'"):
+        select_rows("table5")
+
+
+def test_overrides_apply_and_round_trip_to_argv():
+    o = runner.Overrides(steps=50, eval_every=10, data=("a", "b"), val_data="v")
+    (spec,) = runner.plan("table4", only=["4"], overrides=o)
+    assert (spec.recipe.steps, spec.recipe.eval_every, spec.recipe.batch_size) == (50, 10, 1)
+    assert (spec.data.train, spec.data.val, spec.data.hr_size) == (("a", "b"), "v", "n/a")
+    assert o.to_argv() == ["--steps", "50", "--eval-every", "10", "--val-data", "v", "--data", "a", "b"]
+    (div2k,) = runner.plan("table1", only=["div2k-493"], overrides=runner.Overrides(val_data="v"))
+    assert (div2k.data.hr_downscale, div2k.data.train, div2k.data.hr_size) == (4, TABLES["table1"][2].data.train,
+                                                                               "493x359")
+
+
+def fake_status(run: Path, state: str, step: int, steps: int, *, last: bool = True) -> None:
+    run.mkdir(parents=True)
+    (run / "config.json").write_text("{}")
+    (run / "status.json").write_text(json.dumps({"state": state, "step": step, "steps": steps, "message": "x"}))
+    if last:
+        (run / "last.pt").write_bytes(b"weights")
+
+
+def test_queue_skips_finished_and_resumes_unfinished(tmp_path):
+    fake_status(tmp_path / "table2/b0-f64", "finished", 100, 100)
+    fake_status(tmp_path / "table2/b1-f64", "interrupted", 40, 100)
+    fake_status(tmp_path / "table2/b2-f64", "finished", 60, 60)  # finished, but at fewer steps than asked now
+    fake_status(tmp_path / "table2/b4-f64", "failed", 30, 100)
+    fake_status(tmp_path / "table2/b8-f64", "running", 0, 100, last=False)  # killed before its first checkpoint
+    specs = runner.plan("table2", only=["0", "1", "2", "4", "8", "16"], overrides=runner.Overrides(steps=100))
+    jobs, skipped = runner.make_queue(specs, tmp_path)
+    assert [(j.spec.name, j.resume, j.run_dir) for j in jobs] == [
+        ("table2/b1-f64", True, tmp_path / "table2/b1-f64"), ("table2/b2-f64", True, tmp_path / "table2/b2-f64"),
+        ("table2/b8-f64", False, tmp_path / "table2/b8-f64"), ("table2/b16-f64", False, tmp_path / "table2/b16-f64")]
+    assert skipped[0] == ("table2/b0-f64", "finished (100 steps)")
+    assert skipped[1][0] == "table2/b4-f64" and skipped[1][1].startswith("failed at step 30 (x); delete")
+
+    calls = []
+
+    def execute(job: runner.Job) -> None:
+        calls.append((job.spec.name, job.resume, job.spec.recipe.steps))
+        if job.resume:
+            raise TinySRError("boom")
+
+    failed = runner.run_sequential(jobs, execute, log=lambda _: None)
+    assert calls == [("table2/b1-f64", True, 100), ("table2/b2-f64", True, 100), ("table2/b8-f64", False, 100),
+                     ("table2/b16-f64", False, 100)]
+    assert failed == ["table2/b1-f64", "table2/b2-f64"]  # a failing run does not stop the others
+
+
+def test_cli_run_goes_through_the_executor(tmp_path, monkeypatch, capsys):
+    fake_status(tmp_path / "table4/b0-f1", "finished", 20, 20)
+    calls = []
+    monkeypatch.setattr(runner, "execute_job", lambda job, *, device, threads: calls.append(
+        (job.spec.name, job.resume, job.spec.recipe.steps, job.spec.recipe.batch_size, device, threads)))
+    assert main(["experiment", "run", "table4", "--only", "1,2", "--steps", "20", "--batch-size", "4",
+                 "--out", str(tmp_path), "--threads", "1", "--device", "cpu"]) == 0
+    assert calls == [("table4/b0-f2", False, 20, 4, "cpu", 1)]
+    assert "skip table4/b0-f1: finished (20 steps)" in capsys.readouterr().out
+
+
+def test_job_command_reruns_one_row_in_a_subprocess(tmp_path):
+    (spec,) = runner.plan("table2", only=["0"])
+    job = runner.Job(spec, tmp_path / spec.name, resume=False)
+    cmd = runner.job_command(job, runs_dir=tmp_path, overrides=runner.Overrides(steps=7), threads=1, device="cpu")
+    assert cmd == [sys.executable, "-m", "tinysr", "experiment", "run", "table2", "--only", "table2/b0-f64", "--out",
+                   str(tmp_path), "--jobs", "1", "--threads", "1", "--device", "cpu", "--steps", "7"]
+
+
+def test_parallel_jobs_run_as_subprocesses_with_logs(tmp_path):
+    specs = runner.plan("table4", only=["1", "2", "4"])
+    jobs = [runner.Job(s, tmp_path / s.name, resume=False) for s in specs]
+    code = "import os, sys; print('threads', os.environ['OMP_NUM_THREADS']); sys.exit({})"
+
+    def command(job):
+        return [sys.executable, "-c", code.format(3 if job.spec.key == "2" else 0)]
+
+    failed = runner.run_parallel(jobs, command, n_jobs=2, threads=1, log=lambda _: None, poll_s=0.05)
+    assert failed == ["table4/b0-f2"]
+    assert (tmp_path / "table4" / "b0-f4.log").read_text() == "threads 1\n"
