@@ -77,6 +77,9 @@ def test_dihedral_gives_the_8_distinct_symmetries():
     outs = {dihedral(patch, c).tobytes() for c in range(8)}
     expect = {np.rot90(p, k, axes=(0, 1)).tobytes() for p in (patch, patch[:, ::-1]) for k in range(4)}
     assert outs == expect and len(outs) == 8
+    for code in range(8):  # the documented definition
+        rotated = np.rot90(patch, code % 4, axes=(0, 1))
+        assert (dihedral(patch, code) == (rotated.transpose(1, 0, 2) if code >= 4 else rotated)).all()
     assert (dihedral(patch, 0) == patch).all() and (dihedral(patch, 4) == patch.transpose(1, 0, 2)).all()
 
 
