@@ -120,3 +120,23 @@ def test_corrupt_config_names_the_file(runs_dir, tmp_path):
     (runs_dir / "table4" / "b0-f8" / "config.json").write_text("{not json")
     with pytest.raises(TinySRError, match=r"b0-f8/config.json: not valid JSON"):
         build_report(runs_dir, tmp_path / "out", bicubic=lambda v: None)
+
+
+def test_visual_window_equals_the_full_image_sr(tmp_path):
+    """The visual runs a model on an LR window plus its receptive margin: the same pixels as a full-image SR."""
+    import numpy as np
+
+    from tinysr.checkpoint import load_model
+    from tinysr.experiments.plots import _margin, _upscale_window
+    from tinysr.inference import upscale_array
+    from tinysr.metrics import quantize
+
+    write_fake_run(tmp_path / "runs" / "b2-f8", 2, 8, FAKE_LOGS["b0-f8"], val=SET5)
+    (run,) = load_runs(tmp_path / "runs")
+    assert _margin(run) == 8
+    lr = np.random.default_rng(0).integers(0, 256, (40, 44, 3), dtype=np.uint8)
+    full = quantize(upscale_array(load_model(run.path / "best.safetensors")[0], lr))
+    for y, x in ((14, 16), (0, 30)):  # inside, and touching the top border
+        window = _upscale_window(run, lr, (y, x, 10), 2, "cpu").astype(int)
+        diff = np.abs(window - full[2 * y:2 * y + 20, 2 * x:2 * x + 20])
+        assert window.shape == (20, 20, 3) and diff.max() <= 1 and (diff > 0).mean() < 0.01
