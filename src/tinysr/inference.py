@@ -1,13 +1,30 @@
-"""Run a trained network on images.
+"""Run a trained network on images: `upscale` with tiling, x8 self-ensemble, alpha and grey handling.
 
-Convention: images are HWC RGB uint8 at this boundary; networks take NCHW float32 RGB 0..255.
+Convention: images are uint8 at this boundary, HW (grey), HWC RGB or HWC RGBA; networks take and return NCHW
+float32 RGB 0..255 (only `model.config.scale` and that forward contract are relied on).
+- RGB goes through the network; the output is rounded half to even and clipped to 0..255.
+- Grey (HW or HWx1) is replicated to RGB, run through the network, and the three output channels are averaged
+  before rounding (the mean, not Y: for R=G=B input the network's channels differ only by its colour bias, and the
+  mean keeps every channel's evidence; Y would weight green 0.59).
+- Alpha (the 4th channel) is not seen by the network: it is upscaled with MATLAB bicubic
+  (`tinysr.resize.imresize`, float path, rounded half away from zero) and re-attached.
+Tiling (see `tinysr.tiling`) and self-ensemble live here, not in the model.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from torch import nn
+
+from tinysr.errors import TinySRError
+from tinysr.resize import imresize, to_uint8
+from tinysr.tiling import WindowFn, receptive_radius_of, run_tiled
+
+#: The 8 symmetries of the square as (quarter turns, mirror), identity first.
+DIHEDRAL: tuple[tuple[int, bool], ...] = tuple((k, flip) for flip in (False, True) for k in range(4))
 
 
 def to_tensor(img: np.ndarray) -> torch.Tensor:
@@ -27,3 +44,110 @@ def upscale_array(model: nn.Module, lr: np.ndarray, *, device: str | torch.devic
         raise ValueError(f"expected HWC RGB uint8, got {lr.dtype} {lr.shape}")
     model = model.eval().to(device)
     return to_image(model(to_tensor(lr).to(device)))
+
+
+# ---------------------------------------------------------------------------------------------------- receptive radius
+
+
+def edsr_layers(config) -> list[tuple[str, int]]:
+    """EDSR as a chain for `receptive_radius_of`: head, 2 per block, body-end, upsampler stages, tail (all 3x3)."""
+    stages = {2: [2], 3: [3], 4: [2, 2]}[config.scale]
+    layers = [("conv", 1)] * (2 + 2 * config.n_blocks)
+    for factor in stages:
+        layers += [("conv", 1), ("shuffle", factor)]
+    return layers + [("conv", 1)]
+
+
+def receptive_radius(model: nn.Module) -> int:
+    """LR pixels of context each output pixel depends on: the smallest exact tiling overlap.
+
+    EDSR: computed exactly from the config (0 blocks x2 -> 4; each block adds 2). A family may define
+    `model.receptive_radius()`. Otherwise a conservative bound: the sum of every conv's radius, valid for any net of
+    convs, pointwise ops, skips and pixel shuffles (an HR conv of radius r reaches at most r LR pixels).
+    """
+    config = getattr(model, "config", None)
+    if getattr(config, "family", None) == "edsr":
+        return receptive_radius_of(edsr_layers(config))
+    if callable(getattr(model, "receptive_radius", None)):
+        return int(model.receptive_radius())
+    return sum(max((k - 1) // 2 * d for k, d in zip(m.kernel_size, m.dilation))
+               for m in model.modules() if isinstance(m, nn.Conv2d))
+
+
+# ---------------------------------------------------------------------------------------------------- one window
+
+
+def _forward_dihedral(model: nn.Module, x: torch.Tensor, quarter_turns: int, flip: bool) -> torch.Tensor:
+    """model(T x) mapped back by T^-1, for T = mirror after `quarter_turns` rotations."""
+    t = torch.rot90(x, quarter_turns, dims=(2, 3))
+    y = model(t.flip(3) if flip else t)
+    return torch.rot90(y.flip(3) if flip else y, -quarter_turns, dims=(2, 3))
+
+
+def network_window_fn(model: nn.Module, *, device: str | torch.device, self_ensemble: bool) -> WindowFn:
+    """The window function of `run_tiled` for a torch network: HWC uint8 -> HWC float32 0..255."""
+
+    @torch.inference_mode()
+    def run(window: np.ndarray) -> np.ndarray:
+        x = to_tensor(window).to(device)
+        if not self_ensemble:
+            return to_image(model(x))
+        total = torch.zeros(())
+        for quarter_turns, flip in DIHEDRAL:
+            total = total + _forward_dihedral(model, x, quarter_turns, flip)
+        return to_image(total / len(DIHEDRAL))
+
+    return run
+
+
+def _grey_window_fn(fn: WindowFn) -> WindowFn:
+    """Grey in -> grey out: the window (HWx1) replicated to RGB, the output's channels averaged."""
+    return lambda window: fn(np.repeat(window, 3, axis=2)).mean(axis=2, keepdims=True)
+
+
+# ---------------------------------------------------------------------------------------------------- the whole image
+
+
+def _split(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Check the layout and split into (colour HWx3 or HWx1, alpha HW or None)."""
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
+        raise TinySRError(f"upscale needs a uint8 numpy image, got {getattr(image, 'dtype', type(image).__name__)}")
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.ndim != 3 or image.shape[2] not in (1, 3, 4) or image.shape[0] < 1 or image.shape[1] < 1:
+        raise TinySRError(f"upscale needs HW, HWx1, HWx3 or HWx4 uint8, got shape {image.shape}")
+    if image.shape[2] == 4:
+        return image[:, :, :3], image[:, :, 3]
+    return image, None
+
+
+def upscale_alpha(alpha: np.ndarray, scale: int) -> np.ndarray:
+    """HW uint8 alpha -> (H*scale)xW*scale uint8 by MATLAB bicubic (float path, rounded half away from zero)."""
+    return to_uint8(imresize(alpha.astype(np.float64), float(scale)))
+
+
+def upscale_with(fn: WindowFn, image: np.ndarray, *, scale: int, tile: int | None, overlap: int,
+                 progress: Callable[[int], None] | None = None) -> np.ndarray:
+    """`upscale` for any window function (torch, ONNX Runtime, the NumPy runtime): same layouts in and out."""
+    colour, alpha = _split(image)
+    grey = colour.shape[2] == 1
+    sr = run_tiled(_grey_window_fn(fn) if grey else fn, colour, scale=scale, tile=tile, overlap=overlap,
+                   out_channels=colour.shape[2], progress=progress)
+    if alpha is not None:
+        sr = np.concatenate([sr, upscale_alpha(alpha, scale)[:, :, None]], axis=2)
+    return sr[:, :, 0] if image.ndim == 2 else sr
+
+
+def upscale(image: np.ndarray, model: nn.Module, *, tile: int | None = None, overlap: int | None = None,
+            self_ensemble: bool = False, device: str | torch.device = "cpu",
+            progress: Callable[[int], None] | None = None) -> np.ndarray:
+    """Upscale a uint8 image (HW grey, HWC RGB or RGBA) by `model.config.scale`; same layout out, uint8.
+
+    tile: LR pixels per tile side (None: the whole image at once). overlap: LR context per side; None uses
+    `receptive_radius(model)`, which makes the tiled result equal the untiled one. self_ensemble: average the 8
+    dihedral transforms (x8 time). progress: called with the number of tiles done.
+    """
+    overlap = receptive_radius(model) if overlap is None else overlap
+    model = model.eval().to(device)
+    fn = network_window_fn(model, device=device, self_ensemble=self_ensemble)
+    return upscale_with(fn, image, scale=model.config.scale, tile=tile, overlap=overlap, progress=progress)

@@ -1,0 +1,96 @@
+"""ONNX export of any tinysr network, and an ONNX Runtime window function for tiled inference.
+
+The graph takes `lr` (N x 3 x H x W float32 RGB 0..255, H and W dynamic) and returns `sr` (N x 3 x sH x sW, same
+convention, not clamped), exactly the torch forward contract. The model config travels in `metadata_props`
+(`tinysr_config`, JSON), with `tinysr_scale` and `tinysr_convention`, so a file is self-describing.
+
+Export uses torch's TorchScript-based exporter (`dynamo=False`): the default `torch.export` exporter needs the
+`onnxscript` package, which tinysr does not depend on; the legacy exporter handles these conv/shuffle nets fully.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from tinysr.checkpoint import atomic_write_bytes
+from tinysr.errors import TinySRError
+from tinysr.models import config_to_dict
+from tinysr.tiling import WindowFn
+
+ONNX_OPSET = 17
+INPUT_NAME, OUTPUT_NAME = "lr", "sr"
+CONVENTION = "NCHW float32 RGB 0..255 in and out, output not clamped"
+
+
+def _trace_to_onnx(model: nn.Module, *, opset: int) -> bytes:
+    """The legacy exporter's ONNX bytes, with batch, height and width dynamic."""
+    buffer = io.BytesIO()
+    dummy = torch.rand(1, 3, 16, 16) * 255
+    dynamic = {INPUT_NAME: {0: "batch", 2: "height", 3: "width"},
+               OUTPUT_NAME: {0: "batch", 2: "sr_height", 3: "sr_width"}}
+    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the legacy exporter, chosen on purpose (see above)
+        torch.onnx.export(model.eval().cpu(), (dummy,), buffer, dynamo=False, opset_version=opset,
+                          input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], dynamic_axes=dynamic)
+    return buffer.getvalue()
+
+
+def export_onnx(model: nn.Module, path: str | os.PathLike, *, opset: int = ONNX_OPSET) -> None:
+    """Write `model` as an ONNX file (opset >= 17, dynamic H/W, config in metadata_props), atomically."""
+    import onnx
+
+    if opset < ONNX_OPSET:
+        raise TinySRError(f"--opset must be >= {ONNX_OPSET}, got {opset}")
+    proto = onnx.load_from_string(_trace_to_onnx(model, opset=opset))
+    metadata = {"tinysr_config": json.dumps(config_to_dict(model.config)),
+                "tinysr_scale": str(model.config.scale), "tinysr_convention": CONVENTION}
+    for key, value in metadata.items():
+        proto.metadata_props.add(key=key, value=value)
+    onnx.checker.check_model(proto)
+    atomic_write_bytes(path, proto.SerializeToString())
+
+
+def read_onnx_config(path: str | os.PathLike) -> dict[str, Any]:
+    """The tinysr config stored in an exported ONNX file's metadata."""
+    import onnx
+
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # noqa: BLE001 - protobuf raises assorted types on a bad file
+        raise TinySRError(f"{path}: not a readable ONNX file ({type(exc).__name__})") from None
+    props = {p.key: p.value for p in proto.metadata_props}
+    if "tinysr_config" not in props:
+        raise TinySRError(f"{path}: an ONNX file without tinysr metadata (tinysr_config)")
+    return json.loads(props["tinysr_config"])
+
+
+def onnx_session(path: str | os.PathLike, *, threads: int | None = None):
+    """An ONNX Runtime CPU session for an exported file (`threads`: intra-op threads, None = ORT's default)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if threads is not None:
+        options.intra_op_num_threads = threads
+    if not Path(path).is_file():
+        raise TinySRError(f"{path}: no such ONNX file")
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def onnx_window_fn(session) -> WindowFn:
+    """The `run_tiled` window function of an ONNX Runtime session: HWC uint8 -> HWC float32 0..255."""
+
+    def run(window: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(window.transpose(2, 0, 1)[None], dtype=np.float32)
+        (sr,) = session.run([OUTPUT_NAME], {INPUT_NAME: x})
+        return sr[0].transpose(1, 2, 0)
+
+    return run

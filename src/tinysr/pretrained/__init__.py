@@ -1,0 +1,87 @@
+"""Pretrained models shipped inside the package: `pretrained/<file>.safetensors` listed in `pretrained/models.json`.
+
+The table is the source of truth, a visible list rather than a folder scan: a weights file that is not in the table
+is not offered. Each entry holds
+    name           the `--model` value, e.g. "edsr-tiny-x2"
+    file           the safetensors file next to this module (config inside, see `tinysr.checkpoint`)
+    scale          the upscaling factor the weights were trained for
+    params         trainable parameters (`tinysr.models.count_params`)
+    bytes          the file's size, checked before loading
+    train_command  the exact command that produced the weights
+    protocol       the evaluation protocol of `psnr` (e.g. "standard")
+    psnr           {dataset: mean PSNR in dB} under that protocol, e.g. {"Set5": 33.1, "BSD100": 29.9}
+Nothing here imports torch; loading goes through `tinysr.resolve` / `tinysr.checkpoint.load_model`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from tinysr.errors import TinySRError
+
+PRETRAINED_DIR = Path(__file__).resolve().parent
+TABLE = "models.json"
+TABLE_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class PretrainedModel:
+    """One row of `models.json`; see the module docstring for the fields."""
+
+    name: str
+    file: str
+    scale: int
+    params: int
+    bytes: int
+    train_command: str
+    protocol: str
+    psnr: dict[str, float]
+
+
+def read_table(*, root: Path | None = None) -> list[PretrainedModel]:
+    """The rows of `root/models.json`, checked: known fields only, unique names."""
+    path = Path(root or PRETRAINED_DIR) / TABLE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise TinySRError(f"{path}: cannot read the pretrained table ({exc})") from None
+    if not isinstance(data, dict) or data.get("format") != TABLE_FORMAT or not isinstance(data.get("models"), list):
+        raise TinySRError(f"{path}: expected {{\"format\": {TABLE_FORMAT}, \"models\": [...]}}")
+    names = {f.name for f in fields(PretrainedModel)}
+    rows = []
+    for entry in data["models"]:
+        if not isinstance(entry, dict) or set(entry) != names:
+            got = sorted(entry) if isinstance(entry, dict) else type(entry).__name__
+            raise TinySRError(f"{path}: each model needs exactly the fields {sorted(names)}, got {got}")
+        rows.append(PretrainedModel(**entry))
+    duplicates = {r.name for r in rows if [x.name for x in rows].count(r.name) > 1}
+    if duplicates:
+        raise TinySRError(f"{path}: duplicate model names {sorted(duplicates)}")
+    return rows
+
+
+def list_pretrained(*, root: Path | None = None) -> list[str]:
+    """Names of the bundled models, in table order (empty until trained weights are dropped in).
+
+    root: the folder of `models.json` and the weights; None is this package folder (read at call time).
+    """
+    return [row.name for row in read_table(root=root)]
+
+
+def pretrained_path(name: str, *, root: Path | None = None) -> Path:
+    """The weights file of bundled model `name`, after checking it exists with the size the table states."""
+    rows = {row.name: row for row in read_table(root=root)}
+    if name not in rows:
+        raise TinySRError(f"unknown pretrained model {name!r}; bundled: {', '.join(rows) or 'none yet'}")
+    row = rows[name]
+    path = Path(root or PRETRAINED_DIR) / row.file
+    if not path.is_file():
+        raise TinySRError(f"{path}: the weights of pretrained model {name!r} are missing from the package")
+    if path.stat().st_size != row.bytes:
+        raise TinySRError(f"{path}: {path.stat().st_size} bytes, but the table says {row.bytes}; a damaged install?")
+    return path
+
+
+__all__ = ["PRETRAINED_DIR", "PretrainedModel", "list_pretrained", "pretrained_path", "read_table"]

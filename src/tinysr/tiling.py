@@ -1,0 +1,123 @@
+"""Tiled inference geometry, shared by the torch path (`tinysr.inference`) and the NumPy runtime (`tinysr.runtime`).
+
+No torch here: the NumPy runtime imports this module and must stay torch-free.
+
+An image is cut into *cores* of `tile` x `tile` LR pixels; each core is fed to the network inside a *window* that adds
+`overlap` LR pixels of context on every side (clamped to the image). Only the core's part of the network output is
+kept. When `overlap` is at least the network's receptive radius, every kept output pixel sees exactly the input it
+would see in a whole-image run (zero padding included: a window reaches the image border exactly where the whole
+image does), so tiled equals untiled mathematically. Memory is bounded by the window, not the image.
+
+Convention: `run_tiled` takes HWC uint8 and writes HWC uint8 (rounded half to even, clipped to 0..255).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from tinysr.errors import TinySRError
+
+#: A network run on one window: HWC uint8 LR in, HWC float32 0..255 out (scale times larger), unrounded.
+WindowFn = Callable[[np.ndarray], np.ndarray]
+
+
+# ---------------------------------------------------------------------------------------------------- receptive radius
+
+
+def receptive_radius_of(layers: Sequence[tuple[str, int]]) -> int:
+    """Exact receptive radius, in LR pixels, of a chain of ("conv", radius) and ("shuffle", factor) layers.
+
+    `layers` are in forward order; a conv's radius is in the pixels of the resolution it runs at (1 for 3x3).
+    Skip connections and pointwise ops (ReLU, add, mean shift) never widen it, so the longest chain decides.
+    Walks backwards from an output pixel of every sub-pixel phase: a conv widens the interval by its radius, a
+    pixel shuffle by factor f maps [a, b] to [a // f, b // f]. Returns max over phases of the LR distance reached.
+    """
+    total = math.prod(f for kind, f in layers if kind == "shuffle")
+    worst = 0
+    for phase in range(total):
+        lo = hi = phase  # an output pixel of LR pixel 0 (translation invariance)
+        for kind, value in reversed(layers):
+            if kind == "conv":
+                lo, hi = lo - value, hi + value
+            elif kind == "shuffle":
+                lo, hi = lo // value, hi // value
+            else:
+                raise ValueError(f"unknown layer kind {kind!r}")
+        worst = max(worst, -lo, hi)
+    return worst
+
+
+# ---------------------------------------------------------------------------------------------------- the grid
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One core (the LR pixels this tile answers for) and its window (core + context), as (y0, y1, x0, x1)."""
+
+    core: tuple[int, int, int, int]
+    window: tuple[int, int, int, int]
+
+    def output_crop(self, scale: int) -> tuple[slice, slice]:
+        """Where the core lies inside the network output of the window."""
+        cy0, cy1, cx0, cx1 = self.core
+        wy0, _, wx0, _ = self.window
+        return slice((cy0 - wy0) * scale, (cy1 - wy0) * scale), slice((cx0 - wx0) * scale, (cx1 - wx0) * scale)
+
+    def target(self, scale: int) -> tuple[slice, slice]:
+        """Where the core lies in the whole HR output."""
+        cy0, cy1, cx0, cx1 = self.core
+        return slice(cy0 * scale, cy1 * scale), slice(cx0 * scale, cx1 * scale)
+
+
+def tile_grid(height: int, width: int, *, tile: int | None, overlap: int) -> list[Tile]:
+    """Cores of `tile` x `tile` LR pixels (the last row/column smaller) covering height x width, with context.
+
+    tile=None gives one tile: the whole image.
+    """
+    if tile is not None and tile < 1:
+        raise TinySRError(f"--tile must be a positive number of LR pixels, got {tile}")
+    if overlap < 0:
+        raise TinySRError(f"--overlap must be >= 0, got {overlap}")
+    step_y = height if tile is None else tile
+    step_x = width if tile is None else tile
+    tiles = []
+    for y0 in range(0, height, step_y):
+        for x0 in range(0, width, step_x):
+            y1, x1 = min(y0 + step_y, height), min(x0 + step_x, width)
+            window = (max(y0 - overlap, 0), min(y1 + overlap, height), max(x0 - overlap, 0), min(x1 + overlap, width))
+            tiles.append(Tile(core=(y0, y1, x0, x1), window=window))
+    return tiles
+
+
+# ---------------------------------------------------------------------------------------------------- running
+
+
+def quantize_into(out: np.ndarray, sr: np.ndarray) -> None:
+    """Round half to even (np.rint), clip to 0..255 and store into the uint8 array `out` (same shape)."""
+    np.clip(np.rint(sr), 0, 255, out=sr)
+    out[...] = sr
+
+
+def run_tiled(fn: WindowFn, lr: np.ndarray, *, scale: int, tile: int | None, overlap: int,
+              out_channels: int, progress: Callable[[int], None] | None = None) -> np.ndarray:
+    """Apply `fn` window by window and assemble an HWC uint8 output of shape (H*scale, W*scale, out_channels).
+
+    lr: HWC uint8. fn: window (HWC uint8) -> HWC float 0..255 with `out_channels` channels, scale times larger.
+    progress: called with the number of tiles done after each tile, if given.
+    """
+    height, width = lr.shape[:2]
+    out = np.empty((height * scale, width * scale, out_channels), dtype=np.uint8)
+    for done, t in enumerate(tile_grid(height, width, tile=tile, overlap=overlap), start=1):
+        wy0, wy1, wx0, wx1 = t.window
+        sr = fn(lr[wy0:wy1, wx0:wx1])
+        expected = ((wy1 - wy0) * scale, (wx1 - wx0) * scale, out_channels)
+        if sr.shape != expected:
+            raise ValueError(f"window network gave {sr.shape}, expected {expected}")
+        quantize_into(out[t.target(scale)], np.array(sr[t.output_crop(scale)], dtype=np.float32))
+        if progress is not None:
+            progress(done)
+    return out
