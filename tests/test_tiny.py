@@ -109,6 +109,19 @@ def test_reparam_conv_collapse_by_hand():
     assert conv.bias.item() == 0.5 * 1 + 0.25 * -1 + 0.125 + 4  # 4.375
 
 
+def test_reparam_forward_is_the_three_branch_sum_with_the_same_gradients():
+    """forward runs the folded conv; it must equal reduce(expand(x)) + skip(x), values and parameter gradients."""
+    block = randomise_(ReparamConv(3, 5, 3, expand=4), seed=7).double()
+    x = lr_batch((2, 3, 6, 7), dtype=torch.float64)
+    literal = block.reduce_conv(block.expand_conv(x)) + block.skip(x)
+    literal_grads = torch.autograd.grad(literal.square().sum(), list(block.parameters()))
+    folded = block(x)
+    folded_grads = torch.autograd.grad(folded.square().sum(), list(block.parameters()))
+    assert torch.allclose(folded, literal, rtol=0, atol=1e-10)
+    for got, want in zip(folded_grads, literal_grads, strict=True):
+        assert torch.allclose(got, want, rtol=1e-10, atol=1e-8)
+
+
 def test_untrained_bicubic_anchor_is_matlab_bicubic():
     """The last conv starts at zero, so a fresh Y-only net outputs exactly MATLAB imresize of the RGB input."""
     model = TinySR(TINY_PRESETS["tiny-1k-x3"]).double()

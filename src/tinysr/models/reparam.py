@@ -7,7 +7,9 @@
 where `expand_kxk` is a k x k conv to `expand * out_ch` channels and `reduce_1x1` maps back to `out_ch` (SESR's
 collapsible linear block), and `skip_1x1` is a 1 x 1 branch (ECBSR), initialised to the identity when
 `in_ch == out_ch` (SESR's short residual). Every branch is linear with zero padding, so `collapse()` folds them
-into a single k x k `nn.Conv2d` that gives the same output up to float rounding:
+into a single k x k `nn.Conv2d` that gives the same output up to float rounding. `forward` itself runs that
+folded conv (built differentiably from the branch weights each step), so training costs one conv per layer while
+the optimiser still sees the over-parameterised weights:
 
     W = W_reduce @ W_expand (over the expanded channels), W[:, :, k//2, k//2] += W_skip
     b = W_reduce @ b_expand + b_reduce + b_skip
@@ -18,6 +20,7 @@ Convention: NCHW float in, NCHW float out, spatial size kept (padding k // 2, k 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -42,7 +45,14 @@ class ReparamConv(nn.Module):
                 nn.init.zeros_(self.skip.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.reduce_conv(self.expand_conv(x)) + self.skip(x)
+        # Same function of the parameters as reduce(expand(x)) + skip(x), hence the same gradients, but one
+        # k x k conv per step instead of three convs over expand * out_ch channels (SESR's efficient training).
+        weight, bias = _fold(*self._branches())
+        return F.conv2d(x, weight, bias, padding=weight.shape[-1] // 2)
+
+    def _branches(self) -> tuple[torch.Tensor, ...]:
+        return (self.expand_conv.weight, self.expand_conv.bias, self.reduce_conv.weight[:, :, 0, 0],
+                self.reduce_conv.bias, self.skip.weight[:, :, 0, 0], self.skip.bias)
 
     def zero_output_(self) -> None:
         """Make the block output zero while keeping it trainable (the expand conv keeps its random init)."""
@@ -53,16 +63,21 @@ class ReparamConv(nn.Module):
 
     @torch.no_grad()
     def collapse(self) -> nn.Conv2d:
-        """The equivalent single conv (computed in float64, returned in this block's dtype and device)."""
-        w_e, b_e = self.expand_conv.weight.double(), self.expand_conv.bias.double()
-        w_r, b_r = self.reduce_conv.weight.double()[:, :, 0, 0], self.reduce_conv.bias.double()
-        w_s, b_s = self.skip.weight.double()[:, :, 0, 0], self.skip.bias.double()
-        weight = torch.einsum("oe,eikl->oikl", w_r, w_e)
-        k = weight.shape[-1]
-        weight[:, :, k // 2, k // 2] += w_s
-        bias = w_r @ b_e + b_r + b_s
+        """The equivalent single conv (folded in float64, returned in this block's dtype and device)."""
+        weight, bias = _fold(*(t.double() for t in self._branches()))
         ref = self.expand_conv.weight
-        conv = plain_conv(weight.shape[1], weight.shape[0], k).to(device=ref.device, dtype=ref.dtype)
+        conv = plain_conv(weight.shape[1], weight.shape[0], weight.shape[-1]).to(device=ref.device, dtype=ref.dtype)
         conv.weight.copy_(weight)
         conv.bias.copy_(bias)
         return conv
+
+
+def _fold(w_e: torch.Tensor, b_e: torch.Tensor, w_r: torch.Tensor, b_r: torch.Tensor, w_s: torch.Tensor,
+          b_s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(weight, bias) of the one conv equal to the three branches; differentiable (used in forward and collapse).
+
+    w_e (E, I, k, k), b_e (E): the expand conv; w_r (O, E), b_r (O): the reduce 1x1; w_s (O, I), b_s (O): the skip.
+    """
+    pad = w_e.shape[-1] // 2
+    weight = torch.einsum("oe,eikl->oikl", w_r, w_e) + F.pad(w_s[:, :, None, None], (pad, pad, pad, pad))
+    return weight, w_r @ b_e + b_r + b_s
