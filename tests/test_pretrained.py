@@ -1,0 +1,86 @@
+"""tinysr.pretrained: the bundled table, each bundled model (parametrized over the table), and `tinysr models`.
+
+TODO(lead): the table is empty until trained weights are dropped in (pretrained/<name>.safetensors plus a row in
+models.json). `test_table_and_files_agree` then forces a row per file, and the per-model tests run for each row.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import tinysr.pretrained as pretrained
+from tinysr.checkpoint import save_weights
+from tinysr.cli import main
+from tinysr.data.io import read_image
+from tinysr.errors import TinySRError
+from tinysr.inference import upscale
+from tinysr.models import count_params, create_model
+from tinysr.pretrained import PRETRAINED_DIR, list_pretrained, pretrained_path, read_table
+from tinysr.resolve import load_network
+
+
+def test_table_and_files_agree():
+    rows = read_table()
+    assert {r.file for r in rows} == {p.name for p in PRETRAINED_DIR.glob("*.safetensors")}
+    assert list_pretrained() == [r.name for r in rows]
+
+
+@pytest.mark.parametrize("name", list_pretrained())
+def test_bundled_model_loads_matches_its_row_and_tiles_exactly(name, data_dir):
+    row = {r.name: r for r in read_table()}[name]
+    model, _ = load_network(name, scale=row.scale)
+    assert model.config.scale == row.scale and count_params(model) == row.params
+    assert pretrained_path(name).stat().st_size == row.bytes
+    img = read_image(data_dir / "Set5" / "bird.png")[0][:70, :90]
+    with torch.backends.mkldnn.flags(enabled=False):
+        assert np.array_equal(upscale(img, model, tile=32), upscale(img, model))
+
+
+@pytest.fixture()
+def fake_root(tmp_path):
+    """A package folder with one (randomly initialised) model, to exercise the machinery, not to ship."""
+    model = create_model("edsr-tiny")
+    save_weights(tmp_path / "demo-x2.safetensors", model)
+    row = {"name": "demo-x2", "file": "demo-x2.safetensors", "scale": 2, "params": count_params(model),
+           "bytes": (tmp_path / "demo-x2.safetensors").stat().st_size, "train_command": "tinysr train ...",
+           "protocol": "standard", "psnr": {"Set5": 33.0}}
+    (tmp_path / "models.json").write_text(json.dumps({"format": 1, "models": [row]}))
+    return tmp_path
+
+
+def test_machinery_on_a_temporary_table(fake_root, monkeypatch, capsys):
+    assert list_pretrained(root=fake_root) == ["demo-x2"]
+    assert pretrained_path("demo-x2", root=fake_root) == fake_root / "demo-x2.safetensors"
+    with pytest.raises(TinySRError, match="unknown pretrained model 'nope'; bundled: demo-x2"):
+        pretrained_path("nope", root=fake_root)
+    monkeypatch.setattr(pretrained, "PRETRAINED_DIR", fake_root)
+    model, desc = load_network("demo-x2", scale=2)
+    assert count_params(model) == 963 and desc.endswith("demo-x2.safetensors")
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "demo-x2" in out and "963" in out and "Set5 33.00 (standard)" in out
+    assert main(["models", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["params"] == 963
+
+
+def test_damaged_or_malformed_tables(fake_root):
+    (fake_root / "demo-x2.safetensors").write_bytes(b"short")
+    with pytest.raises(TinySRError, match="5 bytes, but the table says"):
+        pretrained_path("demo-x2", root=fake_root)
+    (fake_root / "models.json").write_text(json.dumps({"format": 1, "models": [{"name": "x"}]}))
+    with pytest.raises(TinySRError, match="models.json: each model needs exactly the fields"):
+        list_pretrained(root=fake_root)
+    (fake_root / "models.json").write_text("{")
+    with pytest.raises(TinySRError, match="cannot read the pretrained table"):
+        list_pretrained(root=fake_root)
+
+
+def test_models_command_with_the_bundled_table(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    names = list_pretrained()
+    assert all(name in out for name in names) if names else out.startswith("no bundled models yet")

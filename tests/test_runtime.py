@@ -1,0 +1,133 @@
+"""tinysr.runtime: the torch-free NumPy interpreter matches torch, tiles exactly, and never imports torch."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tinysr import runtime
+from tinysr.data.io import read_image
+from tinysr.errors import TinySRError
+from tinysr.export.numpy_export import export_numpy
+from tinysr.inference import receptive_radius, to_image, to_tensor, upscale
+from tinysr.models import create_model
+
+CONFIGS = [dict(n_blocks=0, n_feats=4, scale=2), dict(n_blocks=1, n_feats=8, scale=3),
+           dict(n_blocks=2, n_feats=16, scale=4, res_scale=0.1)]
+
+
+def random_edsr(seed: int = 0, **config) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    model = create_model("edsr", **config).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.1)
+    return model
+
+
+@pytest.fixture(scope="module")
+def photo(data_dir) -> np.ndarray:
+    img, _ = read_image(data_dir / "Set14" / "baboon.png")
+    return np.ascontiguousarray(img[200:239, 300:331])  # 39x31
+
+
+def exported(model, tmp_path) -> runtime.NumpyModel:
+    path = tmp_path / "model.npz"
+    export_numpy(model, path)
+    return runtime.load(path)
+
+
+def test_conv2d_and_pixel_shuffle_match_torch():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(5, 9, 11)).astype(np.float32)
+    for k, pad in ((3, 1), (5, 2), (1, 0), (3, 0)):
+        w = rng.normal(size=(7, 5, k, k)).astype(np.float32)
+        b = rng.normal(size=7).astype(np.float32)
+        ref = F.conv2d(torch.from_numpy(x)[None], torch.from_numpy(w), torch.from_numpy(b), padding=pad)[0]
+        assert np.abs(runtime.conv2d(x, w, b, pad) - ref.numpy()).max() < 1e-4
+    y = rng.normal(size=(12, 3, 4)).astype(np.float32)
+    for f in (2,):
+        assert np.array_equal(runtime.pixel_shuffle(y, f), F.pixel_shuffle(torch.from_numpy(y)[None], f)[0].numpy())
+    y9 = rng.normal(size=(18, 3, 4)).astype(np.float32)
+    assert np.array_equal(runtime.pixel_shuffle(y9, 3), F.pixel_shuffle(torch.from_numpy(y9)[None], 3)[0].numpy())
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: f"{c['n_blocks']}b-x{c['scale']}")
+def test_runtime_matches_torch(photo, config, tmp_path):
+    model = random_edsr(**config)
+    numpy_model = exported(model, tmp_path)
+    with torch.no_grad():
+        ref = to_image(model(to_tensor(photo)))
+    out = runtime.run(numpy_model, photo.transpose(2, 0, 1).astype(np.float32)).transpose(1, 2, 0)
+    assert out.shape == ref.shape
+    assert np.abs(out - ref).max() < 1e-3  # float32 both sides, different summation order
+    assert runtime.receptive_radius(numpy_model) == receptive_radius(model)
+    assert numpy_model.scale == config["scale"] and numpy_model.config["n_blocks"] == config["n_blocks"]
+
+
+def test_runtime_upscale_tiles_exactly_and_matches_torch_upscale(photo, tmp_path):
+    model = random_edsr(**CONFIGS[2])
+    numpy_model = exported(model, tmp_path)
+    whole = runtime.upscale(photo, numpy_model)
+    assert whole.shape == (156, 124, 3) and whole.dtype == np.uint8
+    # NumPy's matmul (BLAS) may sum in another order for another width, so tiles agree to float rounding: a uint8
+    # value at a rounding boundary may differ by 1. Too little context differs by far more.
+    tiled = np.abs(runtime.upscale(photo, numpy_model, tile=9).astype(int) - whole)
+    assert tiled.max() <= 1 and (tiled > 0).mean() < 1e-3
+    assert np.abs(runtime.upscale(photo, numpy_model, tile=9, overlap=3).astype(int) - whole).max() > 2
+    diff = np.abs(whole.astype(int) - upscale(photo, model))
+    assert diff.max() <= 1 and (diff > 0).mean() < 1e-3  # a value at a rounding boundary may go either way
+    grey = runtime.upscale(photo[:, :, 0].copy(), numpy_model, tile=16)
+    assert grey.shape == (156, 124)
+    assert np.abs(grey.astype(int) - upscale(photo[:, :, 0].copy(), model)).max() <= 1
+
+
+def test_runtime_never_imports_torch(photo, tmp_path):
+    model = random_edsr(**CONFIGS[1])
+    export_numpy(model, tmp_path / "m.npz")
+    np.save(tmp_path / "lr.npy", photo)
+    code = (
+        "import sys, numpy as np; import tinysr.runtime as rt\n"
+        f"m = rt.load({str(tmp_path / 'm.npz')!r})\n"
+        f"np.save({str(tmp_path / 'sr.npy')!r}, rt.upscale(np.load({str(tmp_path / 'lr.npy')!r}), m, tile=16))\n"
+        "print(sorted(k for k in sys.modules if k == 'torch' or k.startswith('torch.')))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+    assert np.abs(np.load(tmp_path / "sr.npy").astype(int) - upscale(photo, model)).max() <= 1
+
+
+def test_npz_holds_no_pickles_and_the_config(tmp_path):
+    model = random_edsr(**CONFIGS[0])
+    export_numpy(model, tmp_path / "m.npz")
+    with np.load(tmp_path / "m.npz", allow_pickle=False) as data:
+        config = json.loads(str(data["tinysr_config"]))
+        program = json.loads(str(data["tinysr_program"]))
+        assert data["head.weight"].dtype == np.float32 and data["head.weight"].shape == (4, 3, 3, 3)
+    assert config == {"n_blocks": 0, "n_feats": 4, "scale": 2, "res_scale": 1.0, "n_colors": 3,
+                      "rgb_range": 255.0, "family": "edsr"}
+    assert [op["op"] for op in program["ops"]] == ["channel_shift", "conv2d", "conv2d", "add", "conv2d",
+                                                   "pixel_shuffle", "conv2d", "channel_shift"]
+
+
+def test_load_errors_are_one_line(tmp_path):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(TinySRError, match="bad.npz: not a tinysr NumPy export"):
+        runtime.load(bad)
+    with pytest.raises(TinySRError, match="no such file"):
+        runtime.load(tmp_path / "missing.npz")
+    program = {"format": 1, "input": "lr", "output": "sr", "ops": [{"op": "gelu", "in": ["lr"], "out": "sr"}]}
+    np.savez(tmp_path / "op.npz", tinysr_program=np.array(json.dumps(program)),
+             tinysr_config=np.array(json.dumps({"scale": 2})))
+    with pytest.raises(TinySRError, match="unknown op 'gelu'"):
+        runtime.load(tmp_path / "op.npz")
+    model = exported(random_edsr(**CONFIGS[0]), tmp_path)
+    with pytest.raises(TinySRError, match="HWC RGB or HW grey uint8"):
+        runtime.upscale(np.zeros((4, 4, 4), np.uint8), model)

@@ -1,0 +1,150 @@
+"""`tinysr upscale`: files and folders, grey/alpha/1x1, never overwriting, per-file failures, one-line errors."""
+
+from __future__ import annotations
+
+import os
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tinysr.checkpoint import save_weights
+from tinysr.cli import main
+from tinysr.data.io import read_image
+from tinysr.inference import upscale
+from tinysr.models import create_model
+
+MARKER_NAME = "pwned"
+
+
+def random_edsr() -> torch.nn.Module:
+    torch.manual_seed(0)
+    model = create_model("edsr-tiny").eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.1)
+    return model
+
+
+@pytest.fixture()
+def weights(tmp_path):
+    save_weights(tmp_path / "tiny.safetensors", random_edsr())
+    return tmp_path / "tiny.safetensors"
+
+
+@pytest.fixture()
+def photos(tmp_path, data_dir):
+    """in/a.png (RGB), in/sub/b.png (grey, mode L), in/sub/c.png (RGBA), in/one.png (1x1)."""
+    rgb = read_image(data_dir / "Set5" / "head.png")[0][:24, :30]
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir(parents=True)
+    Image.fromarray(rgb).save(folder / "a.png")
+    Image.fromarray(rgb[:, :, 0]).save(folder / "sub" / "b.png")
+    alpha = np.tile(np.linspace(0, 255, 30).astype(np.uint8), (24, 1))
+    Image.fromarray(np.dstack([rgb, alpha])).save(folder / "sub" / "c.png")
+    Image.fromarray(rgb[:1, :1]).save(folder / "one.png")
+    return folder
+
+
+def run(argv, capsys):
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_folder_keeps_relative_paths_grey_alpha_and_1x1(weights, photos, tmp_path, capsys):
+    code, out, err = run(["upscale", "--model", weights, photos, "-o", tmp_path / "out", "--tile", 8], capsys)
+    assert code == 0, err
+    assert "upscaled 4 of 4 images x2" in out
+    model = random_edsr()
+    rgb = np.asarray(Image.open(photos / "a.png"))
+    a = np.asarray(Image.open(tmp_path / "out" / "a.png"))
+    assert a.shape == (48, 60, 3) and np.abs(a.astype(int) - upscale(rgb, model)).max() <= 1
+    b = Image.open(tmp_path / "out" / "sub" / "b.png")
+    assert b.mode == "L" and b.size == (60, 48)
+    c = np.asarray(Image.open(tmp_path / "out" / "sub" / "c.png"))
+    assert c.shape == (48, 60, 4)
+    assert np.array_equal(c[:, :, 3], upscale(np.asarray(Image.open(photos / "sub" / "c.png")), model)[:, :, 3])
+    assert Image.open(tmp_path / "out" / "one.png").size == (2, 2)
+
+
+def test_single_file_self_ensemble_and_scale_check(weights, photos, tmp_path, capsys):
+    code, _, err = run(["upscale", "--model", weights, "--scale", 2, "--self-ensemble", photos / "a.png",
+                        "-o", tmp_path / "out"], capsys)
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png"]
+
+
+def test_failures_are_counted_and_named_others_still_run(weights, photos, tmp_path, capsys):
+    (photos / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    code, out, err = run(["upscale", "--model", weights, photos, tmp_path / "missing.png", "-o", tmp_path / "out"],
+                         capsys)
+    assert code == 1
+    assert "upscaled 4 of 5 images" in out
+    lines = err.strip().splitlines()
+    assert any(line.startswith("tinysr: failed: ") and "broken.png: cannot read image" in line for line in lines)
+    assert any("missing.png: no such file or folder" in line for line in lines)
+    assert lines[-1] == "tinysr: 2 failure(s)"
+    assert (tmp_path / "out" / "a.png").is_file() and not (tmp_path / "out" / "broken.png").exists()
+
+
+def test_never_overwrites_inputs_and_outputs_only_with_force(weights, photos, tmp_path, capsys):
+    before = (photos / "a.png").read_bytes()
+    code, _, err = run(["upscale", "--model", weights, photos / "a.png", "-o", photos], capsys)
+    assert code == 1 and "is an input image; refusing to overwrite it" in err
+    assert (photos / "a.png").read_bytes() == before
+    out = tmp_path / "out"
+    assert run(["upscale", "--model", weights, photos / "a.png", "-o", out], capsys)[0] == 0
+    stamp = (out / "a.png").stat().st_mtime_ns
+    code, _, err = run(["upscale", "--model", weights, photos / "a.png", "-o", out], capsys)
+    assert code == 1 and "a.png: exists; pass --force to overwrite" in err
+    assert (out / "a.png").stat().st_mtime_ns == stamp
+    assert run(["upscale", "--model", weights, "--force", photos / "a.png", "-o", out], capsys)[0] == 0
+
+
+class _Evil:
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_code_running_pickle_is_refused_and_not_run(photos, tmp_path, capsys):
+    marker = tmp_path / MARKER_NAME
+    evil = tmp_path / "evil.pt"
+    with open(evil, "wb") as f:
+        pickle.dump({"config": {}, "model": _Evil(str(marker))}, f)
+    code, _, err = run(["upscale", "--model", evil, photos, "-o", tmp_path / "out"], capsys)
+    assert code == 2 and not marker.exists()
+    assert err.startswith(f"tinysr: error: {evil}: refused to load a pickle that would run code")
+    assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(("case", "message"), [
+    ("unknown", "unknown model 'no-such-model': give a weights file, a run folder, or a bundled model"),
+    ("scale", "the model is x2, but x3 was requested"),
+    ("out-is-file", "exists and is not a folder"),
+    ("bad-tile", "argument --tile: must be >= 1, got 0"),
+])
+def test_one_line_errors(weights, photos, tmp_path, capsys, case, message):
+    out = tmp_path / "out"
+    argv = ["upscale", "--model", weights, photos / "a.png", "-o", out]
+    if case == "unknown":
+        argv[2] = "no-such-model"
+    elif case == "scale":
+        argv += ["--scale", 3]
+    elif case == "out-is-file":
+        out.write_bytes(b"a file")
+    else:
+        argv += ["--tile", 0]
+    if case == "bad-tile":  # argparse's usage error: also one line, exit 2
+        with pytest.raises(SystemExit) as exc:
+            main([str(a) for a in argv])
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and err == f"tinysr upscale: error: {message}\n"
+        return
+    code, _, err = run(argv, capsys)
+    assert code == 2 and err.startswith("tinysr: error: ") and message in err and len(err.strip().splitlines()) == 1
