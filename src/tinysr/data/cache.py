@@ -185,7 +185,9 @@ def _prepared_pairs(
         yield path, hr, lr
 
 
-def _build(directory: Path, image_set: ImageSet, *, key: str, scale: int, degradation: str, **opts) -> None:
+def _build(
+    directory: Path, image_set: ImageSet, *, key: str, scale: int, degradation: str, strict: bool, progress: bool
+) -> None:
     """Decode and degrade every image of `image_set` into `directory` (index written last)."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / _INDEX).unlink(missing_ok=True)  # an old index must never describe new, half-written data
@@ -195,7 +197,9 @@ def _build(directory: Path, image_set: ImageSet, *, key: str, scale: int, degrad
                    "hr_offsets": [], "lr_offsets": []}  # fmt: skip
     kept = set()
     try:
-        for path, hr, lr in _prepared_pairs(image_set, scale=scale, degradation=degradation, **opts):
+        for path, hr, lr in _prepared_pairs(
+            image_set, scale=scale, degradation=degradation, strict=strict, progress=progress
+        ):
             kept.add(path)
             index["names"].append(path.stem)
             index["hr_shapes"].append(list(hr.shape))
