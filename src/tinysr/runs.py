@@ -1,0 +1,236 @@
+"""Run folders: the files a training run writes and the only files reports read.
+
+A run is a folder RUN/ holding (the contract shared with `tinysr experiment`, `tinysr report` and `tinysr eval`):
+  config.json       written atomically at start (and again on a resume that raises `steps` or is forced):
+                    {"tinysr_version", "model", "train", "data": {"train", "val", "scale", "degradation"},
+                    "protocol", "seed"}
+  metrics.jsonl     one JSON line per evaluation, appended and flushed; on resume, lines past the resumed step go
+  best.safetensors  the best weights by validation PSNR (`tinysr.checkpoint.save_weights`, config inside)
+  last.pt           everything needed to resume; tensors/dicts/lists/numbers/strings only, so
+                    `torch.load(weights_only=True)` reads it
+  status.json       {"state": "running" | "finished" | "interrupted" | "failed", "step", "steps", "message"}
+
+Every file except metrics.jsonl is written atomically (temporary file, fsync, rename) through
+`tinysr.checkpoint.atomic_write_bytes`. A write that fails raises a one-line TinySRError such as
+"cannot write RUN/last.pt: No space left on device"; the previous file survives.
+
+Test hook: ``TINYSR_TEST_SLOW_CHECKPOINT=STEP:SECONDS`` makes the last.pt save of step STEP sleep SECONDS after the
+temporary file is complete and before the rename, so a test can SIGKILL the process inside that window.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from tinysr import __version__, checkpoint
+from tinysr.errors import TinySRError
+from tinysr.resolve import RUN_BEST
+
+CONFIG, METRICS, STATUS, LAST = "config.json", "metrics.jsonl", "status.json", "last.pt"
+RUN_FILES = (CONFIG, METRICS, STATUS, LAST, RUN_BEST)
+STATES = ("running", "finished", "interrupted", "failed")
+#: config.json entries a resume may change without --force.
+RESUMABLE_CHANGES = frozenset({("train", "steps")})
+SLOW_CHECKPOINT_HOOK = "TINYSR_TEST_SLOW_CHECKPOINT"
+
+
+# ---------------------------------------------------------------- writing
+def _write(path: Path, data: bytes) -> None:
+    """Atomic write; an OSError (disk full, read-only folder) becomes one line naming the file."""
+    try:
+        checkpoint.atomic_write_bytes(path, data)
+    except OSError as exc:
+        raise TinySRError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    _write(path, (json.dumps(obj, indent=2) + "\n").encode())
+
+
+def write_status(run_dir: Path, *, state: str, step: int, steps: int, message: str = "") -> None:
+    """Replace status.json; `state` is one of `STATES`."""
+    assert state in STATES, state
+    _write_json(Path(run_dir) / STATUS, {"state": state, "step": step, "steps": steps, "message": message})
+
+
+def save_best(run_dir: Path, model: nn.Module, *, step: int, val_psnr: float, protocol: str) -> None:
+    path = Path(run_dir) / RUN_BEST
+    try:
+        checkpoint.save_weights(path, model, meta={"step": step, "val_psnr": val_psnr, "protocol": protocol})
+    except OSError as exc:
+        raise TinySRError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+@contextlib.contextmanager
+def _slow_rename_for_tests(step: int) -> Iterator[None]:
+    """TEST HOOK (see the module docstring): delay the rename that publishes last.pt, never used otherwise."""
+    spec = os.environ.get(SLOW_CHECKPOINT_HOOK, "")
+    hook_step, _, seconds = spec.partition(":")
+    if not spec or int(hook_step) != step:
+        yield
+        return
+    real_replace = os.replace
+
+    def slow_replace(src: Any, dst: Any) -> None:
+        time.sleep(float(seconds))
+        real_replace(src, dst)
+
+    os.replace = slow_replace  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        os.replace = real_replace  # type: ignore[assignment]
+
+
+def save_last(run_dir: Path, state: dict[str, Any]) -> None:
+    """Write last.pt atomically; `state` holds tensors, dicts, lists, ints, floats and strs only."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    with _slow_rename_for_tests(int(state.get("step", -1))):
+        _write(Path(run_dir) / LAST, buffer.getvalue())
+
+
+def append_metrics(run_dir: Path, row: dict[str, Any]) -> None:
+    """Append one evaluation's line to metrics.jsonl, flushed and fsynced."""
+    path = Path(run_dir) / METRICS
+    try:
+        with open(path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        raise TinySRError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+# ---------------------------------------------------------------- reading
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    """The lines of metrics.jsonl; a torn last line (a kill mid-append) is ignored."""
+    path = Path(run_dir) / METRICS
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+def truncate_metrics(run_dir: Path, step: int) -> None:
+    """Drop the lines with step > `step`, so that the log matches the resumed weights."""
+    kept = [row for row in read_metrics(run_dir) if row.get("step", 0) <= step]
+    _write(Path(run_dir) / METRICS, "".join(json.dumps(row) + "\n" for row in kept).encode())
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise TinySRError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+
+
+def read_config(run_dir: Path) -> dict[str, Any]:
+    """config.json of a run folder; TinySRError naming the folder when it is not a run."""
+    run_dir = Path(run_dir)
+    if not (run_dir / CONFIG).is_file():
+        raise TinySRError(f"{run_dir}: not a tinysr run folder (no {CONFIG})")
+    return read_json(run_dir / CONFIG)
+
+
+def load_last(run_dir: Path, *, map_location: str | torch.device = "cpu") -> dict[str, Any] | None:
+    """The resume state in last.pt, or None if the run never reached its first checkpoint."""
+    path = Path(run_dir) / LAST
+    if not path.is_file():
+        return None
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises assorted types for damaged files
+        raise TinySRError(f"{path}: not a readable checkpoint ({type(exc).__name__}); was it written by tinysr?") \
+            from None
+
+
+# ---------------------------------------------------------------- opening
+def run_config(*, model: dict[str, Any], train: dict[str, Any], train_data: list[str], val_data: str, scale: int,
+               degradation: str, protocol: str, seed: int) -> dict[str, Any]:
+    """The config.json dict of a run (see the module docstring)."""
+    return {
+        "tinysr_version": __version__, "model": model, "train": train,
+        "data": {"train": list(train_data), "val": val_data, "scale": scale, "degradation": degradation},
+        "protocol": protocol, "seed": seed,
+    }
+
+
+def config_differences(stored: dict[str, Any], given: dict[str, Any]) -> list[str]:
+    """'section.key: stored vs given' for each entry that differs, ignoring the version and `RESUMABLE_CHANGES`."""
+    diffs = []
+    for section in sorted(set(stored) | set(given)):
+        if section == "tinysr_version":
+            continue
+        a, b = stored.get(section), given.get(section)
+        if isinstance(a, dict) and isinstance(b, dict):
+            for key in sorted(set(a) | set(b)):
+                if (section, key) not in RESUMABLE_CHANGES and a.get(key) != b.get(key):
+                    diffs.append(f"{section}.{key}: {a.get(key)!r} in the run, {b.get(key)!r} given")
+        elif a != b:
+            diffs.append(f"{section}: {a!r} in the run, {b!r} given")
+    return diffs
+
+
+def open_run(run_dir: str | os.PathLike, config: dict[str, Any], *, force: bool = False) -> Path:
+    """Start a new run in `run_dir`: refuse a non-empty folder unless `force` (which deletes only the run's files)."""
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise TinySRError(f"{run_dir}: exists and is not a folder")
+    if run_dir.is_dir() and any(run_dir.iterdir()):
+        if not force:
+            what = "a tinysr run" if (run_dir / CONFIG).is_file() else "a non-empty folder"
+            raise TinySRError(f"{run_dir}: already exists ({what}); use --resume {run_dir} to continue it "
+                              "or --force to start over")
+        _remove_run_files(run_dir)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TinySRError(f"cannot create {run_dir}: {exc.strerror or exc}") from None
+    _write_json(run_dir / CONFIG, config)
+    _write(run_dir / METRICS, b"")
+    write_status(run_dir, state="running", step=0, steps=config["train"]["steps"], message="")
+    return run_dir
+
+
+def _remove_run_files(run_dir: Path) -> None:
+    """--force: delete the files a run writes (and tb/), never anything else in the folder."""
+    try:
+        for name in RUN_FILES:
+            (run_dir / name).unlink(missing_ok=True)
+        shutil.rmtree(run_dir / "tb", ignore_errors=True)
+    except OSError as exc:
+        raise TinySRError(f"cannot clear {run_dir}: {exc.strerror or exc}") from None
+
+
+def resume_run(run_dir: str | os.PathLike, config: dict[str, Any], *, force: bool = False) -> Path:
+    """Check that `config` agrees with the run's config.json (except a larger `train.steps`), then record it.
+
+    A disagreement is refused unless `force`; with `force` the given config replaces the stored one.
+    """
+    run_dir = Path(run_dir)
+    stored = read_config(run_dir)
+    diffs = config_differences(stored, config)
+    if diffs and not force:
+        more = f" (and {len(diffs) - 1} more)" if len(diffs) > 1 else ""
+        raise TinySRError(f"{run_dir}: its {CONFIG} disagrees with the given options: {diffs[0]}{more}; "
+                          "use --force to override")
+    if stored != config:
+        _write_json(run_dir / CONFIG, config)
+    return run_dir

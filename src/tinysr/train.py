@@ -1,0 +1,326 @@
+"""Training: the config, one step, validation, and the loop that writes a run folder.
+
+The study's recipe is the default: L1 loss on 0..255, Adam (0.9, 0.999, eps 1e-8), learning rate 1e-4 halved every
+200,000 steps, 300,000 steps, LR patch 48, batch 1, validation on the whole validation set every 1,000 steps, best
+checkpoint by validation PSNR. The run folder it writes is described in `tinysr.runs`.
+
+Convention: the sampler yields NCHW float32 RGB 0..255 batches (EDSR's convention); validation feeds each whole LR
+image (HWC RGB uint8 from the cache) through `tinysr.inference.upscale_array` and measures it with
+`tinysr.metrics.measure` under the run's protocol, as `tinysr eval` does.
+
+Determinism: on CPU a run is a function of its seed: the sampler draws from `np.random.default_rng(seed)`, and
+last.pt holds the weights, optimizer, scheduler, torch RNG and sampler state, so "20 steps + resume + 20 steps"
+gives the same weights as 40 steps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from tinysr import runs
+from tinysr.data.cache import PairedImages
+from tinysr.data.sampler import PatchSampler
+from tinysr.errors import TinySRError
+from tinysr.inference import upscale_array
+from tinysr.metrics import PROTOCOLS, measure
+
+SCHEDULES = ("step", "cosine")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train; `dataclasses.asdict` of it is config.json's "train" entry.
+
+    schedule "step": learning_rate * lr_gamma ** (step // lr_step); "cosine": from learning_rate down to 0 at `steps`.
+    val_limit: validate on the first `val_limit` images only (None: all of them).
+    protocol: the validation protocol, a key of `tinysr.metrics.PROTOCOLS`.
+    """
+
+    steps: int = 300_000
+    batch_size: int = 1
+    patch: int = 48
+    learning_rate: float = 1e-4
+    schedule: str = "step"
+    lr_step: int = 200_000
+    lr_gamma: float = 0.5
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    adam_eps: float = 1e-8
+    augment: bool = True
+    eval_every: int = 1000
+    val_limit: int | None = None
+    protocol: str = "study"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "patch", "lr_step", "eval_every"):
+            if getattr(self, name) < 1:
+                raise TinySRError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.val_limit is not None and self.val_limit < 1:
+            raise TinySRError(f"val_limit must be >= 1, got {self.val_limit}")
+        if not self.learning_rate > 0:
+            raise TinySRError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if self.schedule not in SCHEDULES:
+            raise TinySRError(f"unknown schedule {self.schedule!r}; choose one of: {', '.join(SCHEDULES)}")
+        if self.protocol not in PROTOCOLS:
+            raise TinySRError(f"unknown protocol {self.protocol!r}; choose one of: {', '.join(PROTOCOLS)}")
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    step: int
+    best_psnr: float
+    best_step: int
+    last_psnr: float
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """"auto": cuda, then mps, then cpu; any other name is passed to torch."""
+    if name != "auto":
+        try:
+            return torch.device(name)
+        except RuntimeError as exc:
+            raise TinySRError(f"--device {name!r}: {exc}") from None
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def learning_rate_factor(step: int, config: TrainConfig) -> float:
+    """The multiplier of `config.learning_rate` after `step` optimizer steps."""
+    if config.schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * min(step, config.steps) / config.steps))
+    return config.lr_gamma ** (step // config.lr_step)
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig) -> tuple[torch.optim.Adam, torch.optim.lr_scheduler.LambdaLR]:
+    """Adam and its schedule, a closed form of the step so that a resume with a larger `steps` needs no history."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate,
+                                 betas=(config.adam_beta1, config.adam_beta2), eps=config.adam_eps)
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: learning_rate_factor(s, config))
+
+
+def train_step(model: nn.Module, lr: torch.Tensor, hr: torch.Tensor, optimizer: torch.optim.Optimizer) -> float:
+    """One optimizer step of L1 loss on 0..255 NCHW RGB batches; returns the loss.
+
+    A non-finite loss is returned without stepping, so the weights stay those of the last good step.
+    """
+    model.train()
+    optimizer.zero_grad(set_to_none=True)
+    loss = F.l1_loss(model(lr), hr)
+    value = loss.item()
+    if not math.isfinite(value):
+        return value
+    loss.backward()
+    optimizer.step()
+    return value
+
+
+@torch.no_grad()
+def validate(model: nn.Module, pairs: PairedImages, *, protocol: str, device: torch.device | str = "cpu",
+             limit: int | None = None) -> tuple[float, float]:
+    """Mean (PSNR, SSIM) of the model on whole images: the cache's LR in, SR measured against HR (as `tinysr eval`)."""
+    rows = []
+    for lr, hr in list(zip(pairs.lr, pairs.hr))[:limit]:
+        sr = upscale_array(model, np.asarray(lr), device=device)
+        rows.append(measure(sr, np.asarray(hr), scale=pairs.scale, protocol=PROTOCOLS[protocol]))
+    model.train()
+    return float(np.mean([r[0] for r in rows])), float(np.mean([r[1] for r in rows]))
+
+
+# ---------------------------------------------------------------- loop state, signals
+class NonFiniteLoss(Exception):
+    """The loss became NaN or inf; the loop stops and marks the run failed."""
+
+
+@dataclass
+class LoopState:
+    """What the loop tracks besides the weights; saved in last.pt so a resume continues exactly."""
+
+    step: int = 0
+    eval_step: int = 0  # the last step that was evaluated and checkpointed
+    best_psnr: float = -math.inf
+    best_step: int = 0
+    last_psnr: float = math.nan
+    loss_sum: float = 0.0  # sum and count of losses since the last evaluation
+    loss_count: int = 0
+    train_seconds: float = 0.0  # time in training steps since the last evaluation
+    wall_time: float = 0.0  # seconds spent by this run, over all its resumes, up to `started`
+    started: float = dataclasses.field(default_factory=time.monotonic)
+
+    def elapsed(self) -> float:
+        return self.wall_time + time.monotonic() - self.started
+
+
+class Interrupts:
+    """SIGINT and SIGTERM raise KeyboardInterrupt, but inside `deferred()` only once the block ends, so a training
+    step is never cut in half (weights, optimizer, sampler and step counter always agree)."""
+
+    def __init__(self) -> None:
+        self.in_block, self.pending = False, False
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.in_block:
+            self.pending = True
+        else:
+            raise KeyboardInterrupt
+
+    def __enter__(self) -> Interrupts:
+        self.saved = {}
+        if threading.current_thread() is threading.main_thread():
+            self.saved = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self.saved.items():
+            signal.signal(sig, handler)
+
+    @contextmanager
+    def deferred(self) -> Iterator[None]:
+        self.in_block = True
+        try:
+            yield
+        finally:
+            self.in_block = False
+        if self.pending:
+            raise KeyboardInterrupt
+
+
+# ---------------------------------------------------------------- what the loop calls
+def _advance(model, sampler, optimizer, scheduler, state: LoopState, device: torch.device) -> float:
+    """Draw a batch, take one step, update the counters."""
+    began = time.monotonic()
+    lr, hr = sampler.next_batch()
+    loss = train_step(model, lr.to(device), hr.to(device), optimizer)
+    if not math.isfinite(loss):
+        raise NonFiniteLoss(f"loss is {loss} at step {state.step + 1}")
+    scheduler.step()
+    state.step += 1
+    state.loss_sum, state.loss_count = state.loss_sum + loss, state.loss_count + 1
+    state.train_seconds += time.monotonic() - began
+    return loss
+
+
+def _log_evaluation(run_dir: Path, state: LoopState, *, psnr: float, ssim: float, learning_rate: float) -> None:
+    steps_done = max(state.loss_count, 1)
+    runs.append_metrics(run_dir, {
+        "step": state.step, "train_loss": state.loss_sum / steps_done, "val_psnr": psnr, "val_ssim": ssim,
+        "sec_per_1k_steps": 1000.0 * state.train_seconds / steps_done, "learning_rate": learning_rate,
+        "wall_time": state.elapsed(),
+    })
+    state.loss_sum, state.loss_count, state.train_seconds = 0.0, 0, 0.0
+
+
+def _resume_state(model, optimizer, scheduler, sampler, state: LoopState, *, saved: dict, config) -> None:
+    """Load last.pt's dict into the live objects (the inverse of `_checkpoint_state`)."""
+    model.load_state_dict(saved["model"])
+    optimizer.load_state_dict(saved["optimizer"])
+    scheduler.load_state_dict(saved["scheduler"])
+    for group, base in zip(optimizer.param_groups, scheduler.base_lrs):  # the schedule may now run to a new `steps`
+        group["lr"] = base * learning_rate_factor(saved["step"], config)
+    torch.set_rng_state(saved["rng"]["torch"])
+    if saved["rng"]["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(saved["rng"]["cuda"])
+    sampler.load_state_dict(saved["sampler"])
+    for name in ("step", "eval_step", "best_psnr", "best_step", "last_psnr", "loss_sum", "loss_count",
+                 "train_seconds", "wall_time"):
+        setattr(state, name, saved["loop"][name])
+
+
+def _checkpoint_state(model, optimizer, scheduler, sampler, state: LoopState) -> dict:
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
+    loop = {k: v for k, v in dataclasses.asdict(state).items() if k != "started"} | {"wall_time": state.elapsed()}
+    return {
+        "step": state.step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),  # its lr_lambdas entry is [None]: the schedule is code
+        "rng": {"torch": torch.get_rng_state(), "cuda": cuda}, "sampler": sampler.state_dict(), "loop": loop,
+    }
+
+
+def _evaluate_and_save(model, val_pairs, optimizer, scheduler, sampler, state: LoopState, *, config: TrainConfig,
+                       run_dir: Path, device, interrupts: Interrupts) -> None:
+    """Validate, then (as one uninterruptible unit) log, keep the best weights, write last.pt and status.json."""
+    psnr, ssim = validate(model, val_pairs, protocol=config.protocol, device=device, limit=config.val_limit)
+    with interrupts.deferred():
+        _log_evaluation(run_dir, state, psnr=psnr, ssim=ssim, learning_rate=optimizer.param_groups[0]["lr"])
+        state.last_psnr, state.eval_step = psnr, state.step
+        if psnr > state.best_psnr:
+            state.best_psnr, state.best_step = psnr, state.step
+            runs.save_best(run_dir, model, step=state.step, val_psnr=psnr, protocol=config.protocol)
+        runs.save_last(run_dir, _checkpoint_state(model, optimizer, scheduler, sampler, state))
+        runs.write_status(run_dir, state="running", step=state.step, steps=config.steps)
+
+
+def _postfix(state: LoopState, loss: float) -> dict[str, str]:
+    return {"loss": f"{loss:.2f}", "val": f"{state.last_psnr:.2f}", "best": f"{state.best_psnr:.2f}"}
+
+
+# ---------------------------------------------------------------- the loop
+def train(model: nn.Module, train_pairs: PairedImages, val_pairs: PairedImages, *, config: TrainConfig,
+          run_dir: str | Path, device: str | torch.device = "cpu", resume: bool = False,
+          progress: bool = True) -> TrainResult:
+    """Train `model` on patches of `train_pairs`, validating on `val_pairs`, into an opened run folder.
+
+    The caller has written config.json (`runs.open_run` / `runs.resume_run`). With `resume`, training continues from
+    run_dir/last.pt (from step 0 if the run never reached a checkpoint). Ctrl-C or SIGTERM writes last.pt, marks the
+    run "interrupted" and re-raises KeyboardInterrupt; a NaN/inf loss marks it "failed" and raises TinySRError.
+    """
+    run_dir, device = Path(run_dir), torch.device(device)
+    model.to(device)
+    optimizer, scheduler = make_optimizer(model, config)
+    sampler = PatchSampler(train_pairs, scale=train_pairs.scale, patch=config.patch, batch_size=config.batch_size,
+                           augment=config.augment, generator=np.random.default_rng(config.seed))
+    state = LoopState()
+    saved = runs.load_last(run_dir, map_location=device) if resume else None
+    if saved is not None:
+        _resume_state(model, optimizer, scheduler, sampler, state, saved=saved, config=config)
+    if state.step > config.steps:
+        raise TinySRError(f"{run_dir}: the run is at step {state.step}, past --steps {config.steps}")
+    runs.truncate_metrics(run_dir, state.step)
+    runs.write_status(run_dir, state="running", step=state.step, steps=config.steps)
+    bar = tqdm(total=config.steps, initial=state.step, desc="train", unit="step", disable=not progress)
+    loss = math.nan
+    with Interrupts() as interrupts, bar:
+        try:
+            while True:
+                if state.step > state.eval_step and (state.step % config.eval_every == 0 or state.step == config.steps):
+                    _evaluate_and_save(model, val_pairs, optimizer, scheduler, sampler, state, config=config,
+                                       run_dir=run_dir, device=device, interrupts=interrupts)
+                    bar.set_postfix(_postfix(state, loss))
+                if state.step >= config.steps:
+                    break
+                with interrupts.deferred():
+                    loss = _advance(model, sampler, optimizer, scheduler, state, device)
+                bar.update(1)
+                if state.step % 10 == 0:
+                    bar.set_postfix(_postfix(state, loss), refresh=False)
+        except KeyboardInterrupt:
+            runs.save_last(run_dir, _checkpoint_state(model, optimizer, scheduler, sampler, state))
+            runs.write_status(run_dir, state="interrupted", step=state.step, steps=config.steps,
+                              message=f"interrupted at step {state.step}; continue with --resume {run_dir}")
+            raise
+        except NonFiniteLoss as exc:
+            message = (f"{exc}; stopped, keeping the checkpoints of step {state.eval_step} "
+                       f"(try a lower --learning-rate)")
+            runs.write_status(run_dir, state="failed", step=state.step, steps=config.steps, message=message)
+            raise TinySRError(f"{run_dir}: {message}") from None
+    runs.write_status(run_dir, state="finished", step=state.step, steps=config.steps,
+                      message=f"best val PSNR {state.best_psnr:.3f} dB at step {state.best_step}")
+    return TrainResult(step=state.step, best_psnr=state.best_psnr, best_step=state.best_step,
+                       last_psnr=state.last_psnr)

@@ -1,0 +1,163 @@
+"""`tinysr train`: parse, open (or resume) a run folder, load the data, call `tinysr.train.train`.
+
+Only this layer sees argparse. Every option defaults to None so that a resume can tell the options given on the
+command line (checked against the run's config.json) from those it inherits from the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any
+
+from tinysr.errors import TinySRError
+
+#: CLI option -> TrainConfig field.
+TRAIN_OPTIONS = {
+    "steps": "steps", "batch_size": "batch_size", "patch": "patch", "learning_rate": "learning_rate",
+    "schedule": "schedule", "lr_step": "lr_step", "eval_every": "eval_every", "val_limit": "val_limit",
+    "protocol": "protocol", "seed": "seed",
+}
+#: CLI option -> model config field.
+MODEL_OPTIONS = {"blocks": "n_blocks", "feats": "n_feats", "scale": "scale", "res_scale": "res_scale"}
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+def add_train_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a network into a run folder (or --resume one)",
+                       description="Defaults are the study's recipe: L1, Adam, learning rate 1e-4 halved every "
+                                   "200k steps, 300k steps, batch 1, LR patch 48, validation every 1k steps.")
+    m = p.add_argument_group("model (a preset or family name, and/or EDSR fields)")
+    m.add_argument("--model", help="a preset (e.g. edsr-tiny, edsr-baseline) or family (edsr); default edsr")
+    m.add_argument("--blocks", type=int, help="residual blocks (n_blocks)")
+    m.add_argument("--feats", type=_positive_int, help="filters per conv (n_feats)")
+    m.add_argument("--scale", type=int, choices=(2, 3, 4))
+    m.add_argument("--res-scale", type=_positive_float, help="residual scaling")
+    d = p.add_argument_group("data and run folder")
+    d.add_argument("--train-data", nargs="+", metavar="DIR", help="image folder(s), concatenated")
+    d.add_argument("--val-data", metavar="DIR", help="image folder for validation (whole images)")
+    d.add_argument("--degradation", help="how LR is made from HR (default bicubic)")
+    d.add_argument("--out", metavar="RUN", help="the new run folder")
+    d.add_argument("--resume", metavar="RUN", help="continue this run (options given must agree with it)")
+    d.add_argument("--force", action="store_true", help="overwrite --out, or resume despite disagreeing options")
+    t = p.add_argument_group("training")
+    t.add_argument("--steps", type=_positive_int)
+    t.add_argument("--batch-size", type=_positive_int)
+    t.add_argument("--patch", type=_positive_int, help="LR patch side")
+    t.add_argument("--learning-rate", type=_positive_float)
+    t.add_argument("--schedule", choices=("step", "cosine"))
+    t.add_argument("--lr-step", type=_positive_int, help="halve the learning rate every N steps (step schedule)")
+    t.add_argument("--eval-every", type=_positive_int)
+    t.add_argument("--val-limit", type=_positive_int, help="validate on the first N images only")
+    t.add_argument("--protocol", choices=("study", "standard"), help="validation protocol (default study)")
+    t.add_argument("--seed", type=int)
+    t.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, mps")
+    t.add_argument("--threads", type=_positive_int, help="torch CPU threads")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _given(args: argparse.Namespace, options: dict[str, str]) -> dict[str, Any]:
+    return {field: getattr(args, opt) for opt, field in options.items() if getattr(args, opt) is not None}
+
+
+def _resolved(paths: list[str]) -> list[str]:
+    return [str(Path(p).resolve()) for p in paths]
+
+
+def plan_run(args: argparse.Namespace) -> tuple[Path, dict[str, Any], bool]:
+    """(run folder, config.json dict, resume?) from the options, inheriting a resumed run's config."""
+    from tinysr import runs
+    from tinysr.models import build_config, config_from_dict, config_to_dict
+    from tinysr.train import TrainConfig
+
+    if args.resume and args.out and Path(args.out).resolve() != Path(args.resume).resolve():
+        raise TinySRError("--out and --resume name different folders; --resume continues RUN in place")
+    model_given, train_given = _given(args, MODEL_OPTIONS), _given(args, TRAIN_OPTIONS)
+    if args.resume:
+        stored = runs.read_config(Path(args.resume))
+        base = stored["model"]
+        model = (build_config(args.model, **model_given) if args.model else
+                 dataclasses.replace(config_from_dict(base), **model_given))
+        train = TrainConfig(**{**stored["train"], **train_given})
+        data = stored["data"]
+        train_data = _resolved(args.train_data) if args.train_data else data["train"]
+        val_data = str(Path(args.val_data).resolve()) if args.val_data else data["val"]
+        degradation = args.degradation or data["degradation"]
+    else:
+        missing = [o for o, v in (("--out", args.out), ("--train-data", args.train_data),
+                                  ("--val-data", args.val_data)) if not v]
+        if missing:
+            raise TinySRError(f"a new run needs {', '.join(missing)} (or --resume RUN)")
+        model = build_config(args.model or "edsr", **model_given)
+        train = TrainConfig(**train_given)
+        train_data, val_data = _resolved(args.train_data), str(Path(args.val_data).resolve())
+        degradation = args.degradation or "bicubic"
+    config = runs.run_config(model=config_to_dict(model), train=dataclasses.asdict(train), train_data=train_data,
+                             val_data=val_data, scale=model.scale, degradation=degradation,
+                             protocol=train.protocol, seed=train.seed)
+    return Path(args.resume or args.out), config, bool(args.resume)
+
+
+def load_data(config: dict[str, Any], *, progress: bool) -> tuple[Any, Any]:
+    """(train pairs, val pairs) of a run config: image folders -> decoded, degraded, cached pairs."""
+    from tinysr.data.cache import concat, load_pairs
+    from tinysr.data.folder import image_folder
+
+    data = config["data"]
+    train_set = concat(*(image_folder(d) for d in data["train"]))
+    opts = {"scale": data["scale"], "degradation": data["degradation"], "progress": progress}
+    return load_pairs(train_set, **opts), load_pairs(image_folder(data["val"]), **opts)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from tinysr import runs
+    from tinysr.models import model_from_config_dict
+    from tinysr.train import TrainConfig, select_device, train
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    run_dir, config, resume = plan_run(args)
+    train_config = TrainConfig(**config["train"])
+    progress = not args.no_progress
+    train_pairs, val_pairs = load_data(config, progress=progress)  # before touching the run folder
+    if resume:
+        runs.resume_run(run_dir, config, force=args.force)
+    else:
+        runs.open_run(run_dir, config, force=args.force)
+    device = select_device(args.device)
+    if device.type == "cpu":
+        torch.use_deterministic_algorithms(True)  # free on CPU; on CUDA it would need CUBLAS_WORKSPACE_CONFIG
+    torch.manual_seed(train_config.seed)
+    model = model_from_config_dict(config["model"])
+    try:
+        result = train(model, train_pairs, val_pairs, config=train_config, run_dir=run_dir, device=device,
+                       resume=resume, progress=progress)
+    except KeyboardInterrupt:
+        print(f"tinysr: interrupted; {run_dir}/last.pt saved, continue with --resume {run_dir}", file=sys.stderr)
+        return 130
+    print(f"{run_dir}: step {result.step}, best val PSNR {result.best_psnr:.3f} dB ({train_config.protocol}) "
+          f"at step {result.best_step}; weights {run_dir / runs.RUN_BEST}")
+    return 0
