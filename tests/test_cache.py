@@ -101,7 +101,7 @@ def test_corrupt_png_skipped_with_count_also_on_hit(folder, tmp_path):
     with pytest.warns(UnreadableImagesWarning, match=r"skipped 1 unreadable image\(s\): broken.png"):
         first = _load(image_set, tmp_path / "cache")
     assert first.names == ("t1", "t10", "tt1") and first.skipped == (str(folder / "broken.png"),)
-    with pytest.warns(UserWarning, match=r"skipped 1 undecodable image file\(s\)"):
+    with pytest.warns(UnreadableImagesWarning, match=r"skipped 1 undecodable image file\(s\)"):
         assert _load(image_set, tmp_path / "cache").cache_hit
     with pytest.raises(TinySRError, match="broken.png"):
         _load(image_set, tmp_path / "cache", strict=True)

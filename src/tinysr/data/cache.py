@@ -28,7 +28,7 @@ import numpy as np
 from tqdm import tqdm
 
 from tinysr.data.degrade import DEGRADATIONS, degrade, mod_crop, shrink_hr
-from tinysr.data.folder import decode_all
+from tinysr.data.folder import UnreadableImagesWarning, decode_all
 from tinysr.data.imageset import ImageSet
 from tinysr.data.io import read_image
 from tinysr.errors import TinySRError
@@ -289,7 +289,11 @@ def load_pairs(
     if hit and skipped:
         if strict:
             raise TinySRError(f"{skipped[0]}: cannot decode image (strict mode; cached as skipped)")
-        warnings.warn(f"{image_set.name}: skipped {len(skipped)} undecodable image file(s), e.g. {skipped[0]}")
+        warnings.warn(
+            f"{image_set.name}: skipped {len(skipped)} undecodable image file(s), e.g. {skipped[0]}",
+            UnreadableImagesWarning,
+            stacklevel=2,
+        )
     return PairedImages(
         names=tuple(index["names"]), hr=hr, lr=lr, scale=scale, degradation=used,
         cache_path=directory, cache_hit=hit, skipped=skipped,
