@@ -94,8 +94,11 @@ def build_step(model: nn.Module, optimizer: torch.optim.Optimizer, *, fast: Fast
 
 
 def _loss(model: nn.Module, lr: torch.Tensor, hr: torch.Tensor, *, bf16: bool) -> torch.Tensor:
-    """L1 on 0..255: the forward under bf16 autocast when asked, the loss always in fp32."""
-    with torch.autocast(device_type=lr.device.type, dtype=torch.bfloat16, enabled=bf16):
+    """L1 on 0..255: the forward under bf16 autocast when asked, the loss always in fp32.
+
+    The autocast weight cache is off: CUDA graphs require it (PyTorch's AMP + graphs note), and each weight is
+    cast once per forward anyway."""
+    with torch.autocast(device_type=lr.device.type, dtype=torch.bfloat16, enabled=bf16, cache_enabled=False):
         sr = model(lr)
     return F.l1_loss(sr.float(), hr)
 
