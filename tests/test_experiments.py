@@ -61,6 +61,8 @@ def test_overrides_apply_and_round_trip_to_argv():
     (spec,) = runner.plan("table4", only=["4"], overrides=o)
     assert (spec.recipe.steps, spec.recipe.eval_every, spec.recipe.batch_size) == (50, 10, 1)
     assert (spec.data.train, spec.data.val, spec.data.hr_size) == (("a", "b"), "v", "n/a")
+    assert (spec.reference.params, spec.reference.psnr, spec.reference.bicubic_psnr) == (963, None, None)
+    assert runner.plan("table4", only=["4"], overrides=runner.Overrides(steps=5))[0].reference.psnr == 29.85
     assert o.to_argv() == ["--steps", "50", "--eval-every", "10", "--val-data", "v", "--data", "a", "b"]
     (div2k,) = runner.plan("table1", only=["div2k-493"], overrides=runner.Overrides(val_data="v"))
     assert (div2k.data.hr_downscale, div2k.data.train, div2k.data.hr_size) == (4, TABLES["table1"][2].data.train,
@@ -85,7 +87,7 @@ def test_queue_skips_finished_and_resumes_unfinished(tmp_path):
     jobs, skipped = runner.make_queue(specs, tmp_path)
     assert [(j.spec.name, j.resume, j.run_dir) for j in jobs] == [
         ("table2/b1-f64", True, tmp_path / "table2/b1-f64"), ("table2/b2-f64", True, tmp_path / "table2/b2-f64"),
-        ("table2/b8-f64", False, tmp_path / "table2/b8-f64"), ("table2/b16-f64", False, tmp_path / "table2/b16-f64")]
+        ("table2/b8-f64", True, tmp_path / "table2/b8-f64"), ("table2/b16-f64", False, tmp_path / "table2/b16-f64")]
     assert skipped[0] == ("table2/b0-f64", "finished (100 steps)")
     assert skipped[1][0] == "table2/b4-f64" and skipped[1][1].startswith("failed at step 30 (x); delete")
 
@@ -97,9 +99,9 @@ def test_queue_skips_finished_and_resumes_unfinished(tmp_path):
             raise TinySRError("boom")
 
     failed = runner.run_sequential(jobs, execute, log=lambda _: None)
-    assert calls == [("table2/b1-f64", True, 100), ("table2/b2-f64", True, 100), ("table2/b8-f64", False, 100),
+    assert calls == [("table2/b1-f64", True, 100), ("table2/b2-f64", True, 100), ("table2/b8-f64", True, 100),
                      ("table2/b16-f64", False, 100)]
-    assert failed == ["table2/b1-f64", "table2/b2-f64"]  # a failing run does not stop the others
+    assert failed == ["table2/b1-f64 (boom)", "table2/b2-f64 (boom)", "table2/b8-f64 (boom)"]  # the rest still ran
 
 
 def test_cli_run_goes_through_the_executor(tmp_path, monkeypatch, capsys):
@@ -107,8 +109,10 @@ def test_cli_run_goes_through_the_executor(tmp_path, monkeypatch, capsys):
     calls = []
     monkeypatch.setattr(runner, "execute_job", lambda job, *, device, threads: calls.append(
         (job.spec.name, job.resume, job.spec.recipe.steps, job.spec.recipe.batch_size, device, threads)))
+    (tmp_path / "t").mkdir(), (tmp_path / "v").mkdir()
     assert main(["experiment", "run", "table4", "--only", "1,2", "--steps", "20", "--batch-size", "4",
-                 "--out", str(tmp_path), "--threads", "1", "--device", "cpu"]) == 0
+                 "--out", str(tmp_path), "--threads", "1", "--device", "cpu", "--data", str(tmp_path / "t"),
+                 "--val-data", str(tmp_path / "v")]) == 0
     assert calls == [("table4/b0-f2", False, 20, 4, "cpu", 1)]
     assert "skip table4/b0-f1: finished (20 steps)" in capsys.readouterr().out
 
@@ -130,5 +134,48 @@ def test_parallel_jobs_run_as_subprocesses_with_logs(tmp_path):
         return [sys.executable, "-c", code.format(3 if job.spec.key == "2" else 0)]
 
     failed = runner.run_parallel(jobs, command, n_jobs=2, threads=1, log=lambda _: None, poll_s=0.05)
-    assert failed == ["table4/b0-f2"]
+    assert failed == [f"table4/b0-f2 (exit 3, see {tmp_path / 'table4' / 'b0-f2.log'})"]
     assert (tmp_path / "table4" / "b0-f4.log").read_text() == "threads 1\n"
+
+
+def tiny_folder(path: Path, n: int, seed: int) -> Path:
+    """n smooth 104x104 RGB PNGs (LR 52, above the study's LR patch 48) (smooth, so that a tiny net has something to learn)."""
+    import numpy as np
+    from PIL import Image
+
+    path.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        coarse = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+        Image.fromarray(coarse).resize((104, 104), Image.BICUBIC).save(path / f"img{i}.png")
+    return path
+
+
+def test_run_trains_skips_and_resumes_for_real(tmp_path, monkeypatch, capsys):
+    """Through `tinysr.train`: 4 steps, then the same command skips, then --steps 6 resumes; then a report."""
+    monkeypatch.setenv("TINYSR_CACHE", str(tmp_path / "cache"))
+    train, val = tiny_folder(tmp_path / "train", 3, 0), tiny_folder(tmp_path / "val", 2, 1)
+    argv = ["experiment", "run", "table4", "--only", "1", "--out", str(tmp_path / "runs"), "--data", str(train),
+            "--val-data", str(val), "--batch-size", "2", "--eval-every", "2", "--device", "cpu", "--threads", "1"]
+    run = tmp_path / "runs" / "table4" / "b0-f1"
+    assert main([*argv, "--steps", "4"]) == 0
+    assert [m["step"] for m in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())] == [2, 4]
+    config = json.loads((run / "config.json").read_text())
+    assert (config["model"]["n_feats"], config["train"]["patch"], config["data"]["val"]) == (1, 48, str(val))
+    assert json.loads((run / "experiment.json").read_text())["reference"]["params"] == 108
+    assert main([*argv, "--steps", "4"]) == 0
+    assert "skip table4/b0-f1: finished (4 steps)" in capsys.readouterr().out
+    assert main([*argv, "--steps", "6"]) == 0
+    assert "resume table4/b0-f1" in capsys.readouterr().out
+    assert json.loads((run / "status.json").read_text())["state"] == "finished"
+    assert [m["step"] for m in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())] == [2, 4, 6]
+    assert main(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "report"), "--no-visual"]) == 0
+    assert "| b0-f1 | val | custom | n/a | n/a |" in (tmp_path / "report" / "table4.md").read_text()
+
+
+def test_missing_data_names_the_prepare_command(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["experiment", "run", "table2", "--only", "0", "--steps", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "data/cinic/train: no such data folder; make it with: tinysr prepare cinic" in err
+    assert not (tmp_path / "runs" / "table2" / "b0-f64").exists()

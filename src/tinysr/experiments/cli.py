@@ -78,6 +78,7 @@ def _list(table: str | None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from tinysr.experiments import runner
+    from tinysr.experiments.training import check_data
 
     only = args.only.split(",") if args.only else None
     overrides = runner.Overrides(steps=args.steps, batch_size=args.batch_size, eval_every=args.eval_every,
@@ -90,6 +91,8 @@ def _run(args: argparse.Namespace) -> int:
         print(f"{'resume' if job.resume else 'start'} {job.spec.name} -> {job.run_dir}")
     if args.dry_run or not jobs:
         return 0
+    for job in jobs:  # fail fast, before hours of training, when a table's data has not been prepared
+        check_data(job.spec.data)
     n_jobs = min(args.jobs, len(jobs))
     threads = args.threads or max(1, (os.cpu_count() or 1) // n_jobs)
     if n_jobs == 1:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tinysr.errors import TinySRError
-from tinysr.experiments.presets import RunSpec, select_rows
+from tinysr.experiments.presets import Reference, RunSpec, select_rows
 
 
 @dataclass(frozen=True)
@@ -40,12 +40,14 @@ class Overrides:
     def apply(self, spec: RunSpec) -> RunSpec:
         recipe = replace(spec.recipe, **{k: v for k, v in (("steps", self.steps), ("batch_size", self.batch_size),
                                                            ("eval_every", self.eval_every)) if v is not None})
-        data = spec.data
+        data, reference = spec.data, spec.reference
         if self.data is not None:
             data = replace(data, name="custom", train=tuple(self.data), hr_size="n/a", lr_size="n/a", prepare="")
         if self.val_data is not None:
             data = replace(data, val=self.val_data)
-        return replace(spec, recipe=recipe, data=data)
+        if data != spec.data:  # the study's PSNRs were measured on its data: no longer comparable
+            reference = Reference(params=spec.reference.params)
+        return replace(spec, recipe=recipe, data=data, reference=reference)
 
     def to_argv(self) -> list[str]:
         """The same overrides as `tinysr experiment run` options (for subprocess jobs)."""
@@ -82,10 +84,16 @@ def read_status(run_dir: Path) -> dict | None:
 
 
 def job_for(spec: RunSpec, run_dir: Path) -> Job | str:
-    """The job for `spec` in `run_dir`, or the reason it is skipped."""
-    status = read_status(run_dir)
-    if status is None or not (run_dir / "last.pt").is_file():
+    """The job for `spec` in `run_dir`, or the reason it is skipped.
+
+    No config.json: a new run. Finished at >= the requested steps: skipped. Failed (a NaN loss): skipped, since a
+    resume would fail the same way. Anything else (interrupted, killed, finished at fewer steps, killed before its
+    first checkpoint): resumed; `tinysr.train` restarts from step 0 when there is no last.pt yet, and refuses a
+    config.json that disagrees with the spec.
+    """
+    if not (run_dir / "config.json").is_file():
         return Job(spec, run_dir, resume=False)
+    status = read_status(run_dir) or {}
     state, step = status.get("state"), int(status.get("step", 0))
     if state == "finished" and step >= spec.recipe.steps:
         return f"finished ({step} steps)"
@@ -130,7 +138,7 @@ Executor = Callable[[Job], None]
 
 
 def run_sequential(jobs: list[Job], execute: Executor, *, log: Callable[[str], None] = print) -> list[str]:
-    """Execute the jobs one after another; returns the names that failed (a TinySRError does not stop the rest)."""
+    """Execute the jobs one after another; returns "name (error)" for each failure (the others still run)."""
     failed = []
     for i, job in enumerate(jobs, 1):
         log(f"[{i}/{len(jobs)}] {'resume' if job.resume else 'start'} {job.spec.name} -> {job.run_dir}")
@@ -138,14 +146,14 @@ def run_sequential(jobs: list[Job], execute: Executor, *, log: Callable[[str], N
             execute(job)
         except TinySRError as exc:
             log(f"{job.spec.name}: failed: {exc}")
-            failed.append(job.spec.name)
+            failed.append(f"{job.spec.name} ({exc})")
     return failed
 
 
 def run_parallel(jobs: list[Job], command: Callable[[Job], list[str]], *, n_jobs: int, threads: int,
                  log: Callable[[str], None] = print, poll_s: float = 1.0) -> list[str]:
     """Run each job's `command` as a subprocess, `n_jobs` at a time, its output in RUN.log beside the run folder
-    (not inside it: the folder belongs to `tinysr train`); returns the names that failed."""
+    (not inside it: the folder belongs to `tinysr train`); returns "name (exit N, see LOG)" for each failure."""
     waiting, running, failed = list(jobs), [], []
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     try:
@@ -164,7 +172,7 @@ def run_parallel(jobs: list[Job], command: Callable[[Job], list[str]], *, n_jobs
                     running.remove(entry)
                     log(f"{job.spec.name}: {'done' if proc.returncode == 0 else f'failed (exit {proc.returncode})'}")
                     if proc.returncode != 0:
-                        failed.append(job.spec.name)
+                        failed.append(f"{job.spec.name} (exit {proc.returncode}, see {logf.name})")
             time.sleep(poll_s if running else 0)
     finally:
         for _, proc, logf in running:  # interrupted: stop our own children, they save last.pt on SIGINT

@@ -1,0 +1,93 @@
+"""Execute one run spec: its data, its TrainConfig and config.json, then `tinysr.train.train` in RUN/.
+
+Steps:
+1. the spec's HR folders as ImageSets (Table I's hr_downscale set on both), with the prepare command in the error
+   when a folder is missing;
+2. the TrainConfig from the spec's recipe, and config.json through `tinysr.runs.run_config` (paths absolute, so a
+   report finds the validation folder from anywhere; `data.hr_downscale` added when it is not 1);
+3. decode/degrade once through the cache (`load_pairs`), then open the run (new) or check and resume it;
+4. write experiment.json (the spec, for reports) and train.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+from tinysr.errors import TinySRError
+from tinysr.experiments.presets import DataSpec, Recipe, RunSpec, get_table
+
+EXPERIMENT = "experiment.json"
+
+
+def check_data(data: DataSpec) -> None:
+    """Raise a one-line TinySRError, with the command that makes it, for the first missing data folder."""
+    for folder in (*data.train, data.val):
+        if not Path(folder).is_dir():
+            hint = f"; make it with: {data.prepare}" if data.prepare else ""
+            raise TinySRError(f"{folder}: no such data folder{hint} (or pass --data / --val-data)")
+
+
+def image_sets(data: DataSpec):  # -> tuple[ImageSet, ImageSet]
+    """(training set, validation set) of `data`: its folders, concatenated, HR shrunk by `hr_downscale`."""
+    from tinysr.data.cache import concat
+    from tinysr.data.folder import image_folder
+
+    check_data(data)
+    train_sets = [image_folder(f) for f in data.train]
+    train_set = train_sets[0] if len(train_sets) == 1 else concat(*train_sets, name="+".join(s.name for s in train_sets))
+    val_set = image_folder(data.val)
+    return (dataclasses.replace(train_set, hr_downscale=data.hr_downscale),
+            dataclasses.replace(val_set, hr_downscale=data.hr_downscale))
+
+
+def train_config(recipe: Recipe):  # -> TrainConfig
+    from tinysr.train import TrainConfig
+
+    return TrainConfig(steps=recipe.steps, batch_size=recipe.batch_size, patch=recipe.patch,
+                       learning_rate=recipe.learning_rate, lr_step=recipe.lr_step, eval_every=recipe.eval_every,
+                       protocol=recipe.protocol, seed=recipe.seed)
+
+
+def spec_config(spec: RunSpec) -> dict:
+    """config.json of the run of `spec` (see `tinysr.runs.run_config`)."""
+    from tinysr import runs
+    from tinysr.models import config_to_dict
+
+    config = runs.run_config(
+        model=config_to_dict(spec.model), train=dataclasses.asdict(train_config(spec.recipe)),
+        train_data=[str(Path(f).resolve()) for f in spec.data.train], val_data=str(Path(spec.data.val).resolve()),
+        scale=spec.model.scale, degradation=spec.recipe.degradation, protocol=spec.recipe.protocol,
+        seed=spec.recipe.seed)
+    if spec.data.hr_downscale != 1:
+        config["data"]["hr_downscale"] = spec.data.hr_downscale
+    return config
+
+
+def experiment_record(spec: RunSpec, row: int) -> dict:
+    """experiment.json: what a report needs beyond config.json (row order, nominal sizes, published numbers)."""
+    return {"table": spec.table, "name": spec.name, "key": spec.key, "row": row, "dataset": spec.data.name,
+            "hr_size": spec.data.hr_size, "lr_size": spec.data.lr_size, "hr_downscale": spec.data.hr_downscale,
+            "reference": dataclasses.asdict(spec.reference), "recipe": dataclasses.asdict(spec.recipe)}
+
+
+def train_spec(spec: RunSpec, run_dir: Path, *, resume: bool, device: str = "auto", progress: bool = True):
+    # -> TrainResult
+    """Train `spec` into `run_dir`, new or resumed (a resume refuses a config.json that disagrees)."""
+    from tinysr import runs
+    from tinysr.checkpoint import atomic_write_bytes
+    from tinysr.data.cache import load_pairs
+    from tinysr.models import model_from_config
+    from tinysr.train import select_device, train
+
+    train_set, val_set = image_sets(spec.data)
+    config, run_config = train_config(spec.recipe), spec_config(spec)
+    scale, degradation = spec.model.scale, spec.recipe.degradation
+    train_pairs = load_pairs(train_set, scale=scale, degradation=degradation, progress=progress)
+    val_pairs = load_pairs(val_set, scale=scale, degradation=degradation, progress=progress)
+    (runs.resume_run if resume else runs.open_run)(run_dir, run_config)
+    row = [s.name for s in get_table(spec.table)].index(spec.name)
+    atomic_write_bytes(run_dir / EXPERIMENT, json.dumps(experiment_record(spec, row), indent=2).encode())
+    return train(model_from_config(spec.model), train_pairs, val_pairs, config=config, run_dir=run_dir,
+                 device=select_device(device), resume=resume, progress=progress)
