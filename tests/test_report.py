@@ -114,6 +114,8 @@ def test_empty_runs_dir_is_one_line_error(tmp_path, capsys):
     assert main(["report", str(tmp_path / "empty"), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("tinysr: error: ") and "no run folders" in err and "\n" not in err
+    assert main(["experiment", "report", str(tmp_path / "missing")]) == 2  # the alias
+    assert capsys.readouterr().err.strip().endswith("missing: no such runs folder")
 
 
 def test_corrupt_config_names_the_file(runs_dir, tmp_path):

@@ -116,8 +116,8 @@ def build_table(name: str, runs: list[RunRecord], bicubic: Callable[[Validation]
     rows += [run_cells(s, v) for s, v in zip(summaries, vals)]
     notes = [PROTOCOLS[p].describe(s) for p, s in dict.fromkeys((v.protocol, v.scale) for v in settings)]
     notes += [f"val set {v.label}: {v.folder}, x{v.scale}" for v in settings]
-    notes += ["best PSNR: max of val_psnr in metrics.jsonl; L1 loss: train_loss of the last logged step; "
-              "s / 1k steps: median over the log; parameters: trainable, from config.json"]
+    notes.append("best PSNR: max of val_psnr in metrics.jsonl; L1 loss: train_loss of the last logged step; "
+                 "s / 1k steps: median over the log; parameters: trainable, from config.json")
     return Table(name=name, notes=notes, rows=rows, summaries=summaries, runs=runs, bicubic=measured)
 
 
