@@ -179,3 +179,32 @@ def test_missing_data_names_the_prepare_command(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "data/cinic/train: no such data folder; make it with: tinysr prepare cinic" in err
     assert not (tmp_path / "runs" / "table2" / "b0-f64").exists()
+
+
+def test_devices_run_one_job_per_gpu_at_a_time(tmp_path):
+    """--devices: each subprocess sees only its GPU (CUDA_VISIBLE_DEVICES); a freed GPU takes the next job."""
+    specs = runner.plan("table4", only=["1", "2", "4"])
+    jobs = [runner.Job(s, tmp_path / s.name, resume=False) for s in specs]
+    code = ("import os, time; gpu = os.environ['CUDA_VISIBLE_DEVICES']; open(os.path.join({!r}, 'busy' + gpu), 'x');"
+            " time.sleep(0.3); os.remove(os.path.join({!r}, 'busy' + gpu)); print('gpu', gpu)")
+    command = lambda job: [sys.executable, "-c", code.format(str(tmp_path), str(tmp_path))]  # noqa: E731
+    failed = runner.run_parallel(jobs, command, n_jobs=2, threads=1, log=lambda _: None, poll_s=0.05, devices=[3, 5])
+    assert failed == []  # 'x' mode: a second job on a busy GPU would have failed
+    logs = [(tmp_path / "table4" / f"{s.name.split('/')[1]}.log").read_text() for s in specs]
+    assert logs[:2] == ["gpu 3\n", "gpu 5\n"] and logs[2] in ("gpu 3\n", "gpu 5\n")
+
+
+def test_devices_that_do_not_exist_are_a_one_line_error(monkeypatch, capsys):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert runner.parse_devices("1,0") == [1, 0]
+    with pytest.raises(TinySRError, match=r"--devices 0,1,2,3: cuda:2 does not exist \(this machine has 2 CUDA dev"):
+        runner.parse_devices("0,1,2,3")
+    with pytest.raises(TinySRError, match="cuda:1 is listed twice"):
+        runner.parse_devices("1,1")
+    with pytest.raises(TinySRError, match="expected comma-separated CUDA indices"):
+        runner.parse_devices("gpu0")
+    assert main(["experiment", "run", "table4", "--only", "1", "--devices", "0,1,2,3", "--dry-run"]) == 2
+    assert capsys.readouterr().err == ("tinysr: error: --devices 0,1,2,3: cuda:2 does not exist "
+                                       "(this machine has 2 CUDA devices)\n")

@@ -48,6 +48,7 @@ def add_experiment_parser(sub: argparse._SubParsersAction) -> None:
     rp.add_argument("--jobs", type=_positive, default=1, help="runs at once, as subprocesses (default 1)")
     rp.add_argument("--threads", type=_positive, help="torch threads per run (default: cores / jobs)")
     rp.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, ...")
+    rp.add_argument("--devices", help="CUDA indices, e.g. 0,1,2,3: one run per GPU at a time (overrides --jobs)")
     rp.add_argument("--dry-run", action="store_true", help="print the queue, run nothing")
     _add_report_args(esub.add_parser("report", help="the same as `tinysr report`"))
 
@@ -81,6 +82,7 @@ def _run(args: argparse.Namespace) -> int:
     from tinysr.experiments.training import check_data
 
     only = args.only.split(",") if args.only else None
+    devices = runner.parse_devices(args.devices) if args.devices else None
     overrides = runner.Overrides(steps=args.steps, batch_size=args.batch_size, eval_every=args.eval_every,
                                  data=tuple(args.data) if args.data else None, val_data=args.val_data)
     runs_dir = Path(args.out)
@@ -93,9 +95,13 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     for job in jobs:  # fail fast, before hours of training, when a table's data has not been prepared
         check_data(job.spec.data)
-    n_jobs = min(args.jobs, len(jobs))
+    n_jobs = min(len(devices) if devices else args.jobs, len(jobs))
     threads = args.threads or max(1, (os.cpu_count() or 1) // n_jobs)
-    if n_jobs == 1:
+    if devices:
+        failed = runner.run_parallel(
+            jobs, lambda j: runner.job_command(j, runs_dir=runs_dir, overrides=overrides, threads=threads,
+                                               device="cuda"), n_jobs=n_jobs, threads=threads, devices=devices)
+    elif n_jobs == 1:
         failed = runner.run_sequential(jobs, lambda j: runner.execute_job(j, device=args.device, threads=threads))
     else:
         failed = runner.run_parallel(

@@ -150,32 +150,55 @@ def run_sequential(jobs: list[Job], execute: Executor, *, log: Callable[[str], N
     return failed
 
 
+def parse_devices(text: str) -> list[int]:
+    """`--devices 0,1,2,3` -> CUDA indices; TinySRError naming one that is malformed or not on this machine."""
+    import torch
+
+    try:
+        devices = [int(d) for d in text.split(",")]
+    except ValueError:
+        raise TinySRError(f"--devices {text}: expected comma-separated CUDA indices such as 0,1,2,3") from None
+    count = torch.cuda.device_count()
+    for d in devices:
+        if not 0 <= d < count or devices.count(d) > 1:
+            raise TinySRError(f"--devices {text}: cuda:{d} {'is listed twice' if 0 <= d < count else 'does not exist'}"
+                              f" (this machine has {count} CUDA device{'s' if count != 1 else ''})")
+    return devices
+
+
 def run_parallel(jobs: list[Job], command: Callable[[Job], list[str]], *, n_jobs: int, threads: int,
-                 log: Callable[[str], None] = print, poll_s: float = 1.0) -> list[str]:
+                 log: Callable[[str], None] = print, poll_s: float = 1.0, devices: list[int] | None = None
+                 ) -> list[str]:
     """Run each job's `command` as a subprocess, `n_jobs` at a time, its output in RUN.log beside the run folder
-    (not inside it: the folder belongs to `tinysr train`); returns "name (exit N, see LOG)" for each failure."""
+    (not inside it: the folder belongs to `tinysr train`); returns "name (exit N, see LOG)" for each failure.
+    With `devices` (CUDA indices), one job per device at a time: the subprocess sees only its GPU
+    (CUDA_VISIBLE_DEVICES), as cuda:0; a finished job frees its device for the next one in the queue."""
     waiting, running, failed = list(jobs), [], []
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    free = list(devices) if devices is not None else [None] * n_jobs
     try:
         while waiting or running:
-            while waiting and len(running) < n_jobs:
-                job = waiting.pop(0)
+            while waiting and free:
+                job, gpu = waiting.pop(0), free.pop(0)
                 job.run_dir.parent.mkdir(parents=True, exist_ok=True)
                 logf = (job.run_dir.parent / f"{job.run_dir.name}.log").open("ab")
-                running.append((job, subprocess.Popen(command(job), stdout=logf, stderr=subprocess.STDOUT, env=env),
-                                logf))
-                log(f"started {job.spec.name} (pid {running[-1][1].pid}, log {logf.name})")
+                job_env = env if gpu is None else {**env, "CUDA_VISIBLE_DEVICES": str(gpu)}
+                running.append((job, subprocess.Popen(command(job), stdout=logf, stderr=subprocess.STDOUT,
+                                                      env=job_env), logf, gpu))
+                log(f"started {job.spec.name} (pid {running[-1][1].pid}, log {logf.name}"
+                    f"{'' if gpu is None else f', cuda:{gpu}'})")
             for entry in list(running):
-                job, proc, logf = entry
+                job, proc, logf, gpu = entry
                 if proc.poll() is not None:
                     logf.close()
                     running.remove(entry)
+                    free.append(gpu)
                     log(f"{job.spec.name}: {'done' if proc.returncode == 0 else f'failed (exit {proc.returncode})'}")
                     if proc.returncode != 0:
                         failed.append(f"{job.spec.name} (exit {proc.returncode}, see {logf.name})")
             time.sleep(poll_s if running else 0)
     finally:
-        for _, proc, logf in running:  # interrupted: stop our own children, they save last.pt on SIGINT
+        for _, proc, logf, _ in running:  # interrupted: stop our own children, they save last.pt on SIGINT
             proc.send_signal(2)
             proc.wait()
             logf.close()
