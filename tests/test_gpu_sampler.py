@@ -123,8 +123,10 @@ def test_bad_input_gives_one_line_errors():
     hr, lr = coordinate_images(scale=2)
     with pytest.raises(TinySRError, match="batch size 6 must split evenly over 4 ranks"):
         DevicePatchSampler(hr, lr, scale=2, patch=5, batch_size=6, seed=0, device="cpu", world_size=4)
-    with pytest.raises(TinySRError, match=r"image 0 \(62x40\) is smaller than the LR patch 21 at x2"):
-        DevicePatchSampler(hr, lr, scale=2, patch=21, seed=0, device="cpu")
+    with pytest.warns(UserWarning, match="skipped 1 of 2 images smaller than the LR patch 21x21"):
+        assert len(DevicePatchSampler(hr, lr, scale=2, patch=21, seed=0, device="cpu")._lr_height) == 1
+    with pytest.raises(TinySRError, match="all 2 images are smaller than the LR patch 23x23 at x2; lower --patch"):
+        DevicePatchSampler(hr, lr, scale=2, patch=23, seed=0, device="cpu")
     with pytest.raises(TinySRError, match=r"LR image 1 \(20, 31, 3\) is not HR"):
         DevicePatchSampler(hr, [lr[0], lr[0]], scale=2, patch=5, seed=0, device="cpu")
     with pytest.raises(TinySRError, match="must be HWC RGB uint8"):

@@ -15,7 +15,6 @@ rounded by up to 0.5 level; that is the price of bf16 on the input layer, no los
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -91,6 +90,18 @@ def build_step(model: nn.Module, optimizer: torch.optim.Optimizer, *, fast: Fast
         return _eager_step(model, optimizer, fast=fast)
     make_capturable(optimizer)
     return _GraphedStep(model, optimizer, fast=fast, warmup=warmup)
+
+
+def build_train_step(model: nn.Module, optimizer: torch.optim.Optimizer, *, fast: FastPath, ctx) -> Step | None:
+    """The step of `tinysr.train`'s loop: None for the plain path (`train.train_step`, all options off and one
+    process: the CPU path stays as it is), else `build_step` on the prepared, DDP-wrapped (several ranks) model.
+    `ctx`: a `tinysr.distributed.DistContext`."""
+    from tinysr.distributed import wrap_ddp
+
+    fast.check(next(model.parameters()).device, world_size=ctx.world_size)
+    if fast == FastPath() and ctx.world_size == 1:
+        return None
+    return build_step(prepare_model(model, fast, wrap=lambda m: wrap_ddp(m, ctx)), optimizer, fast=fast)
 
 
 def _loss(model: nn.Module, lr: torch.Tensor, hr: torch.Tensor, *, bf16: bool) -> torch.Tensor:
@@ -210,9 +221,3 @@ def portable_optimizer_state(optimizer: torch.optim.Optimizer) -> dict:
              for i, s in raw["state"].items()}
     return {"state": state, "param_groups": groups}
 
-
-def warn_if_slow_options(fast: FastPath, device: str | torch.device) -> None:
-    """One warning when an option is on where it does not speed anything up (CPU/MPS): allowed, for tests."""
-    on = [name for name in ("channels_last", "bf16", "compile", "gpu_data") if getattr(fast, name)]
-    if on and torch.device(device).type != "cuda":
-        warnings.warn(f"fast-path options {', '.join(on)} on {device}: allowed, but meant for CUDA", stacklevel=2)

@@ -19,6 +19,7 @@ pixels, mirrored (half-sample symmetric, as imresize pads) past the image border
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -67,7 +68,7 @@ class _FlatImages:
                               "use --no-gpu-data") from None
         start = 0
         for img, n in zip(images, sizes):
-            self.flat[start : start + n].copy_(torch.from_numpy(np.ascontiguousarray(img)).reshape(-1))
+            self.flat[start : start + n].copy_(torch.from_numpy(np.array(img)).reshape(-1))  # copy: memmaps are read-only
             start += n
 
     def gather(self, image: torch.Tensor, row: torch.Tensor, col: torch.Tensor) -> torch.Tensor:
@@ -90,7 +91,8 @@ class DevicePatchSampler:
             raise TinySRError(f"batch size {batch_size} must split evenly over {world_size} ranks (rank {rank})")
         hr_images = [img[: img.shape[0] - img.shape[0] % scale, : img.shape[1] - img.shape[1] % scale]
                      for img in hr_images]
-        _check_images(hr_images, lr_images, scale=scale, patch=patch)
+        _check_images(hr_images, lr_images, scale=scale)
+        hr_images, lr_images = _large_enough(hr_images, lr_images, scale=scale, patch=patch)
         self.device = torch.device(device)
         self.scale, self.patch, self.batch_size, self.augment, self.seed = scale, patch, batch_size, augment, seed
         self.rank, self.local = rank, batch_size // world_size
@@ -171,7 +173,7 @@ def _round_half_away(x: torch.Tensor) -> torch.Tensor:
     return torch.floor(x + 0.5)
 
 
-def _check_images(hr: list[np.ndarray], lr: Sequence[np.ndarray] | None, *, scale: int, patch: int) -> None:
+def _check_images(hr: list[np.ndarray], lr: Sequence[np.ndarray] | None, *, scale: int) -> None:
     if not hr:
         raise TinySRError("gpu data: no training images")
     if lr is not None and len(lr) != len(hr):
@@ -179,8 +181,34 @@ def _check_images(hr: list[np.ndarray], lr: Sequence[np.ndarray] | None, *, scal
     for k, img in enumerate(hr):
         if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
             raise TinySRError(f"gpu data: image {k} must be HWC RGB uint8, got {img.dtype} {img.shape}")
-        if min(img.shape[:2]) // scale < patch:
-            raise TinySRError(f"gpu data: image {k} ({img.shape[1]}x{img.shape[0]}) is smaller than the LR patch "
-                              f"{patch} at x{scale}; lower --patch or drop it")
         if lr is not None and lr[k].shape != (img.shape[0] // scale, img.shape[1] // scale, 3):
             raise TinySRError(f"gpu data: LR image {k} {lr[k].shape} is not HR {img.shape} / x{scale}")
+
+
+def _large_enough(hr: list[np.ndarray], lr: Sequence[np.ndarray] | None, *, scale: int, patch: int) -> tuple:
+    """Drop (with one counting warning, as `PatchSampler` does) images whose LR side is below the patch."""
+    keep = [k for k, img in enumerate(hr) if min(img.shape[:2]) // scale >= patch]
+    if not keep:
+        raise TinySRError(f"gpu data: all {len(hr)} images are smaller than the LR patch {patch}x{patch} at "
+                          f"x{scale}; lower --patch")
+    if len(keep) < len(hr):
+        warnings.warn(f"gpu data: skipped {len(hr) - len(keep)} of {len(hr)} images smaller than the LR patch "
+                      f"{patch}x{patch}", stacklevel=3)
+    return [hr[k] for k in keep], None if lr is None else [lr[k] for k in keep]
+
+
+def training_sampler(pairs, *, patch: int, batch_size: int, augment: bool, seed: int, gpu_data: bool,
+                     device: torch.device, ctx, saved_state: dict | None = None):
+    """The sampler of a training run: this one on `device` with `gpu_data`, else the CPU `PatchSampler` drawing
+    the global batch (sliced per rank by `ShardedBatches` under DDP). A resume keeps the kind of sampler that wrote
+    `saved_state` (its state fits no other), whatever `gpu_data` says. `pairs`: a `PairedImages`."""
+    from tinysr.data.sampler import PatchSampler
+    from tinysr.distributed import ShardedBatches, local_batch_size
+
+    local_batch_size(batch_size, ctx.world_size)
+    if gpu_data if saved_state is None else "bit_generator" not in saved_state:
+        return DevicePatchSampler(pairs.hr, pairs.lr, scale=pairs.scale, patch=patch, batch_size=batch_size,
+                                  augment=augment, seed=seed, device=device, rank=ctx.rank, world_size=ctx.world_size)
+    sampler = PatchSampler(pairs, scale=pairs.scale, patch=patch, batch_size=batch_size, augment=augment,
+                           generator=np.random.default_rng(seed))
+    return ShardedBatches(sampler, ctx) if ctx.world_size > 1 else sampler
