@@ -43,6 +43,8 @@ def add_experiment_parser(sub: argparse._SubParsersAction) -> None:
     rp.add_argument("--steps", type=_positive, help="training steps (study: 300000)")
     rp.add_argument("--batch-size", type=_positive, help="batch size (study: 1)")
     rp.add_argument("--eval-every", type=_positive, help="validation interval in steps (study: 1000)")
+    rp.add_argument("--learning-rate", type=float, help="Adam learning rate (study: 1e-4)")
+    rp.add_argument("--schedule", choices=("step", "cosine"), help="learning-rate schedule (study: step)")
     rp.add_argument("--data", nargs="+", metavar="DIR", help="training HR folder(s) instead of the table's")
     rp.add_argument("--val-data", metavar="DIR", help="validation HR folder instead of the table's")
     rp.add_argument("--jobs", type=_positive, default=1, help="runs at once, as subprocesses (default 1)")
@@ -84,6 +86,7 @@ def _run(args: argparse.Namespace) -> int:
     only = args.only.split(",") if args.only else None
     devices = runner.parse_devices(args.devices) if args.devices else None
     overrides = runner.Overrides(steps=args.steps, batch_size=args.batch_size, eval_every=args.eval_every,
+                                 learning_rate=args.learning_rate, schedule=args.schedule,
                                  data=tuple(args.data) if args.data else None, val_data=args.val_data)
     runs_dir = Path(args.out)
     jobs, skipped = runner.make_queue(runner.plan(args.table, only=only, overrides=overrides), runs_dir)

@@ -32,6 +32,7 @@ class Recipe:
     batch_size: int = 1
     patch: int = 48  # LR patch side
     learning_rate: float = 1e-4
+    schedule: str = "step"  # "step": halved every lr_step steps; "cosine": down to 0 at `steps`
     lr_step: int = 200_000  # the learning rate is halved here
     eval_every: int = 1_000
     protocol: str = "study"  # the validation protocol, see tinysr.metrics.PROTOCOLS

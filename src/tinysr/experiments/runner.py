@@ -34,12 +34,15 @@ class Overrides:
     steps: int | None = None
     batch_size: int | None = None
     eval_every: int | None = None
+    learning_rate: float | None = None
+    schedule: str | None = None
     data: tuple[str, ...] | None = None  # training HR folders
     val_data: str | None = None  # validation HR folder
 
     def apply(self, spec: RunSpec) -> RunSpec:
         recipe = replace(spec.recipe, **{k: v for k, v in (("steps", self.steps), ("batch_size", self.batch_size),
-                                                           ("eval_every", self.eval_every)) if v is not None})
+                                                           ("eval_every", self.eval_every), ("learning_rate", self.learning_rate),
+                                                           ("schedule", self.schedule)) if v is not None})
         data, reference = spec.data, spec.reference
         if self.data is not None:
             data = replace(data, name="custom", train=tuple(self.data), hr_size="n/a", lr_size="n/a", prepare="")
@@ -53,7 +56,8 @@ class Overrides:
         """The same overrides as `tinysr experiment run` options (for subprocess jobs)."""
         argv: list[str] = []
         for flag, value in (("--steps", self.steps), ("--batch-size", self.batch_size),
-                            ("--eval-every", self.eval_every), ("--val-data", self.val_data)):
+                            ("--eval-every", self.eval_every), ("--learning-rate", self.learning_rate),
+                            ("--schedule", self.schedule), ("--val-data", self.val_data)):
             if value is not None:
                 argv += [flag, str(value)]
         if self.data is not None:
