@@ -15,6 +15,7 @@ gives the same weights as 40 steps.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import signal
@@ -320,6 +321,10 @@ def train(model: nn.Module, train_pairs: PairedImages, val_pairs: PairedImages, 
                        f"(try a lower --learning-rate)")
             runs.write_status(run_dir, state="failed", step=state.step, steps=config.steps, message=message)
             raise TinySRError(f"{run_dir}: {message}") from None
+        except TinySRError as exc:  # a failed write (disk full, read-only): record it if the disk still allows
+            with contextlib.suppress(TinySRError):
+                runs.write_status(run_dir, state="failed", step=state.step, steps=config.steps, message=str(exc))
+            raise
     runs.write_status(run_dir, state="finished", step=state.step, steps=config.steps,
                       message=f"best val PSNR {state.best_psnr:.3f} dB at step {state.best_step}")
     return TrainResult(step=state.step, best_psnr=state.best_psnr, best_step=state.best_step,

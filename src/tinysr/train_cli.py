@@ -133,6 +133,17 @@ def load_data(config: dict[str, Any], *, progress: bool) -> tuple[Any, Any]:
 def run_train(args: argparse.Namespace) -> int:
     import torch
 
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    try:
+        return _train_command(args)
+    finally:  # global torch settings go back as they were (main() may be called in-process)
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
+
+
+def _train_command(args: argparse.Namespace) -> int:
+    import torch
+
     from tinysr import runs
     from tinysr.models import model_from_config_dict
     from tinysr.train import TrainConfig, select_device, train

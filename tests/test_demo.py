@@ -1,0 +1,49 @@
+"""The demo: embedded photos, a short training run through `tinysr.train`, its report and figure."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tinysr import demo
+from tinysr.checkpoint import load_model
+from tinysr.models import count_params
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread: on a shared, oversubscribed CPU two spinning OpenMP threads run ~50x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_embedded_photos_are_rgb_uint8():
+    shapes = {name: img.shape for name, img in demo.embedded_photos()}
+    assert shapes == {"astronaut": (512, 512, 3), "chelsea": (300, 451, 3), "coffee": (400, 600, 3),
+                      "rocket": (427, 640, 3), "immunohistochemistry": (512, 512, 3), "motorcycle": (500, 741, 3)}
+    assert all(img.dtype == np.uint8 for _, img in demo.embedded_photos(("chelsea",)))
+
+
+def test_busiest_crop_finds_the_texture():
+    img = np.full((128, 160, 3), 100, np.uint8)
+    img[64:96, 96:128] = np.random.default_rng(0).integers(0, 255, (32, 32, 3))
+    assert demo._busiest_crop(img, 32) == (64, 96)
+
+
+def test_short_demo_writes_a_run_report_and_figure(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert demo.run_demo(out=out, steps=20, progress=False) == 0
+    model, meta = load_model(out / "run" / "best.safetensors")
+    assert count_params(model) == 963 and meta["protocol"] == "study"
+    assert json.loads((out / "run" / "status.json").read_text())["state"] == "finished"
+    assert json.loads((out / "run" / "config.json").read_text())["data"]["val"] == "skimage.data:chelsea"
+    report = (out / "report.md").read_text()
+    assert report.startswith("# tinysr demo: 963-parameter EDSR vs bicubic, x2")
+    assert "| standard |" in report and "| study |" in report and "![crops](comparison.png)" in report
+    assert "| study | 33.89 dB / " in report  # bicubic on the held-out chelsea (RGB, no crop), pinned
+    assert Image.open(out / "comparison.png").size == (900, 340)
+    assert "| study | 33.89 dB" in capsys.readouterr().out
