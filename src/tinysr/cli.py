@@ -61,12 +61,13 @@ def add_demo_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="the main job on embedded photos (no data needed)")
     p.add_argument("--out", default="demo-out", help="folder for the demo's report and figure")
     p.add_argument("--steps", type=int, help="training steps (default: the demo recipe's 4,000)")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
 
 
 def run_demo(args: argparse.Namespace) -> int:
     from tinysr.demo import run_demo as demo
 
-    return demo(out=args.out, steps=args.steps)
+    return demo(out=args.out, steps=args.steps, threads=args.threads)
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {

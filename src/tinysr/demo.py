@@ -93,7 +93,7 @@ def write_figure(path: Path, srs: dict[str, np.ndarray], hr: np.ndarray, scores:
     y, x = _busiest_crop(hr, CROP)
     panels = [(f"{n}\n{scores[n]['study'][0]:.2f} dB (study)", quantize(sr)) for n, sr in srs.items()]
     panels.append(("HR (ground truth)", hr))
-    fig = Figure(figsize=(3 * len(panels), 3.4))
+    fig = Figure(figsize=(3 * len(panels), 3.4), layout="constrained")
     FigureCanvasAgg(fig)
     for i, (title, img) in enumerate(panels):
         ax = fig.add_subplot(1, len(panels), i + 1)
@@ -117,8 +117,23 @@ def report_text(scores: dict, *, params: int, steps: int, seconds: float, comman
     return "\n".join(lines)
 
 
-def run_demo(*, out: str | Path, steps: int | None = None, progress: bool = True) -> int:
-    """Train the 963-parameter EDSR on the embedded photos and report it against bicubic; see the module doc."""
+def run_demo(*, out: str | Path, steps: int | None = None, threads: int = 1, progress: bool = True) -> int:
+    """Train the 963-parameter EDSR on the embedded photos and report it against bicubic; see the module doc.
+
+    threads: torch CPU threads while the demo runs (restored after). One by default: the net's 4-filter convs are
+    too small to split, and on a busy machine spinning OpenMP threads make a step many times slower.
+    """
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return _run_demo(out=Path(out), steps=steps, progress=progress)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _run_demo(*, out: Path, steps: int | None, progress: bool) -> int:
     import dataclasses
 
     import torch
@@ -127,7 +142,6 @@ def run_demo(*, out: str | Path, steps: int | None = None, progress: bool = True
     from tinysr.checkpoint import load_model
     from tinysr.train import train
 
-    out = Path(out)
     recipe = DEMO_RECIPE if steps is None else dataclasses.replace(DEMO_RECIPE, steps=steps,
                                                                    eval_every=min(steps, DEMO_RECIPE.eval_every))
     try:
