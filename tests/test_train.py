@@ -141,7 +141,8 @@ def test_run_folder_and_resume_give_identical_weights(tmp_path, pairs):
     assert (meta["step"], meta["val_psnr"], meta["protocol"]) == (result.best_step, result.best_psnr, "study")
 
 
-def test_ctrl_c_saves_a_step_exact_checkpoint(tmp_path, pairs, monkeypatch):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_saves_a_step_exact_checkpoint(tmp_path, pairs, monkeypatch, signum):
     straight, _ = _run(tmp_path, pairs, "straight", steps=40)
     calls = []
 
@@ -149,7 +150,7 @@ def test_ctrl_c_saves_a_step_exact_checkpoint(tmp_path, pairs, monkeypatch):
         calls.append(1)
         loss = train_step(*args)
         if len(calls) == 13:
-            os.kill(os.getpid(), signal.SIGINT)  # arrives mid-step: deferred to the step's end
+            os.kill(os.getpid(), signum)  # arrives mid-step: deferred to the step's end
         return loss
 
     monkeypatch.setattr(train_mod, "train_step", step_then_ctrl_c)
