@@ -130,3 +130,70 @@ def test_batch_split_errors_name_the_option():
     assert shard(batch, DistContext(rank=1, world_size=4)).flatten().tolist() == [2, 3]
     with pytest.raises(TinySRError, match="--cuda-graphs runs in a single process only"):
         FastPath(cuda_graphs=True).check("cuda", world_size=2)
+
+
+# ---------------------------------------------------------------- tinysr train under torchrun (CPU, gloo)
+
+
+def smooth_pngs(folder, n: int, seed: int):
+    from PIL import Image
+
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 256, (6, 6, 3), dtype=np.uint8)).resize((64, 64), Image.BICUBIC).save(
+            folder / f"img{i}.png")
+    return folder
+
+
+def train_args(tmp_path, out: str, *extra: str) -> list[str]:
+    return ["train", "--blocks", "0", "--feats", "4", "--scale", "2", "--patch", "12", "--batch-size", "4",
+            "--steps", "4", "--eval-every", "2", "--train-data", str(tmp_path / "train"), "--val-data",
+            str(tmp_path / "val"), "--out", str(tmp_path / out), "--device", "cpu", "--threads", "1",
+            "--no-progress", *extra]
+
+
+def test_torchrun_two_ranks_train_like_one_process_and_resume_in_one(tmp_path, monkeypatch):
+    """`torchrun --nproc_per_node 2 -m tinysr train` (2 x 2 crops) writes the same run as one process (4 crops);
+    the DDP run then resumes in a single CPU process."""
+    import os
+    import subprocess
+    import sys
+
+    from tinysr import runs
+    from tinysr.checkpoint import read_weights
+    from tinysr.cli import main
+
+    smooth_pngs(tmp_path / "train", 3, seed=0)
+    smooth_pngs(tmp_path / "val", 2, seed=1)
+    monkeypatch.setenv("TINYSR_CACHE", str(tmp_path / "cache"))
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "tinysr",
+           *train_args(tmp_path, "ddp")]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert main(train_args(tmp_path, "single")) == 0
+    ddp, single = runs.read_metrics(tmp_path / "ddp"), runs.read_metrics(tmp_path / "single")
+    assert [r["step"] for r in ddp] == [2, 4]
+    for a, b in zip(ddp, single):  # train_loss: mean over ranks of 2-crop means == 4-crop mean
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-6)
+        assert a["val_psnr"] == pytest.approx(b["val_psnr"], abs=1e-4)
+    ddp_weights, single_weights = (read_weights(tmp_path / r / "best.safetensors")[0] for r in ("ddp", "single"))
+    for name, value in single_weights.items():
+        assert torch.allclose(ddp_weights[name], value, rtol=0, atol=1e-6), name
+    assert main(["train", "--resume", str(tmp_path / "ddp"), "--steps", "6", "--device", "cpu",
+                 "--no-progress"]) == 0
+    assert [r["step"] for r in runs.read_metrics(tmp_path / "ddp")] == [2, 4, 6]
+    assert runs.read_json(tmp_path / "ddp" / "status.json")["state"] == "finished"
+
+
+def test_a_batch_that_does_not_split_over_the_ranks_is_a_one_line_error(tmp_path, monkeypatch, capsys):
+    from tinysr.cli import main
+
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    monkeypatch.setenv("RANK", "0")
+    assert main(train_args(tmp_path, "bad")) == 2  # no process group is joined: the check comes first
+    assert capsys.readouterr().err == ("tinysr: error: --batch-size 4 must be a positive multiple of the number "
+                                       "of ranks (3); each rank takes batch-size / ranks crops\n")
+    with pytest.raises(TinySRError, match="--cuda-graphs needs a CUDA device, got --device cpu"):
+        FastPath(cuda_graphs=True).check("cpu")

@@ -214,3 +214,16 @@ def test_cuda_graph_replay_follows_the_scheduler_learning_rate():
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
     with pytest.raises(TinySRError, match="batch shape changed"):
         step(*batches(1, batch=3, device="cuda")[0])
+
+
+def test_train_flags_override_the_device_defaults():
+    from tinysr.cli import build_parser
+    from tinysr.train_cli import fast_path
+
+    args = build_parser().parse_args(["train", "--bf16", "--no-channels-last", "--no-gpu-data"])
+    assert fast_path(args, torch.device("cuda"), world_size=1) == FastPath(
+        channels_last=False, bf16=True, compile=False, cuda_graphs=True, gpu_data=False)
+    assert fast_path(args, torch.device("cpu"), world_size=1) == FastPath(bf16=True)
+    args = build_parser().parse_args(["train", "--cuda-graphs"])
+    with pytest.raises(TinySRError, match="--cuda-graphs needs a CUDA device, got --device cpu"):
+        fast_path(args, torch.device("cpu"), world_size=1)

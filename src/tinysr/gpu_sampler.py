@@ -68,7 +68,8 @@ class _FlatImages:
                               "use --no-gpu-data") from None
         start = 0
         for img, n in zip(images, sizes):
-            self.flat[start : start + n].copy_(torch.from_numpy(np.array(img)).reshape(-1))  # copy: memmaps are read-only
+            # np.array copies: cache memmaps are read-only, which torch.from_numpy warns about
+            self.flat[start : start + n].copy_(torch.from_numpy(np.array(img)).reshape(-1))
             start += n
 
     def gather(self, image: torch.Tensor, row: torch.Tensor, col: torch.Tensor) -> torch.Tensor:

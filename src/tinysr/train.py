@@ -34,8 +34,10 @@ from tqdm import tqdm
 
 from tinysr import runs
 from tinysr.data.cache import PairedImages
-from tinysr.data.sampler import PatchSampler
+from tinysr.distributed import DistContext, mean_over_ranks, rank0_writes
 from tinysr.errors import TinySRError
+from tinysr.fastpath import FastPath, build_train_step, portable_optimizer_state
+from tinysr.gpu_sampler import training_sampler
 from tinysr.inference import upscale_array
 from tinysr.metrics import PROTOCOLS, measure
 
@@ -204,13 +206,17 @@ class Interrupts:
 
 
 # ---------------------------------------------------------------- what the loop calls
-def _advance(model, sampler, optimizer, scheduler, state: LoopState, device: torch.device) -> float:
-    """Draw a batch, take one step, update the counters."""
+def _advance(model, sampler, optimizer, scheduler, state: LoopState, device: torch.device, step=None) -> float:
+    """Draw a batch, take one step, update the counters. A fast-path/DDP `step` returns the loss as a device
+    tensor: it is summed on the device and read (and checked) at evaluation time only, so no host sync per step."""
     began = time.monotonic()
     lr, hr = sampler.next_batch()
-    loss = train_step(model, lr.to(device), hr.to(device), optimizer)
-    if not math.isfinite(loss):
-        raise NonFiniteLoss(f"loss is {loss} at step {state.step + 1}")
+    if step is not None:
+        loss = step(lr.to(device, non_blocking=True), hr.to(device, non_blocking=True))
+    else:
+        loss = train_step(model, lr.to(device), hr.to(device), optimizer)
+        if not math.isfinite(loss):
+            raise NonFiniteLoss(f"loss is {loss} at step {state.step + 1}")
     scheduler.step()
     state.step += 1
     state.loss_sum, state.loss_count = state.loss_sum + loss, state.loss_count + 1
@@ -221,8 +227,8 @@ def _advance(model, sampler, optimizer, scheduler, state: LoopState, device: tor
 def _log_evaluation(run_dir: Path, state: LoopState, *, psnr: float, ssim: float, learning_rate: float) -> None:
     steps_done = max(state.loss_count, 1)
     runs.append_metrics(run_dir, {
-        "step": state.step, "train_loss": state.loss_sum / steps_done, "val_psnr": psnr, "val_ssim": ssim,
-        "sec_per_1k_steps": 1000.0 * state.train_seconds / steps_done, "learning_rate": learning_rate,
+        "step": state.step, "train_loss": float(state.loss_sum) / steps_done, "val_psnr": psnr, "val_ssim": ssim,
+        "sec_per_1k_steps": 1000.0 * state.train_seconds / steps_done, "learning_rate": float(learning_rate),
         "wall_time": state.elapsed(),
     })
     state.loss_sum, state.loss_count, state.train_seconds = 0.0, 0, 0.0
@@ -235,9 +241,9 @@ def _resume_state(model, optimizer, scheduler, sampler, state: LoopState, *, sav
     scheduler.load_state_dict(saved["scheduler"])
     for group, base in zip(optimizer.param_groups, scheduler.base_lrs):  # the schedule may now run to a new `steps`
         group["lr"] = base * learning_rate_factor(saved["step"], config)
-    torch.set_rng_state(saved["rng"]["torch"])
+    torch.set_rng_state(saved["rng"]["torch"].cpu())  # load_last maps to the device; RNG states live on the CPU
     if saved["rng"]["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(saved["rng"]["cuda"])
+        torch.cuda.set_rng_state_all([s.cpu() for s in saved["rng"]["cuda"][: torch.cuda.device_count()]])
     sampler.load_state_dict(saved["sampler"])
     for name in ("step", "eval_step", "best_psnr", "best_step", "last_psnr", "loss_sum", "loss_count",
                  "train_seconds", "wall_time"):
@@ -248,15 +254,39 @@ def _checkpoint_state(model, optimizer, scheduler, sampler, state: LoopState) ->
     cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
     loop = {k: v for k, v in dataclasses.asdict(state).items() if k != "started"} | {"wall_time": state.elapsed()}
     return {
-        "step": state.step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+        "step": state.step, "model": model.state_dict(), "optimizer": portable_optimizer_state(optimizer),
         "scheduler": scheduler.state_dict(),  # its lr_lambdas entry is [None]: the schedule is code
         "rng": {"torch": torch.get_rng_state(), "cuda": cuda}, "sampler": sampler.state_dict(), "loop": loop,
     }
 
 
+def _read_device_loss(state: LoopState, device: torch.device, ctx: DistContext) -> None:
+    """Wait for the queued GPU steps (their time counts as training), then read the loss sum once, averaged over
+    ranks (a collective), and check it: the fast path's NaN check happens here, not at every step."""
+    began = time.monotonic()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    state.train_seconds += time.monotonic() - began
+    state.loss_sum = float(mean_over_ranks(torch.as_tensor(state.loss_sum, dtype=torch.float64, device=device), ctx))
+    if not math.isfinite(state.loss_sum):
+        raise NonFiniteLoss(f"loss is {state.loss_sum} between steps {state.eval_step} and {state.step}")
+
+
 def _evaluate_and_save(model, val_pairs, optimizer, scheduler, sampler, state: LoopState, *, config: TrainConfig,
-                       run_dir: Path, device, interrupts: Interrupts) -> None:
-    """Validate, then (as one uninterruptible unit) log, keep the best weights, write last.pt and status.json."""
+                       run_dir: Path, device, interrupts: Interrupts, ctx: DistContext = DistContext()) -> None:
+    """Validate, then (as one uninterruptible unit) log, keep the best weights, write last.pt and status.json.
+    Under DDP every rank comes here, but only rank 0 validates and writes; the others wait for it."""
+    _read_device_loss(state, device, ctx)
+    with rank0_writes(ctx) as writer:
+        if not writer:
+            state.eval_step, state.loss_sum, state.loss_count, state.train_seconds = state.step, 0.0, 0, 0.0
+            return
+        _validate_and_write(model, val_pairs, optimizer, scheduler, sampler, state, config=config, run_dir=run_dir,
+                            device=device, interrupts=interrupts)
+
+
+def _validate_and_write(model, val_pairs, optimizer, scheduler, sampler, state: LoopState, *, config: TrainConfig,
+                        run_dir: Path, device, interrupts: Interrupts) -> None:
     psnr, ssim = validate(model, val_pairs, protocol=config.protocol, device=device, limit=config.val_limit)
     with interrupts.deferred():
         _log_evaluation(run_dir, state, psnr=psnr, ssim=ssim, learning_rate=optimizer.param_groups[0]["lr"])
@@ -275,43 +305,52 @@ def _postfix(state: LoopState, loss: float) -> dict[str, str]:
 # ---------------------------------------------------------------- the loop
 def train(model: nn.Module, train_pairs: PairedImages, val_pairs: PairedImages, *, config: TrainConfig,
           run_dir: str | Path, device: str | torch.device = "cpu", resume: bool = False,
-          progress: bool = True) -> TrainResult:
+          progress: bool = True, fast: FastPath = FastPath(), ctx: DistContext = DistContext()) -> TrainResult:
     """Train `model` on patches of `train_pairs`, validating on `val_pairs`, into an opened run folder.
 
     The caller has written config.json (`runs.open_run` / `runs.resume_run`). With `resume`, training continues from
     run_dir/last.pt (from step 0 if the run never reached a checkpoint). Ctrl-C or SIGTERM writes last.pt, marks the
     run "interrupted" and re-raises KeyboardInterrupt; a NaN/inf loss marks it "failed" and raises TinySRError.
+    `fast` (`tinysr.fastpath`; default all off: the plain CPU path) picks the CUDA speed-ups; `ctx`
+    (`tinysr.distributed`) the rank under torchrun: `config.batch_size` is then the global batch, split over ranks,
+    and only rank 0 validates and writes the run folder.
     """
     run_dir, device = Path(run_dir), torch.device(device)
     model.to(device)
     optimizer, scheduler = make_optimizer(model, config)
-    sampler = PatchSampler(train_pairs, scale=train_pairs.scale, patch=config.patch, batch_size=config.batch_size,
-                           augment=config.augment, generator=np.random.default_rng(config.seed))
-    state = LoopState()
     saved = runs.load_last(run_dir, map_location=device) if resume else None
+    sampler = training_sampler(train_pairs, patch=config.patch, batch_size=config.batch_size, augment=config.augment,
+                               seed=config.seed, gpu_data=fast.gpu_data, device=device, ctx=ctx,
+                               saved_state=saved["sampler"] if saved else None)
+    state = LoopState()
     if saved is not None:
         _resume_state(model, optimizer, scheduler, sampler, state, saved=saved, config=config)
     if state.step > config.steps:
         raise TinySRError(f"{run_dir}: the run is at step {state.step}, past --steps {config.steps}")
-    runs.truncate_metrics(run_dir, state.step)
-    runs.write_status(run_dir, state="running", step=state.step, steps=config.steps)
-    bar = tqdm(total=config.steps, initial=state.step, desc="train", unit="step", disable=not progress)
+    step = build_train_step(model, optimizer, fast=fast, ctx=ctx)  # after the resume: it may adapt the optimizer
+    if ctx.is_main:
+        runs.truncate_metrics(run_dir, state.step)
+        runs.write_status(run_dir, state="running", step=state.step, steps=config.steps)
+    bar = tqdm(total=config.steps, initial=state.step, desc="train", unit="step",
+               disable=not progress or not ctx.is_main)
     loss = math.nan
     with Interrupts() as interrupts, bar:
         try:
             while True:
                 if state.step > state.eval_step and (state.step % config.eval_every == 0 or state.step == config.steps):
                     _evaluate_and_save(model, val_pairs, optimizer, scheduler, sampler, state, config=config,
-                                       run_dir=run_dir, device=device, interrupts=interrupts)
+                                       run_dir=run_dir, device=device, interrupts=interrupts, ctx=ctx)
                     bar.set_postfix(_postfix(state, loss))
                 if state.step >= config.steps:
                     break
                 with interrupts.deferred():
-                    loss = _advance(model, sampler, optimizer, scheduler, state, device)
+                    loss = _advance(model, sampler, optimizer, scheduler, state, device, step)
                 bar.update(1)
-                if state.step % 10 == 0:
+                if state.step % 10 == 0 and step is None:  # a device loss is read at evaluation only
                     bar.set_postfix(_postfix(state, loss), refresh=False)
         except KeyboardInterrupt:
+            if not ctx.is_main:
+                raise
             runs.save_last(run_dir, _checkpoint_state(model, optimizer, scheduler, sampler, state))
             runs.write_status(run_dir, state="interrupted", step=state.step, steps=config.steps,
                               message=f"interrupted at step {state.step}; continue with --resume {run_dir}")
@@ -319,13 +358,15 @@ def train(model: nn.Module, train_pairs: PairedImages, val_pairs: PairedImages, 
         except NonFiniteLoss as exc:
             message = (f"{exc}; stopped, keeping the checkpoints of step {state.eval_step} "
                        f"(try a lower --learning-rate)")
-            runs.write_status(run_dir, state="failed", step=state.step, steps=config.steps, message=message)
+            if ctx.is_main:
+                runs.write_status(run_dir, state="failed", step=state.step, steps=config.steps, message=message)
             raise TinySRError(f"{run_dir}: {message}") from None
         except TinySRError as exc:  # a failed write (disk full, read-only): record it if the disk still allows
             with contextlib.suppress(TinySRError):
                 runs.write_status(run_dir, state="failed", step=state.step, steps=config.steps, message=str(exc))
             raise
-    runs.write_status(run_dir, state="finished", step=state.step, steps=config.steps,
-                      message=f"best val PSNR {state.best_psnr:.3f} dB at step {state.best_step}")
+    if ctx.is_main:
+        runs.write_status(run_dir, state="finished", step=state.step, steps=config.steps,
+                          message=f"best val PSNR {state.best_psnr:.3f} dB at step {state.best_step}")
     return TrainResult(step=state.step, best_psnr=state.best_psnr, best_step=state.best_step,
                        last_psnr=state.last_psnr)

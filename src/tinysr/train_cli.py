@@ -22,6 +22,9 @@ TRAIN_OPTIONS = {
 }
 #: CLI option -> model config field.
 MODEL_OPTIONS = {"blocks": "n_blocks", "feats": "n_feats", "scale": "scale", "res_scale": "res_scale"}
+#: The speed flags, named as `tinysr.fastpath.FastPath` fields; not part of config.json (they change speed,
+#: and numerics within bf16 rounding, not the recipe), so a run may resume with other settings or on another device.
+FAST_OPTIONS = ("channels_last", "bf16", "compile", "cuda_graphs", "gpu_data")
 
 
 def _positive_int(text: str) -> int:
@@ -75,6 +78,13 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, mps")
     t.add_argument("--threads", type=_positive_int, help="torch CPU threads")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    f = p.add_argument_group("speed (tinysr.fastpath; default: all on for CUDA except --compile, all off on CPU)")
+    f.add_argument("--channels-last", action=argparse.BooleanOptionalAction, help="NHWC model and input")
+    f.add_argument("--bf16", action=argparse.BooleanOptionalAction, help="bf16 autocast, fp32 master weights")
+    f.add_argument("--compile", action=argparse.BooleanOptionalAction, help="torch.compile the model")
+    f.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction,
+                   help="one CUDA graph per step (single process only)")
+    f.add_argument("--gpu-data", action=argparse.BooleanOptionalAction, help="crop and augment on the GPU")
 
 
 def _given(args: argparse.Namespace, options: dict[str, str]) -> dict[str, Any]:
@@ -130,6 +140,16 @@ def load_data(config: dict[str, Any], *, progress: bool) -> tuple[Any, Any]:
     return load_pairs(train_set, **opts), load_pairs(image_folder(data["val"]), **opts)
 
 
+def fast_path(args: argparse.Namespace, device: Any, *, world_size: int) -> Any:
+    """`FastPath.default_for(device)` with the speed flags given on the command line."""
+    from tinysr.fastpath import FastPath
+
+    given = {f: getattr(args, f) for f in FAST_OPTIONS if getattr(args, f) is not None}
+    fast = dataclasses.replace(FastPath.default_for(device, world_size=world_size), **given)
+    fast.check(device, world_size=world_size)
+    return fast
+
+
 def run_train(args: argparse.Namespace) -> int:
     import torch
 
@@ -144,31 +164,53 @@ def run_train(args: argparse.Namespace) -> int:
 def _train_command(args: argparse.Namespace) -> int:
     import torch
 
-    from tinysr import runs
-    from tinysr.models import model_from_config_dict
-    from tinysr.train import TrainConfig, select_device, train
+    from tinysr.distributed import context_from_env, init_distributed, local_batch_size, shutdown
+    from tinysr.train import select_device
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    run_dir, config, resume = plan_run(args)
+    plan = plan_run(args)
+    local_batch_size(plan[1]["train"]["batch_size"], context_from_env().world_size)  # before joining the group
+    ctx, device = init_distributed(select_device(args.device))  # one process unless started by torchrun
+    try:
+        return _train_rank(args, plan, ctx, device)
+    finally:
+        shutdown(ctx)
+
+
+def _train_rank(args: argparse.Namespace, plan: tuple[Path, dict[str, Any], bool], ctx: Any, device: Any) -> int:
+    """This process's part: rank 0 (or the only process) builds the data cache and opens the run folder first."""
+    import torch
+
+    from tinysr import runs
+    from tinysr.distributed import barrier
+    from tinysr.models import model_from_config_dict
+    from tinysr.train import TrainConfig, train
+
+    run_dir, config, resume = plan
     train_config = TrainConfig(**config["train"])
-    progress = not args.no_progress
+    fast = fast_path(args, device, world_size=ctx.world_size)
+    progress = not args.no_progress and ctx.is_main
+    if not ctx.is_main:
+        barrier(ctx)  # wait for rank 0's cache and run folder
     train_pairs, val_pairs = load_data(config, progress=progress)  # before touching the run folder
-    if resume:
-        runs.resume_run(run_dir, config, force=args.force)
-    else:
-        runs.open_run(run_dir, config, force=args.force)
-    device = select_device(args.device)
+    if ctx.is_main:
+        if resume:
+            runs.resume_run(run_dir, config, force=args.force)
+        else:
+            runs.open_run(run_dir, config, force=args.force)
+        barrier(ctx)
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True)  # free on CPU; on CUDA it would need CUBLAS_WORKSPACE_CONFIG
     torch.manual_seed(train_config.seed)
     model = model_from_config_dict(config["model"])
     try:
         result = train(model, train_pairs, val_pairs, config=train_config, run_dir=run_dir, device=device,
-                       resume=resume, progress=progress)
+                       resume=resume, progress=progress, fast=fast, ctx=ctx)
     except KeyboardInterrupt:
         print(f"tinysr: interrupted; {run_dir}/last.pt saved, continue with --resume {run_dir}", file=sys.stderr)
         return 130
-    print(f"{run_dir}: step {result.step}, best val PSNR {result.best_psnr:.3f} dB ({train_config.protocol}) "
-          f"at step {result.best_step}; weights {run_dir / runs.RUN_BEST}")
+    if ctx.is_main:
+        print(f"{run_dir}: step {result.step}, best val PSNR {result.best_psnr:.3f} dB ({train_config.protocol}) "
+              f"at step {result.best_step}; weights {run_dir / runs.RUN_BEST}")
     return 0
