@@ -148,26 +148,29 @@ def measure(name: str, batch: int, variant: str, *, device: torch.device, patch:
             torch.cuda.empty_cache()
     sec_per_step = seconds / steps
     row.update(steps=steps, seconds=round(seconds, 3), sec_per_1k=round(1000 * sec_per_step, 3), last_loss=loss,
-               tflops=round(flops / sec_per_step / 1e12, 2), mfu=round(flops / sec_per_step / peak, 4) if peak else None)
+               tflops=round(flops / sec_per_step / 1e12, 2),
+               mfu=round(flops / sec_per_step / peak, 4) if peak else None)
     if row["v100_sec_per_1k"]:
         row["speedup_vs_v100"] = round(row["v100_sec_per_1k"] / row["sec_per_1k"], 2)
     return row
 
 
 def quick_runs(configs: list[str], batches: list[int]) -> list[tuple[str, int, str]]:
-    """The --quick list, goals first: every config x batch on `fast`, the fp32 baseline, then the extras."""
-    first = [("16/64", 1), ("32/512", 1), ("16/512", 16)]
+    """The --quick list, most important first (a spent --budget skips the tail): the goals' rows, every config x
+    batch on `fast`, the device sampler, fp32 for the goals' rows, compile, then the other fp32 rows."""
+    first = [(c, b) for c, b in (("16/64", 1), ("32/512", 1), ("16/512", 16)) if c in configs and b in batches]
     grid = first + [(c, b) for c in configs for b in batches if (c, b) not in first]
-    runs = [(c, b, "fast") for c, b in grid if c in configs and b in batches]
+    runs = [(c, b, "fast") for c, b in grid]
     runs += [("16/64", 1, "gpu-sampler"), ("16/64", 16, "gpu-sampler")]
-    runs += [(c, b, "fp32") for c, b in grid if c in configs and b in batches]
-    return runs + [("16/64", 1, "compile"), ("16/512", 16, "compile")]
+    runs += [(c, b, "fp32") for c, b in first]
+    runs += [("16/64", 1, "compile"), ("16/512", 16, "compile")]
+    return runs + [(c, b, "fp32") for c, b in grid if (c, b) not in first]
 
 
 def format_row(r: dict) -> str:
     head = f"{r['config']:>6} b{r['batch']:<3} {r['variant']:<11}"
     if "error" in r:
-        return f"{head} FAILED: {r['error']}"
+        return f"{head} {'SKIPPED' if r['error'].startswith('skipped') else 'FAILED'}: {r['error']}"
     v100 = f"{r['v100_sec_per_1k']:8.2f} {r['speedup_vs_v100']:7.2f}x" if r.get("v100_sec_per_1k") else " " * 17
     mfu = f"{100 * r['mfu']:5.1f}%" if r.get("mfu") is not None else "    -"
     return (f"{head} {r['steps']:5d} {r['sec_per_1k']:10.2f} {v100} {r['flops_per_step'] / 1e9:10.1f} "
@@ -195,7 +198,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--max-seconds", type=float, default=10.0, help="per measurement")
     p.add_argument("--budget", type=float, default=None, help="seconds for the whole run; later runs skipped")
-    p.add_argument("--quick", action="store_true", help="the GPU plan: goals first, <= 300 steps or 6 s each, 230 s budget")
+    p.add_argument("--quick", action="store_true", help="GPU plan: goals first, <= 300 steps or 6 s each, 240 s budget")
     p.add_argument("--json", help="write all rows and the machine to this file")
     return p.parse_args(argv)
 
@@ -207,7 +210,7 @@ def main(argv=None) -> int:
     unknown = [c for c in configs if c.count("/") != 1 or not all(v.isdigit() for v in c.split("/"))]
     if unknown:
         raise SystemExit(f"train_speed: error: --configs {','.join(unknown)}: expected n_blocks/n_feats")
-    budget = args.budget if args.budget is not None else (230.0 if args.quick else float("inf"))
+    budget = args.budget if args.budget is not None else (240.0 if args.quick else float("inf"))
     max_seconds = min(args.max_seconds, 6.0) if args.quick else args.max_seconds
     runs = quick_runs(configs, batches) if args.quick else [
         (c, b, v) for v in args.variants.split(",") for c in configs for b in batches]
@@ -218,7 +221,7 @@ def main(argv=None) -> int:
           "SYNTHETIC batches already on the device (no data loading) unless the variant is gpu-sampler")
     print(f"{'config':>6} {'batch':<4} {'variant':<11} {'steps':>5} {'s/1k steps':>10} {'V100 s/1k':>8} "
           f"{'speed-up':>8} {'GFLOP/step':>10} {'TFLOP/s':>8} {'MFU':>6}")
-    rows, start = [], time.perf_counter()
+    rows, goals, start = [], [], time.perf_counter()
     for config, batch, variant in runs:
         if time.perf_counter() - start > budget:
             rows.append({"config": config, "batch": batch, "variant": variant, "error": "skipped: --budget spent"})
@@ -226,8 +229,8 @@ def main(argv=None) -> int:
             rows.append(measure(config, batch, variant, device=device, patch=args.patch, scale=args.scale,
                                 plan=plan, peak=peak))
         print(format_row(rows[-1]), flush=True)
-        write_json(args.json, rows, [], device=name, peak=peak, args=args)  # after every row: a kill loses one
-    goals = report_goals(rows) if device.type == "cuda" else []
+        goals = report_goals(rows) if device.type == "cuda" else []
+        write_json(args.json, rows, goals, device=name, peak=peak, args=args)  # after every row: a kill loses one
     print("\n".join(goals))
     write_json(args.json, rows, goals, device=name, peak=peak, args=args)
     return 0
