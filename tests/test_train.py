@@ -251,3 +251,14 @@ def test_full_disk_during_training_is_one_line_and_keeps_the_last_checkpoint(tmp
     assert _error_line(capsys) == f"tinysr: error: cannot write {run}/last.pt: No space left on device"
     assert (run / "last.pt").read_bytes() == last
     assert torch.load(run / "last.pt", weights_only=True)["step"] == 20
+
+
+def test_checkpoint_state_takes_a_device_loss_sum_as_a_float(tmp_path):
+    # The fast path sums losses as (grad-carrying) tensors; an interrupt must still write a weights-only last.pt.
+    model = create_model("edsr-tiny")
+    optimizer, scheduler = train_mod.make_optimizer(model, CONFIG)
+    state = train_mod.LoopState(step=3, loss_sum=torch.tensor(3.0, requires_grad=True) * 2, loss_count=3)
+    sampler = type("Sampler", (), {"state_dict": lambda self: {"batches_drawn": 3}})()
+    runs.save_last(tmp_path, train_mod._checkpoint_state(model, optimizer, scheduler, sampler, state))
+    loop = runs.load_last(tmp_path)["loop"]
+    assert (loop["step"], loop["loss_sum"], loop["loss_count"]) == (3, 6.0, 3)

@@ -252,7 +252,11 @@ def _resume_state(model, optimizer, scheduler, sampler, state: LoopState, *, sav
 
 def _checkpoint_state(model, optimizer, scheduler, sampler, state: LoopState) -> dict:
     cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
-    loop = {k: v for k, v in dataclasses.asdict(state).items() if k != "started"} | {"wall_time": state.elapsed()}
+    # Field by field, not dataclasses.asdict: a fast-path loss sum is a device tensor, which asdict would deepcopy.
+    loop = {f.name: getattr(state, f.name) for f in dataclasses.fields(state) if f.name != "started"}
+    loss_sum = loop["loss_sum"]
+    loop |= {"loss_sum": float(loss_sum.detach()) if torch.is_tensor(loss_sum) else float(loss_sum),
+             "wall_time": state.elapsed()}
     return {
         "step": state.step, "model": model.state_dict(), "optimizer": portable_optimizer_state(optimizer),
         "scheduler": scheduler.state_dict(),  # its lr_lambdas entry is [None]: the schedule is code
