@@ -114,3 +114,14 @@ def test_a_read_only_folder_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setattr(checkpoint, "atomic_write_bytes", read_only)
     with pytest.raises(TinySRError, match=r"^cannot write .*/run/config.json: Read-only file system$"):
         runs.open_run(tmp_path / "run", _config())
+
+
+def test_resume_refuses_fewer_steps_than_done_and_changes_nothing(tmp_path):
+    run = runs.open_run(tmp_path / "run", _config())
+    runs.save_last(run, {"step": 60, "model": create_model("edsr-tiny").state_dict()})
+    before = _snapshot(run)
+    with pytest.raises(TinySRError) as err:
+        runs.resume_run(run, _config(steps=50))
+    assert str(err.value) == f"{run}: the run is at step 60, past --steps 50; give --steps 60 or more"
+    assert _snapshot(run) == before
+    assert runs.last_step(run) == 60 and runs.last_step(tmp_path) == 0

@@ -162,6 +162,17 @@ def load_last(run_dir: Path, *, map_location: str | torch.device = "cpu") -> dic
 
 
 # ---------------------------------------------------------------- opening
+def last_step(run_dir: Path) -> int:
+    """The step of last.pt (0 if there is none yet), read through a memory map: the weights are not loaded."""
+    path = Path(run_dir) / LAST
+    if not path.is_file():
+        return 0
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["step"])
+    except Exception as exc:  # torch raises assorted types for damaged files
+        raise TinySRError(f"{path}: not a readable checkpoint ({type(exc).__name__})") from None
+
+
 def run_config(*, model: dict[str, Any], train: dict[str, Any], train_data: list[str], val_data: str, scale: int,
                degradation: str, protocol: str, seed: int) -> dict[str, Any]:
     """The config.json dict of a run (see the module docstring)."""
@@ -220,12 +231,16 @@ def _remove_run_files(run_dir: Path) -> None:
 
 
 def resume_run(run_dir: str | os.PathLike, config: dict[str, Any], *, force: bool = False) -> Path:
-    """Check that `config` agrees with the run's config.json (except a larger `train.steps`), then record it.
+    """Check that `config` agrees with the run's config.json (except a larger `train.steps`, which must not be below
+    the step of last.pt), then record it.
 
     A disagreement is refused unless `force`; with `force` the given config replaces the stored one.
     """
     run_dir = Path(run_dir)
     stored = read_config(run_dir)
+    done, steps = last_step(run_dir), config["train"]["steps"]
+    if done > steps:
+        raise TinySRError(f"{run_dir}: the run is at step {done}, past --steps {steps}; give --steps {done} or more")
     diffs = config_differences(stored, config)
     if diffs and not force:
         more = f" (and {len(diffs) - 1} more)" if len(diffs) > 1 else ""
