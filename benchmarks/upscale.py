@@ -1,0 +1,146 @@
+"""Benchmark: 1920x1080 RGB upscaled x2 by the 963-parameter EDSR (0 blocks x 4 filters) through every path.
+
+    python benchmarks/upscale.py [--weights W.safetensors] [--repeats 3] [--big]
+
+Paths, each from an HWC uint8 image to an HWC uint8 3840x2160 result (rounding included):
+Pillow `Image.resize(BICUBIC)` (the yardstick), torch (whole image, tiles, the collapsed single conv), ONNX
+Runtime (the exported chain, the collapsed conv, int8 QDQ), and the NumPy runtime. Prints the median of
+`--repeats` runs after one warm-up, and the ratio to Pillow, plus the machine. The weights do not change the speed;
+without --weights the network is randomly initialised (seed 0). `--big` also upscales an 8000x8000 image x2 in
+tiles of 512 in a fresh subprocess and reports its peak RSS (`resource.getrusage(...).ru_maxrss`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from tinysr.export.linear import collapse_linear, collapsed_window_fn
+from tinysr.export.numpy_export import export_numpy
+from tinysr.export.onnx import export_onnx, onnx_session, onnx_window_fn
+from tinysr.export.quantize import calibration_crops, quantize_onnx
+from tinysr.inference import receptive_radius, upscale, upscale_with
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("TINYSR_DATA", REPO.parent / "shared" / "data")).resolve()
+
+
+def test_image(width: int = 1920, height: int = 1080) -> np.ndarray:
+    """scikit-image's astronaut (real content) resized with Pillow bicubic: HWC RGB uint8."""
+    from skimage import data
+
+    return np.asarray(Image.fromarray(data.astronaut()).resize((width, height), Image.BICUBIC))
+
+
+def load_model(weights: str | None) -> torch.nn.Module:
+    from tinysr.checkpoint import load_model as load
+    from tinysr.models import create_model
+
+    if weights:
+        return load(weights)[0]
+    torch.manual_seed(0)
+    return create_model("edsr-tiny").eval()
+
+
+def median_ms(fn, repeats: int) -> float:
+    fn()  # warm-up: oneDNN primitives, ORT arenas, page faults
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
+
+
+def build_paths(model, img: np.ndarray, tmp: Path) -> dict:
+    """name -> zero-argument function producing the uint8 result."""
+    from tinysr import runtime
+
+    r, s = receptive_radius(model), model.config.scale
+    export_onnx(model, tmp / "chain.onnx")
+    export_onnx(collapse_linear(model), tmp / "collapsed.onnx")
+    crops = calibration_crops([np.asarray(Image.open(p).convert("RGB")) for p in sorted((DATA / "T91").glob("*.png"))[:8]],
+                              rng=np.random.default_rng(0))
+    quantize_onnx(tmp / "chain.onnx", tmp / "int8.onnx", crops=crops)
+    export_numpy(model, tmp / "model.npz")
+    chain, collapsed, int8 = (onnx_session(tmp / f"{n}.onnx") for n in ("chain", "collapsed", "int8"))
+    ort_collapsed = collapsed_window_fn(
+        model, interior=lambda x: torch.from_numpy(collapsed.run(["sr"], {"lr": x.numpy()})[0]))
+    numpy_model = runtime.load(tmp / "model.npz")
+    big = Image.fromarray(img)
+    return {
+        "pillow bicubic": lambda: big.resize((img.shape[1] * s, img.shape[0] * s), Image.BICUBIC),
+        "torch whole": lambda: upscale(img, model),
+        "torch tiles 512": lambda: upscale(img, model, tile=512),
+        "torch collapsed conv": lambda: upscale_with(collapsed_window_fn(model), img, scale=s, tile=None, overlap=r),
+        "onnxruntime chain": lambda: upscale_with(onnx_window_fn(chain), img, scale=s, tile=None, overlap=r),
+        "onnxruntime chain, tiles 512": lambda: upscale_with(onnx_window_fn(chain), img, scale=s, tile=512,
+                                                             overlap=r),
+        "onnxruntime collapsed conv": lambda: upscale_with(ort_collapsed, img, scale=s, tile=None, overlap=r),
+        "onnxruntime int8 (QDQ)": lambda: upscale_with(onnx_window_fn(int8), img, scale=s, tile=None, overlap=r),
+        "numpy runtime, tiles 256": lambda: runtime.upscale(img, numpy_model, tile=256),
+    }
+
+
+def machine() -> str:
+    load = os.getloadavg()
+    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch threads "
+            f"{torch.get_num_threads()}, torch {torch.__version__}, load average {load[0]:.1f} at start")
+
+
+def run_speed(args: argparse.Namespace) -> None:
+    img, model = test_image(), load_model(args.weights)
+    print(f"# {img.shape[1]}x{img.shape[0]} RGB -> x{model.config.scale}; {machine()}")
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = build_paths(model, img, Path(tmp))
+        pillow = median_ms(paths.pop("pillow bicubic"), args.repeats)
+        print(f"{'path':<32} {'ms':>9} {'x Pillow':>9}")
+        print(f"{'pillow bicubic':<32} {pillow:9.1f} {1.0:9.2f}")
+        for name, fn in paths.items():
+            ms = median_ms(fn, args.repeats if "numpy" not in name else 1)
+            print(f"{name:<32} {ms:9.1f} {ms / pillow:9.2f}", flush=True)
+
+
+def run_big_child(weights: str | None) -> None:
+    """In a fresh process: 8000x8000 RGB x2 with tiles of 512; prints seconds and peak RSS."""
+    model = load_model(weights)
+    tile = test_image(1000, 1000)
+    img = np.ascontiguousarray(np.tile(tile, (8, 8, 1)))
+    before_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    start = time.perf_counter()
+    sr = upscale(img, model, tile=512)
+    seconds = time.perf_counter() - start
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    print(f"8000x8000 x2 -> {sr.shape[1]}x{sr.shape[0]} in tiles of 512: {seconds:.1f} s, peak RSS {peak_mib:.0f} MiB "
+          f"(before upscaling {before_mib:.0f} MiB; input + output arrays {(img.nbytes + sr.nbytes) / 2**20:.0f} MiB)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--weights", help="a weights file (default: random edsr-tiny)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--big", action="store_true", help="also the 8000x8000 peak-memory run")
+    parser.add_argument("--big-child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.big_child:
+        return run_big_child(args.weights)
+    if args.big:  # first: Linux's ru_maxrss of a forked child starts at the parent's RSS, kept small here
+        cmd = [sys.executable, __file__, "--big-child"] + (["--weights", args.weights] if args.weights else [])
+        subprocess.run(cmd, check=True)
+    run_speed(args)
+
+
+if __name__ == "__main__":
+    main()
