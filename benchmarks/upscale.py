@@ -71,8 +71,8 @@ def build_paths(model, img: np.ndarray, tmp: Path) -> dict:
     r, s = receptive_radius(model), model.config.scale
     export_onnx(model, tmp / "chain.onnx")
     export_onnx(collapse_linear(model), tmp / "collapsed.onnx")
-    crops = calibration_crops([np.asarray(Image.open(p).convert("RGB")) for p in sorted((DATA / "T91").glob("*.png"))[:8]],
-                              rng=np.random.default_rng(0))
+    t91 = [np.asarray(Image.open(p).convert("RGB")) for p in sorted((DATA / "T91").glob("*.png"))[:8]]
+    crops = calibration_crops(t91, rng=np.random.default_rng(0))
     quantize_onnx(tmp / "chain.onnx", tmp / "int8.onnx", crops=crops)
     export_numpy(model, tmp / "model.npz")
     chain, collapsed, int8 = (onnx_session(tmp / f"{n}.onnx") for n in ("chain", "collapsed", "int8"))

@@ -49,7 +49,8 @@ def add_upscale_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True, help="a weights file, a run folder, or a bundled model (tinysr models)")
     p.add_argument("--scale", type=int, choices=SCALES, help="check that the model upscales by this factor")
     p.add_argument("--tile", type=_int_at_least(1), help="tile side in LR pixels (bounds memory); default: whole image")
-    p.add_argument("--overlap", type=_int_at_least(0), help="LR context per tile side; default: the receptive radius (exact)")
+    p.add_argument("--overlap", type=_int_at_least(0),
+                   help="LR context per tile side; default: the receptive radius (exact)")
     p.add_argument("--self-ensemble", action="store_true", help="average the 8 flips/rotations (8x slower)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
