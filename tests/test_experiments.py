@@ -208,3 +208,27 @@ def test_devices_that_do_not_exist_are_a_one_line_error(monkeypatch, capsys):
     assert main(["experiment", "run", "table4", "--only", "1", "--devices", "0,1,2,3", "--dry-run"]) == 2
     assert capsys.readouterr().err == ("tinysr: error: --devices 0,1,2,3: cuda:2 does not exist "
                                        "(this machine has 2 CUDA devices)\n")
+
+
+def test_a_spec_with_val_split_validates_on_held_out_training_images(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from tinysr.experiments.presets import DataSpec
+    from tinysr.experiments.training import spec_config, train_spec
+
+    monkeypatch.setenv("TINYSR_CACHE", str(tmp_path / "cache"))
+    train = tiny_folder(tmp_path / "train", 4, 0)
+    (row,) = select_rows("table4", ["1"])
+    spec = replace(row, data=DataSpec(name="custom", train=(str(train),), val=None, val_split=1),
+                   recipe=replace(row.recipe, steps=2, eval_every=2, batch_size=2))
+    assert spec_config(spec)["data"] | {"train": None} == {
+        "train": None, "val": None, "val_split": 1, "val_names": None, "scale": 2, "degradation": "bicubic"}
+    run = tmp_path / "run"
+    train_spec(spec, run, resume=False, device="cpu", progress=False)
+    data = json.loads((run / "config.json").read_text())["data"]
+    assert (data["val"], data["val_split"], data["val_names"]) == (None, 1, ["img3"])
+    train_spec(replace(spec, recipe=replace(spec.recipe, steps=4)), run, resume=True, device="cpu", progress=False)
+    assert json.loads((run / "config.json").read_text())["data"] == data
+    assert runner.Overrides(val_data="v").apply(spec).data.val_split is None
+    with pytest.raises(ValueError, match="exactly one of val"):
+        DataSpec(name="x", train=("t",), val="v", val_split=3)

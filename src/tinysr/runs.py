@@ -3,7 +3,8 @@
 A run is a folder RUN/ holding (the contract shared with `tinysr experiment`, `tinysr report` and `tinysr eval`):
   config.json       written atomically at start (and again on a resume that raises `steps` or is forced):
                     {"tinysr_version", "model", "train", "data": {"train", "val", "scale", "degradation"},
-                    "protocol", "seed"}
+                    "protocol", "seed"}; a run validating on held-out training images has data.val null,
+                    data.val_split N and data.val_names (`tinysr.data.split`)
   metrics.jsonl     one JSON line per evaluation, appended and flushed; on resume, lines past the resumed step go
   best.safetensors  the best weights by validation PSNR (`tinysr.checkpoint.save_weights`, config inside)
   last.pt           everything needed to resume; tensors/dicts/lists/numbers/strings only, so
@@ -173,14 +174,21 @@ def last_step(run_dir: Path) -> int:
         raise TinySRError(f"{path}: not a readable checkpoint ({type(exc).__name__})") from None
 
 
-def run_config(*, model: dict[str, Any], train: dict[str, Any], train_data: list[str], val_data: str, scale: int,
-               degradation: str, protocol: str, seed: int) -> dict[str, Any]:
-    """The config.json dict of a run (see the module docstring)."""
-    return {
-        "tinysr_version": __version__, "model": model, "train": train,
-        "data": {"train": list(train_data), "val": val_data, "scale": scale, "degradation": degradation},
-        "protocol": protocol, "seed": seed,
-    }
+def run_config(*, model: dict[str, Any], train: dict[str, Any], train_data: list[str], val_data: str | None,
+               scale: int, degradation: str, protocol: str, seed: int, val_split: int | None = None,
+               val_names: list[str] | None = None) -> dict[str, Any]:
+    """The config.json dict of a run (see the module docstring).
+
+    With `val_split` N (and `val_data` None), validation holds out N training images (`tinysr.data.split`, seeded
+    by `seed`); data.val_split and data.val_names (the held-out image names, once the data is loaded) record it.
+    """
+    if (val_data is None) == (val_split is None):
+        raise TinySRError("validate on either a folder (--val-data) or a split of the training set (--val-split)")
+    data: dict[str, Any] = {"train": list(train_data), "val": val_data, "scale": scale, "degradation": degradation}
+    if val_split is not None:
+        data |= {"val_split": val_split, "val_names": None if val_names is None else list(val_names)}
+    return {"tinysr_version": __version__, "model": model, "train": train, "data": data, "protocol": protocol,
+            "seed": seed}
 
 
 def config_differences(stored: dict[str, Any], given: dict[str, Any]) -> list[str]:

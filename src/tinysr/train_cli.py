@@ -59,7 +59,10 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--res-scale", type=_positive_float, help="residual scaling")
     d = p.add_argument_group("data and run folder")
     d.add_argument("--train-data", nargs="+", metavar="DIR", help="image folder(s), concatenated")
-    d.add_argument("--val-data", metavar="DIR", help="image folder for validation (whole images)")
+    v = d.add_mutually_exclusive_group()
+    v.add_argument("--val-data", metavar="DIR", help="image folder for validation (whole images)")
+    v.add_argument("--val-split", type=_positive_int, metavar="N",
+                   help="validate on N images held out of --train-data (seeded by --seed; names in config.json)")
     d.add_argument("--degradation", help="how LR is made from HR (default bicubic)")
     d.add_argument("--out", metavar="RUN", help="the new run folder")
     d.add_argument("--resume", metavar="RUN", help="continue this run (options given must agree with it)")
@@ -95,6 +98,11 @@ def _resolved(paths: list[str]) -> list[str]:
     return [str(Path(p).resolve()) for p in paths]
 
 
+def _validation(args: argparse.Namespace) -> tuple[str | None, int | None]:
+    """(val folder, val split) from --val-data / --val-split (argparse keeps them mutually exclusive)."""
+    return (None, args.val_split) if args.val_split is not None else (str(Path(args.val_data).resolve()), None)
+
+
 def plan_run(args: argparse.Namespace) -> tuple[Path, dict[str, Any], bool]:
     """(run folder, config.json dict, resume?) from the options, inheriting a resumed run's config."""
     from tinysr import runs
@@ -112,32 +120,43 @@ def plan_run(args: argparse.Namespace) -> tuple[Path, dict[str, Any], bool]:
         train = TrainConfig(**{**stored["train"], **train_given})
         data = stored["data"]
         train_data = _resolved(args.train_data) if args.train_data else data["train"]
-        val_data = str(Path(args.val_data).resolve()) if args.val_data else data["val"]
+        given = args.val_data is not None or args.val_split is not None
+        val_data, val_split = _validation(args) if given else (data["val"], data.get("val_split"))
         degradation = args.degradation or data["degradation"]
     else:
         missing = [o for o, v in (("--out", args.out), ("--train-data", args.train_data),
-                                  ("--val-data", args.val_data)) if not v]
+                                  ("--val-data or --val-split", args.val_data or args.val_split)) if not v]
         if missing:
             raise TinySRError(f"a new run needs {', '.join(missing)} (or --resume RUN)")
         model = build_config(args.model or "edsr", **model_given)
         train = TrainConfig(**train_given)
-        train_data, val_data = _resolved(args.train_data), str(Path(args.val_data).resolve())
+        train_data, (val_data, val_split) = _resolved(args.train_data), _validation(args)
         degradation = args.degradation or "bicubic"
     config = runs.run_config(model=config_to_dict(model), train=dataclasses.asdict(train), train_data=train_data,
                              val_data=val_data, scale=model.scale, degradation=degradation,
-                             protocol=train.protocol, seed=train.seed)
+                             protocol=train.protocol, seed=train.seed, val_split=val_split)
     return Path(args.resume or args.out), config, bool(args.resume)
 
 
 def load_data(config: dict[str, Any], *, progress: bool) -> tuple[Any, Any]:
-    """(train pairs, val pairs) of a run config: image folders -> decoded, degraded, cached pairs."""
+    """(train pairs, val pairs) of a run config: image folders -> decoded, degraded, cached pairs.
+
+    With data.val_split N, the val pairs are N images held out of the (cached, whole) training set and the train
+    pairs the rest (`tinysr.data.split`); data.val_names is filled in (the caller writes config.json after this).
+    """
     from tinysr.data.cache import concat, load_pairs
     from tinysr.data.folder import image_folder
+    from tinysr.data.split import split_pairs
 
     data = config["data"]
     train_set = concat(*(image_folder(d) for d in data["train"]))
     opts = {"scale": data["scale"], "degradation": data["degradation"], "progress": progress}
-    return load_pairs(train_set, **opts), load_pairs(image_folder(data["val"]), **opts)
+    train_pairs = load_pairs(train_set, **opts)
+    if data.get("val_split") is None:
+        return train_pairs, load_pairs(image_folder(data["val"]), **opts)
+    train_pairs, val_pairs = split_pairs(train_pairs, data["val_split"], seed=config["seed"])
+    data["val_names"] = list(val_pairs.names)
+    return train_pairs, val_pairs
 
 
 def fast_path(args: argparse.Namespace, device: Any, *, world_size: int) -> Any:

@@ -44,6 +44,8 @@ class Recipe:
 class DataSpec:
     """Training and validation HR folders, and the Table I size variant.
 
+    val: the validation HR folder, or None with `val_split` N: validate on N images held out of `train`
+        (`tinysr.data.split`, seeded by the recipe's seed), never on a test set.
     hr_downscale: 1, 2 or 4: each HR image (train and val) is first shrunk by this factor (MATLAB imresize).
     hr_size, lr_size: the nominal sizes the study's tables print ("1972x1435"), labels only.
     prepare: the command that makes the folders, quoted in the error when they are missing.
@@ -51,11 +53,16 @@ class DataSpec:
 
     name: str
     train: tuple[str, ...]
-    val: str
+    val: str | None
     hr_downscale: int = 1
     hr_size: str = "n/a"
     lr_size: str = "n/a"
     prepare: str = ""
+    val_split: int | None = None
+
+    def __post_init__(self) -> None:
+        if (self.val is None) == (self.val_split is None):
+            raise ValueError(f"{self.name}: give exactly one of val (a folder) and val_split (held-out images)")
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ class Overrides:
         if self.data is not None:
             data = replace(data, name="custom", train=tuple(self.data), hr_size="n/a", lr_size="n/a", prepare="")
         if self.val_data is not None:
-            data = replace(data, val=self.val_data)
+            data = replace(data, val=self.val_data, val_split=None)
         if data != spec.data:  # the study's PSNRs were measured on its data: no longer comparable
             reference = Reference(params=spec.reference.params)
         return replace(spec, recipe=recipe, data=data, reference=reference)

@@ -23,23 +23,25 @@ EXPERIMENT = "experiment.json"
 
 def check_data(data: DataSpec) -> None:
     """Raise a one-line TinySRError, with the command that makes it, for the first missing data folder."""
-    for folder in (*data.train, data.val):
+    for folder in (*data.train, *([data.val] if data.val is not None else [])):
         if not Path(folder).is_dir():
             hint = f"; make it with: {data.prepare}" if data.prepare else ""
             raise TinySRError(f"{folder}: no such data folder{hint} (or pass --data / --val-data)")
 
 
-def image_sets(data: DataSpec):  # -> tuple[ImageSet, ImageSet]
-    """(training set, validation set) of `data`: its folders, concatenated, HR shrunk by `hr_downscale`."""
+def image_sets(data: DataSpec):  # -> tuple[ImageSet, ImageSet | None]
+    """(training set, validation set) of `data`: its folders, concatenated, HR shrunk by `hr_downscale`; the
+    validation set is None when `data.val_split` holds images out of the training set instead."""
     from tinysr.data.cache import concat
     from tinysr.data.folder import image_folder
 
     check_data(data)
     train_sets = [image_folder(f) for f in data.train]
     train_set = train_sets[0] if len(train_sets) == 1 else concat(*train_sets, name="+".join(s.name for s in train_sets))
-    val_set = image_folder(data.val)
-    return (dataclasses.replace(train_set, hr_downscale=data.hr_downscale),
-            dataclasses.replace(val_set, hr_downscale=data.hr_downscale))
+    train_set = dataclasses.replace(train_set, hr_downscale=data.hr_downscale)
+    if data.val is None:
+        return train_set, None
+    return train_set, dataclasses.replace(image_folder(data.val), hr_downscale=data.hr_downscale)
 
 
 def train_config(recipe: Recipe):  # -> TrainConfig
@@ -57,7 +59,8 @@ def spec_config(spec: RunSpec) -> dict:
 
     config = runs.run_config(
         model=config_to_dict(spec.model), train=dataclasses.asdict(train_config(spec.recipe)),
-        train_data=[str(Path(f).resolve()) for f in spec.data.train], val_data=str(Path(spec.data.val).resolve()),
+        train_data=[str(Path(f).resolve()) for f in spec.data.train],
+        val_data=None if spec.data.val is None else str(Path(spec.data.val).resolve()), val_split=spec.data.val_split,
         scale=spec.model.scale, degradation=spec.recipe.degradation, protocol=spec.recipe.protocol,
         seed=spec.recipe.seed)
     if spec.data.hr_downscale != 1:
@@ -78,6 +81,7 @@ def train_spec(spec: RunSpec, run_dir: Path, *, resume: bool, device: str = "aut
     from tinysr import runs
     from tinysr.checkpoint import atomic_write_bytes
     from tinysr.data.cache import load_pairs
+    from tinysr.data.split import split_pairs
     from tinysr.models import model_from_config
     from tinysr.train import select_device, train
 
@@ -85,7 +89,11 @@ def train_spec(spec: RunSpec, run_dir: Path, *, resume: bool, device: str = "aut
     config, run_config = train_config(spec.recipe), spec_config(spec)
     scale, degradation = spec.model.scale, spec.recipe.degradation
     train_pairs = load_pairs(train_set, scale=scale, degradation=degradation, progress=progress)
-    val_pairs = load_pairs(val_set, scale=scale, degradation=degradation, progress=progress)
+    if val_set is None:  # held out of the cached training set, by index (the cache entry is the whole set's)
+        train_pairs, val_pairs = split_pairs(train_pairs, spec.data.val_split, seed=spec.recipe.seed)
+        run_config["data"]["val_names"] = list(val_pairs.names)
+    else:
+        val_pairs = load_pairs(val_set, scale=scale, degradation=degradation, progress=progress)
     (runs.resume_run if resume else runs.open_run)(run_dir, run_config)
     row = [s.name for s in get_table(spec.table)].index(spec.name)
     atomic_write_bytes(run_dir / EXPERIMENT, json.dumps(experiment_record(spec, row), indent=2).encode())
