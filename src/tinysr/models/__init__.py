@@ -13,6 +13,7 @@ from typing import Any
 from torch import nn
 
 from tinysr.errors import TinySRError
+from tinysr.models.complexity import anchor_macs_per_output, macs_per_output
 from tinysr.models.edsr import EDSR, EDSRConfig
 from tinysr.models.tiny import TINY_PRESETS, TinyConfig, TinySR
 
@@ -88,6 +89,7 @@ def count_params(model: nn.Module) -> int:
 
 
 __all__ = [
-    "EDSR", "EDSRConfig", "MODELS", "PRESETS", "TinyConfig", "TinySR", "build_config", "config_from_dict",
-    "config_to_dict", "count_params", "create_model", "list_models", "model_from_config", "model_from_config_dict",
+    "EDSR", "MODELS", "PRESETS", "EDSRConfig", "TinyConfig", "TinySR", "anchor_macs_per_output", "build_config",
+    "config_from_dict", "config_to_dict", "count_params", "create_model", "list_models", "macs_per_output",
+    "model_from_config", "model_from_config_dict",
 ]
