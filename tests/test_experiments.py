@@ -22,20 +22,34 @@ def test_tables_have_the_studys_rows():
         "table2": ["0", "1", "2", "4", "8", "16", "32", "64"],
         "table3": ["b16-f256", "b16-f512", "b32-f512"],
         "table4": ["1", "2", "4", "16", "64"],
+        "tiny-pareto": ["100", "250", "500", "1k", "2k", "5k", "edsr", "1k-x3", "1k-x4"],
     }
     assert [s.data.hr_downscale for s in TABLES["table1"]] == [1, 2, 4, 1, 2]
     assert [(s.data.hr_size, s.data.lr_size) for s in TABLES["table1"]][::2] == [
         ("1972x1435", "986x718"), ("493x359", "247x180"), ("128x128", "64x64")]
     assert all(s.data.name == "CINIC-10" and s.data.hr_size == "256x256" for t in ("table2", "table3", "table4")
                for s in TABLES[t])
-    assert {s.recipe for rows in TABLES.values() for s in rows} == {Recipe(
+    assert {s.recipe for t in ("table1", "table2", "table3", "table4") for s in TABLES[t]} == {Recipe(
         steps=300_000, batch_size=1, patch=48, learning_rate=1e-4, lr_step=200_000, eval_every=1_000)}
 
 
 @pytest.mark.parametrize("spec", [s for rows in TABLES.values() for s in rows], ids=lambda s: s.name)
 def test_parameter_counts_match_the_published_ones(spec):
-    assert count_config_params(spec.model) == spec.reference.params
-    assert spec.model.scale == 2 and spec.name == f"{spec.table}/{spec.name.split('/')[1]}"
+    assert count_config_params(spec.model) == spec.reference.params  # the deployed (collapsed) net's
+    assert spec.name == f"{spec.table}/{spec.name.split('/')[1]}"
+    assert spec.model.scale == {"1k-x3": 3, "1k-x4": 4}.get(spec.key, 2)
+
+
+def test_tiny_pareto_is_trained_on_t291_with_a_held_out_split():
+    import os
+
+    rows = TABLES["tiny-pareto"]
+    assert [s.reference.params for s in rows] == [96, 234, 500, 886, 1668, 4672, 963, 981, 844]
+    assert {s.recipe for s in rows} == {Recipe(steps=20_000, batch_size=16, patch=48, learning_rate=2e-3,
+                                               schedule="cosine", eval_every=1_000, protocol="standard")}
+    root = os.environ.get("TINYSR_DATA", "../shared/data")  # read once, when the presets are imported
+    assert {(s.data.train, s.data.val, s.data.val_split) for s in rows} == {
+        ((f"{root}/T91", f"{root}/BSD200"), None, 10)}
 
 
 def test_the_headline_row():

@@ -37,8 +37,9 @@ def add_experiment_parser(sub: argparse._SubParsersAction) -> None:
     lp = esub.add_parser("list", help="print the tables' rows")
     lp.add_argument("table", nargs="?", help="one table (default: all)")
     rp = esub.add_parser("run", help="run a table's rows: skip finished runs, resume unfinished ones")
-    rp.add_argument("table", help="table1, table2, table3 or table4")
-    rp.add_argument("--only", help="comma-separated row keys (table2: blocks, table4: filters) or full names")
+    rp.add_argument("table", help="table1, table2, table3, table4 or tiny-pareto")
+    rp.add_argument("--only", help="comma-separated row keys (table2: blocks, table4: filters, tiny-pareto: "
+                                   "100..5k, edsr, 1k-x3, 1k-x4) or full names")
     rp.add_argument("--out", default="runs", help="RUNS_DIR; each row runs in RUNS_DIR/TABLE/ROW (default: runs)")
     rp.add_argument("--steps", type=_positive, help="training steps (study: 300000)")
     rp.add_argument("--batch-size", type=_positive, help="batch size (study: 1)")
@@ -64,6 +65,13 @@ def run_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _shape(config) -> str:
+    """blocks/filters of an EDSR, layers x filters (Y or RGB) of a tiny net."""
+    if config.family == "tiny":
+        return f"{config.n_layers}Lx{config.n_feats} {config.channels}"
+    return f"{config.n_blocks}/{config.n_feats}"
+
+
 def _list(table: str | None) -> int:
     from tinysr.experiments.presets import TABLES, get_table
     from tinysr.experiments.results import count_config_params
@@ -73,7 +81,7 @@ def _list(table: str | None) -> int:
         for s in get_table(name):
             ref = "" if s.reference.psnr is None else f"  study {s.reference.psnr:.2f} dB (bicubic " \
                                                        f"{s.reference.bicubic_psnr:.2f})"
-            print(f"  {s.key:<12} {s.name:<20} {s.model.n_blocks:>3}/{s.model.n_feats:<4} x{s.model.scale} "
+            print(f"  {s.key:<12} {s.name:<24} {_shape(s.model):>12} x{s.model.scale} "
                   f"{count_config_params(s.model):>12,} params  {s.data.name} HR {s.data.hr_size} -> "
                   f"LR {s.data.lr_size}{ref}")
     return 0

@@ -18,10 +18,12 @@ tests/test_models.py pins); its headline row 0 blocks / 4 filters is 963 paramet
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from tinysr.errors import TinySRError
-from tinysr.models import PRESETS, EDSRConfig
+from tinysr.models import PRESETS, EDSRConfig, TinyConfig
+from tinysr.models.tiny import BUDGETS, deployed_params
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,7 @@ class RunSpec:
 
     name: str
     key: str
-    model: EDSRConfig
+    model: EDSRConfig | TinyConfig
     data: DataSpec
     recipe: Recipe = Recipe()
     reference: Reference = Reference()
@@ -156,16 +158,44 @@ _TABLE4_REFS = {
 }
 TABLE4 = tuple(RunSpec(f"table4/b0-f{f}", str(f), edsr(0, f), CINIC_256, reference=r) for f, r in _TABLE4_REFS.items())
 
+# --- tiny-pareto (issue 6): the tiny family's budgets at x2, the study's EDSR 0/4, and 1k at x3/x4 ------------------
+# Data: T91 + BSD200 (the 291-image set of SRCNN/FSRCNN/ESPCN) from the shared folder, `$TINYSR_DATA` or
+# ../shared/data relative to the working directory (like every table path). Validation holds out 10 of those 291
+# training images (`--val-split 10`): checkpoints are never selected on a test set; Set5/Set14/BSD100/Urban100 are
+# measured afterwards by `tinysr report RUNS --test-data ...`. Parameters are those of the deployed (collapsed) net.
+SHARED_DATA = os.environ.get("TINYSR_DATA", "../shared/data")
+T291 = DataSpec(name="T91+BSD200", train=(f"{SHARED_DATA}/T91", f"{SHARED_DATA}/BSD200"), val=None, val_split=10,
+                prepare="shipped in the shared data folder; set TINYSR_DATA to its path")
+# A CPU recipe: batch 16 of 48x48 LR patches, Adam at 2e-3 with a cosine decay to 0, 20k steps, validation every 1k
+# under the standard protocol (Y, border = scale), seed 0 (also the seed of the held-out draw).
+TINY_RECIPE = Recipe(steps=20_000, batch_size=16, patch=48, learning_rate=2e-3, schedule="cosine",
+                     eval_every=1_000, protocol="standard")
+
+
+def _tiny_row(key: str, config: EDSRConfig | TinyConfig, name: str) -> RunSpec:
+    params = deployed_params(config) if isinstance(config, TinyConfig) else None
+    return RunSpec(f"tiny-pareto/{name}", key, config, T291, recipe=TINY_RECIPE, reference=Reference(params=params))
+
+
+TINY_PARETO = (
+    *(_tiny_row(budget, PRESETS[f"tiny-{budget}-x2"], f"tiny-{budget}-x2") for budget in BUDGETS),
+    RunSpec("tiny-pareto/edsr-0-4-x2", "edsr", edsr(0, 4), T291, recipe=TINY_RECIPE,
+            reference=Reference(params=963)),  # the study's headline net, RGB, trained by the same recipe
+    _tiny_row("1k-x3", PRESETS["tiny-1k-x3"], "tiny-1k-x3"),
+    _tiny_row("1k-x4", PRESETS["tiny-1k-x4"], "tiny-1k-x4"),
+)
+
 TABLES: dict[str, tuple[RunSpec, ...]] = {
     "table1": TABLE1,
     "table2": TABLE2,
     "table3": TABLE3,
     "table4": TABLE4,
+    "tiny-pareto": TINY_PARETO,
 }
 
 
 def get_table(table: str) -> tuple[RunSpec, ...]:
-    """The rows of `table` ("table1".."table4"); TinySRError naming the known tables otherwise."""
+    """The rows of `table` (a key of `TABLES`); TinySRError naming the known tables otherwise."""
     try:
         return TABLES[table]
     except KeyError:

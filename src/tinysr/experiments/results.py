@@ -8,7 +8,8 @@ Summary conventions (also printed under every table):
 - best PSNR: the maximum `val_psnr` in metrics.jsonl, and the step where it was reached;
 - L1 loss: `train_loss` of the LAST logged evaluation (mean L1 on 0..255 since the previous evaluation);
 - seconds per 1,000 steps: the median of `sec_per_1k_steps` over the log (robust to a slow first interval);
-- parameters: trainable parameters of the model in config.json, built on the meta device (no memory, no weights).
+- parameters: trainable parameters of the deployed model of config.json (the tiny family collapsed), built on the
+  meta device (no memory, no weights).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import torch
 
 from tinysr.errors import TinySRError
 from tinysr.models import config_from_dict, count_params, model_from_config
+from tinysr.models.complexity import deployed_config
 
 CONFIG, METRICS, STATUS, EXPERIMENT = "config.json", "metrics.jsonl", "status.json", "experiment.json"
 
@@ -119,9 +121,10 @@ def load_runs(runs_dir: str | Path) -> list[RunRecord]:
 
 
 def count_config_params(config: Any) -> int:
-    """Trainable parameters of the model a config builds, counted on the meta device (no memory, no weights)."""
+    """Trainable parameters of the DEPLOYED model of a config (a tiny net collapsed, `deployed_config`), counted on
+    the meta device (no memory, no weights)."""
     with torch.device("meta"):
-        return count_params(model_from_config(config))
+        return count_params(model_from_config(deployed_config(config)))
 
 
 def param_count(run: RunRecord) -> int:
