@@ -24,6 +24,9 @@ def _add_report_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None, help="folder for tables and figures (default: RUNS_DIR/report)")
     p.add_argument("--device", default="cpu", help="device for the visual comparison's models")
     p.add_argument("--no-visual", action="store_true", help="skip the visual comparison figure")
+    p.add_argument("--test-data", nargs="+", metavar="DIR",
+                   help="test folders (e.g. Set5 Set14 BSD100 Urban100): measure every run's best weights on them "
+                        "(standard protocol), beside bicubic and the published references; Pareto plots on the first")
 
 
 def add_report_parser(sub: argparse._SubParsersAction) -> None:
@@ -60,7 +63,7 @@ def run_report(args: argparse.Namespace) -> int:
     from tinysr.experiments.report import build_report
 
     out = Path(args.out) if args.out else Path(args.runs_dir) / "report"
-    files = build_report(args.runs_dir, out, device=args.device, visual=not args.no_visual)
+    files = build_report(args.runs_dir, out, device=args.device, visual=not args.no_visual, test_data=args.test_data)
     print(f"wrote {len(files)} files to {out}: {', '.join(f.name for f in files)}")
     return 0
 

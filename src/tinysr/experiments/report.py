@@ -5,13 +5,20 @@ Steps:
 2. per distinct validation setting of a table (val folder, scale, protocol, Table I's hr_downscale), measure the
    bicubic baseline on the same images through `tinysr.evaluate.evaluate`: the one step that reads image data,
    because a bicubic row is not stored in any run folder;
-3. write `<table>.md`, `<table>.csv` and the figures of `plots.py`, then `report.md` linking them all.
+3. write `<table>.md`, `<table>.csv`, the figures of `plots.py` and the Pareto figures of `pareto.py` (validation
+   PSNR against deployed parameters and against MACs per 720p output);
+4. with `test_data` (test folders): every run's best weights measured on them (`testsets.py`, standard protocol),
+   `<table>-test.md/.csv` with bicubic and published rows, and the Pareto figures on the first test set with the
+   published reference points;
+5. `report.md` linking them all.
+A run validated on held-out training images (`--val-split`) has its bicubic row measured on those same images.
 The protocol of every table is printed above it, read from config.json, never inferred from the dataset.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,10 +40,15 @@ class Validation:
     scale: int
     protocol: str
     hr_downscale: int
+    train_folders: tuple[str, ...] = ()  # a --val-split run: the training folders the images were held out of,
+    held_out: tuple[str, ...] = ()  # and the held-out image names (folder is then "")
 
     @property
     def label(self) -> str:
-        name = Path(self.folder).name or self.folder
+        if self.held_out:
+            name = f"{len(self.held_out)} held out of {'+'.join(Path(f).name for f in self.train_folders)}"
+        else:
+            name = Path(self.folder).name or self.folder
         return name if self.hr_downscale == 1 else f"{name} (HR/{self.hr_downscale})"
 
 
@@ -44,23 +56,39 @@ def validation_of(run: RunRecord) -> Validation:
     data = run.config.get("data", {})
     if "val" not in data or "scale" not in data:
         raise TinySRError(f"{run.path / 'config.json'}: no data.val / data.scale (not a tinysr run config?)")
-    return Validation(folder=str(data["val"]), scale=int(data["scale"]), protocol=str(run.config.get("protocol",
-                      "study")), hr_downscale=hr_downscale(run))
+    common = {"scale": int(data["scale"]), "protocol": str(run.config.get("protocol", "study")),
+              "hr_downscale": hr_downscale(run)}
+    if data["val"] is None:
+        return Validation(folder="", train_folders=tuple(data.get("train", ())),
+                          held_out=tuple(data.get("val_names") or ()), **common)
+    return Validation(folder=str(data["val"]), **common)
+
+
+def _validation_images(val: Validation):  # -> tuple[ImageSet, Iterator[(name, HR)]]
+    from tinysr.data.cache import concat
+    from tinysr.data.degrade import shrink_hr
+    from tinysr.data.folder import decode_all, image_folder
+
+    if val.held_out:
+        whole = concat(*(image_folder(f) for f in val.train_folders))
+        wanted = set(val.held_out)
+        image_set = dataclasses.replace(whole, name=val.label, lr_paths={},
+                                        hr_paths=tuple(p for p in whole.hr_paths if p.stem in wanted))
+    else:
+        image_set = image_folder(val.folder)
+    return image_set, ((p.stem, shrink_hr(img, val.hr_downscale)) for p, img in decode_all(image_set))
 
 
 def bicubic_psnr(val: Validation) -> float | None:
     """Mean PSNR of MATLAB bicubic on `val` (HR shrunk by hr_downscale first, like training); None, with a warning,
     when the validation folder is gone (the rest of the report still comes from the run folders)."""
-    from tinysr.data.degrade import shrink_hr
-    from tinysr.data.folder import decode_all, image_folder
     from tinysr.evaluate import bicubic_upscaler, evaluate
 
     try:
-        image_set = image_folder(val.folder)
+        image_set, images = _validation_images(val)
     except TinySRError as exc:
         warnings.warn(f"bicubic row left out: {exc}", stacklevel=2)
         return None
-    images = ((p.stem, shrink_hr(img, val.hr_downscale)) for p, img in decode_all(image_set))
     report = evaluate(bicubic_upscaler(val.scale), images, scale=val.scale, protocol=PROTOCOLS[val.protocol],
                       dataset=image_set.name, model="bicubic")
     return report.mean["psnr"]
@@ -115,7 +143,7 @@ def build_table(name: str, runs: list[RunRecord], bicubic: Callable[[Validation]
     rows = [bicubic_cells(v, measured[v], refs[v]) for v in settings]
     rows += [run_cells(s, v) for s, v in zip(summaries, vals)]
     notes = [PROTOCOLS[p].describe(s) for p, s in dict.fromkeys((v.protocol, v.scale) for v in settings)]
-    notes += [f"val set {v.label}: {v.folder}, x{v.scale}" for v in settings]
+    notes += [f"val set {v.label}: {v.folder or 'images ' + ', '.join(v.held_out)}, x{v.scale}" for v in settings]
     notes.append("best PSNR: max of val_psnr in metrics.jsonl; L1 loss: train_loss of the last logged step; "
                  "s / 1k steps: median over the log; parameters: trainable, from config.json")
     return Table(name=name, notes=notes, rows=rows, summaries=summaries, runs=runs, bicubic=measured)
@@ -128,12 +156,39 @@ def group_runs(runs: list[RunRecord]) -> dict[str, list[RunRecord]]:
     return groups
 
 
+def pareto_section(table: Table, out: Path, *, stem: str, test_sets: list, device: str = "cpu"
+                   ) -> tuple[list[Path], list[str]]:
+    """(files, Markdown lines) of the Pareto figures on validation PSNR and, with test sets, of the test table and
+    its Pareto figures on the first test set (with the published references)."""
+    from tinysr.experiments.pareto import pareto_figures
+    from tinysr.experiments.testsets import TestRow, build_test_table, run_row
+
+    val_rows = [TestRow(f"bicubic ({v.label})", "bicubic", v.scale, psnr={"val": p})
+                for v, p in table.bicubic.items() if p is not None]
+    val_rows += [run_row(r, []) for r in table.runs]
+    files = pareto_figures(val_rows, out, stem=stem, column="val", subtitle="best validation PSNR (own protocol)")
+    lines = [f"![{f.stem}]({f.name})" for f in files]
+    if test_sets:
+        test = build_test_table(table.name, table.runs, test_sets, device=device)
+        (out / f"{stem}-test.md").write_text(test.to_markdown())
+        test.write_csv(out / f"{stem}-test.csv")
+        figures = pareto_figures(test.rows, out, stem=f"{stem}-{test.set_keys[0]}", column=test.set_keys[0],
+                                 subtitle="standard protocol; checkpoints chosen on validation, not on this set")
+        files += [out / f"{stem}-test.md", out / f"{stem}-test.csv", *figures]
+        lines += ["", test.to_markdown(), *[f"![{f.stem}]({f.name})" for f in figures]]
+    return files, lines
+
+
 def build_report(runs_dir: str | Path, out: str | Path, *, device: str = "cpu", visual: bool = True,
-                 bicubic: Callable[[Validation], float | None] = bicubic_psnr) -> list[Path]:
-    """Write the tables and figures of every group of runs below `runs_dir` into `out`; returns the files written."""
+                 bicubic: Callable[[Validation], float | None] = bicubic_psnr,
+                 test_data: list[str] | None = None) -> list[Path]:
+    """Write the tables and figures of every group of runs below `runs_dir` into `out`; returns the files written.
+    `test_data`: test folders on which every run's best weights are also measured (step 4)."""
     from tinysr.experiments import plots
+    from tinysr.experiments.testsets import load_test_sets
 
     runs = load_runs(runs_dir)
+    test_sets = load_test_sets(test_data) if test_data else []
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cache: dict[Validation, float | None] = {}
@@ -151,7 +206,8 @@ def build_report(runs_dir: str | Path, out: str | Path, *, device: str = "cpu", 
         (out / f"{stem}.md").write_text(table.to_markdown())
         table.write_csv(out / f"{stem}.csv")
         figures = plots.table_figures(table, out, stem=stem, device=device, visual=visual)
-        written += [out / f"{stem}.md", out / f"{stem}.csv", *figures]
-        sections += [table.to_markdown(), *[f"![{f.stem}]({f.name})" for f in figures], ""]
+        pareto_files, pareto_lines = pareto_section(table, out, stem=stem, test_sets=test_sets, device=device)
+        written += [out / f"{stem}.md", out / f"{stem}.csv", *figures, *pareto_files]
+        sections += [table.to_markdown(), *[f"![{f.stem}]({f.name})" for f in figures], *pareto_lines, ""]
     (out / "report.md").write_text("\n".join(sections))
     return [out / "report.md", *written]
