@@ -25,12 +25,17 @@ import functools
 import math
 import warnings
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from tinysr.errors import TinySRError
+
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported inside the functions that use it, never at module import: the torch-free NumPy runtime
+# (`tinysr.runtime`) uses `imresize_matrices` from here.
 
 IMRESIZE_VERSION = "1"
 KERNEL_WIDTH = 4.0  # bicubic support in input samples, before antialias stretching
@@ -160,6 +165,8 @@ def _check_image(img: np.ndarray) -> None:
 @functools.lru_cache(maxsize=64)
 def _taps(in_len: int, out_len: int, scale: float) -> tuple[torch.Tensor, torch.Tensor, float]:
     """Step 2 as tensors: indices (int64), weights (float64) and the float32 error bound on 0..255 input."""
+    import torch
+
     weights, indices = contributions(in_len, out_len, scale)
     # Dot product of n_taps float32 terms, weights rounded too: |error| <= (n_taps + 1) * 2^-24 * sum|w * x|.
     bound = (weights.shape[1] + 1) * 2.0**-24 * 255 * float(np.abs(weights).sum(axis=1).max())
@@ -183,6 +190,8 @@ def _leading_table(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 
 def _apply_taps(table: torch.Tensor, indices: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """Step 3: ``out[o] = sum_t weights[o, t] * table[indices[o, t]]`` for every output row o."""
+    import torch.nn.functional as F
+
     return F.embedding_bag(indices, table, per_sample_weights=weights.to(table.dtype), mode="sum")
 
 
@@ -194,6 +203,8 @@ def _round_after_pass(out: torch.Tensor, table: torch.Tensor, taps: tuple) -> to
     left to right as ``imresizemex`` does. Done in numpy, single-threaded: small torch ops stall on thread
     hand-offs when the 2 cores are oversubscribed.
     """
+    import torch
+
     values, result = out.numpy(), np.empty(tuple(out.shape), dtype=np.uint8)
     suspects, start = [], 0
     for block, target in _blocks(values, result):
@@ -219,6 +230,8 @@ def _recompute_exactly(result: np.ndarray, flat: np.ndarray, table: np.ndarray, 
 
 def _as_tensor(img: np.ndarray) -> torch.Tensor:
     """HxW[xC] numpy -> HxWxC tensor sharing memory; uint8 stays uint8, floats become float64."""
+    import torch
+
     img = np.ascontiguousarray(img if img.dtype == np.uint8 else img.astype(np.float64, copy=False))
     with warnings.catch_warnings():  # a read-only input (np.asarray of a PIL image) is only ever read here
         warnings.simplefilter("ignore", UserWarning)
@@ -231,6 +244,8 @@ def imresize(img: np.ndarray, scale=None, *, output_shape=None) -> np.ndarray:
 
     ``scale`` is a positive number or one per axis (rows, cols); ``output_shape`` is (rows, cols). Exactly one.
     """
+    import torch
+
     _check_image(img)
     scales, out_shape = _plan(img.shape[:2], scale, output_shape)
     uint8_path = img.dtype == np.uint8
@@ -262,19 +277,26 @@ def _weight_matrix(in_len: int, out_len: int, scale: float) -> np.ndarray:
     return matrix
 
 
+def imresize_matrices(in_shape: tuple[int, int], scale=None, *, output_shape=None) -> list[tuple[int, np.ndarray]]:
+    """The float-path ``imresize`` of an (rows, cols) image as linear maps: [(axis, (out x in) float64 matrix)] in
+    MATLAB's axis order; apply ``matrix @ x`` along each axis in turn. Torch-free (the NumPy runtime uses it)."""
+    scales, out_shape = _plan(tuple(in_shape), scale, output_shape)
+    return [(axis, _weight_matrix(in_shape[axis], out_shape[axis], scales[axis])) for axis in _axis_order(scales)]
+
+
 def imresize_torch(x: torch.Tensor, scale=None, *, output_shape=None) -> torch.Tensor:
     """Batched float-path ``imresize`` for BxCxHxW float tensors (any float dtype, CPU or CUDA).
 
     Computes in the input dtype with one (out x in) weight-matrix product per axis, the same contributions and
     axis order as ``imresize``; no rounding or clipping. In float64 it agrees with ``imresize`` to ~1e-12.
     """
+    import torch
+
     if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.numel() == 0:
         raise TinySRError(f"imresize_torch: expected a non-empty BxCxHxW tensor, got {getattr(x, 'shape', type(x))}")
     if not x.is_floating_point():
         raise TinySRError(f"imresize_torch: expected a float tensor, got dtype {x.dtype}")
-    scales, out_shape = _plan(tuple(x.shape[2:]), scale, output_shape)
-    for axis in _axis_order(scales):
-        matrix = _weight_matrix(x.shape[2 + axis], out_shape[axis], scales[axis])
+    for axis, matrix in imresize_matrices(tuple(x.shape[2:]), scale, output_shape=output_shape):
         matrix = torch.tensor(matrix, dtype=x.dtype, device=x.device)
         x = torch.matmul(matrix, x) if axis == 0 else torch.matmul(x, matrix.T)
     return x

@@ -1,6 +1,7 @@
 """A torch-free NumPy runtime for networks exported with `tinysr export --format numpy` (a small op interpreter).
 
-Must not import torch (a test checks `sys.modules`): it depends on numpy, `tinysr.errors` and `tinysr.tiling` only.
+Must not import torch (a test checks `sys.modules`): it depends on numpy, `tinysr.errors`, `tinysr.tiling` and
+`tinysr.resize` (whose torch import is lazy; the runtime uses its torch-free `imresize_matrices`) only.
 
     model = tinysr.runtime.load("edsr-tiny.npz")
     sr = tinysr.runtime.upscale(lr, model, tile=256)      # HWC RGB uint8 (or HW grey) -> uint8, `scale`x larger
@@ -25,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from tinysr.errors import TinySRError
+from tinysr.resize import imresize_matrices
 from tinysr.tiling import receptive_radius_of, run_tiled
 
 PROGRAM_FORMAT = 1
@@ -68,6 +70,20 @@ def _op_shift(args: list[np.ndarray], op: dict, weights: dict[str, np.ndarray]) 
     return args[0] + np.float32(op["sign"]) * weights[op["value"]][:, None, None]
 
 
+def bicubic_upscale(x: np.ndarray, factor: int) -> np.ndarray:
+    """(C, H, W) float32 -> (C, H*f, W*f): MATLAB bicubic, float path (`tinysr.resize.imresize_matrices`), as the
+    tiny family's anchor (`tinysr.models.ycbcr.bicubic_upsample`) computes it: one matrix product per axis."""
+    for axis, matrix in imresize_matrices(x.shape[1:], factor):
+        m = matrix.astype(np.float32)
+        x = np.matmul(m, x) if axis == 0 else np.matmul(x, m.T)
+    return x
+
+
+def _op_prelu(args: list[np.ndarray], op: dict, weights: dict[str, np.ndarray]) -> np.ndarray:
+    x = args[0]
+    return np.where(x >= 0, x, x * weights[op["weight"]][:, None, None])
+
+
 #: op name -> f(inputs, op dict, weights) -> output, every array CHW float32.
 OPS: dict[str, Callable[[list[np.ndarray], dict, dict[str, np.ndarray]], np.ndarray]] = {
     "conv2d": _op_conv2d,
@@ -76,6 +92,12 @@ OPS: dict[str, Callable[[list[np.ndarray], dict, dict[str, np.ndarray]], np.ndar
     "add": lambda args, op, w: args[0] + args[1],
     "pixel_shuffle": lambda args, op, w: pixel_shuffle(args[0], int(op["factor"])),
     "channel_shift": _op_shift,
+    "prelu": _op_prelu,
+    "leaky_relu": lambda args, op, w: np.where(args[0] >= 0, args[0], args[0] * np.float32(op["slope"])),
+    "channels": lambda args, op, w: args[0][int(op["start"]):int(op["stop"])],
+    "concat": lambda args, op, w: np.concatenate(args, axis=0),
+    "repeat_channels": lambda args, op, w: np.repeat(args[0], int(op["repeats"]), axis=0),
+    "bicubic_upscale": lambda args, op, w: bicubic_upscale(args[0], int(op["factor"])),
 }
 
 
@@ -145,6 +167,8 @@ def receptive_radius(model: NumpyModel) -> int:
             chain = chain + [("conv", (model.weights[op["weight"]].shape[2] - 1) // 2)]
         elif op["op"] == "pixel_shuffle":
             chain = chain + [("shuffle", int(op["factor"]))]
+        elif op["op"] == "bicubic_upscale":  # 4 taps: reaches 2 input pixels, then a scale change like a shuffle
+            chain = chain + [("conv", 2), ("shuffle", int(op["factor"]))]
         chains[op["out"]] = chain
     return receptive_radius_of(chains[model.output])
 

@@ -28,12 +28,14 @@ from torch import nn
 from tinysr.errors import TinySRError
 from tinysr.models.reparam import ReparamConv, plain_conv
 from tinysr.models.ycbcr import bicubic_upsample, rgb_to_ycbcr, ycbcr_to_rgb
+from tinysr.tiling import receptive_radius_of
 
 SUPPORTED_SCALES = (2, 3, 4)
 CHANNELS = ("y", "rgb")
 ANCHORS = ("none", "nearest", "bicubic")
 ACTIVATIONS = ("relu", "prelu", "lrelu", "identity")
 LRELU_SLOPE = 0.1
+BICUBIC_RADIUS = 2  # LR pixels reached by MATLAB bicubic upscaling (taps within 2 input samples)
 
 
 @dataclass(frozen=True)
@@ -162,15 +164,28 @@ class TinySR(nn.Module):
         c = self.config.n_colors
         sr = self.residual(x[:, :c] / 255.0) * 255.0
         if is_y or self.config.anchor == "bicubic":
-            up = bicubic_upsample(x, self.config.scale)
+            up = self.upsample(x)
             if self.config.anchor == "bicubic":
                 sr = sr + up[:, :c]
             if is_y:
                 sr = ycbcr_to_rgb(torch.cat([sr, up[:, 1:]], dim=1))
         return sr
 
+    def upsample(self, x: torch.Tensor) -> torch.Tensor:
+        """The anchor and chroma upsampler: MATLAB bicubic (`bicubic_upsample`). A seam for export (ONNX swaps in
+        its Resize op, `tinysr.export.onnx`), not for training."""
+        return bicubic_upsample(x, self.config.scale)
+
     def collapse(self) -> TinySR:
         return collapse(self)
+
+    def receptive_radius(self) -> int:
+        """LR pixels of context each output pixel depends on (the exact tiling overlap): the longer of the conv
+        chain (k // 2 per conv at LR, then the pixel shuffle) and the bicubic upsampler's reach, 2 LR pixels
+        (MATLAB bicubic upscaling: 4 taps, no antialias). Colour conversion and the nearest anchor are pointwise."""
+        chain = [("conv", k // 2) for _, _, k in layer_plan(self.config)] + [("shuffle", self.config.scale)]
+        bicubic = BICUBIC_RADIUS if self.config.channels == "y" or self.config.anchor == "bicubic" else 0
+        return max(receptive_radius_of(chain), bicubic)
 
 
 # ---------------------------------------------------------------- the collapse
