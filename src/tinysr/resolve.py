@@ -52,6 +52,8 @@ def load_network(spec: str, *, scale: int | None) -> tuple[torch.nn.Module, str]
             known = ", ".join(["bicubic", *bundled_names()]) or "bicubic"
             raise TinySRError(f"unknown model {spec!r}: give a weights file, a run folder, or one of: {known}")
     model, _ = load_model(path, scale=scale)
+    if callable(getattr(model, "collapse", None)) and not model.config.collapsed:
+        model = model.collapse()  # inference runs the deployed (folded) network: same output, fewer convs
     return model, str(path)
 
 

@@ -1,0 +1,32 @@
+"""`--model` resolution: weights files, run folders, unknown names, and tiny models deployed folded."""
+
+import pytest
+import torch
+
+from tinysr.checkpoint import save_weights
+from tinysr.errors import TinySRError
+from tinysr.models import count_params, create_model
+from tinysr.resolve import RUN_BEST, load_network
+
+
+def test_a_run_folder_means_its_best_weights_and_tiny_models_come_back_folded(tmp_path):
+    torch.manual_seed(0)
+    model = create_model("tiny-1k-x2").eval()
+    for p in model.parameters():  # the last conv starts at zero; give every weight a value
+        p.data.normal_(0, 0.05)
+    save_weights(tmp_path / RUN_BEST, model)
+    loaded, where = load_network(str(tmp_path), scale=2)
+    assert where == str(tmp_path / RUN_BEST)
+    assert loaded.config.collapsed and count_params(loaded) == 886 < count_params(model)
+    x = torch.rand(1, 3, 12, 10) * 255
+    with torch.no_grad():
+        assert torch.allclose(loaded(x), model(x), atol=1e-3)
+
+
+def test_unknown_names_and_missing_files_are_one_line_errors(tmp_path):
+    with pytest.raises(TinySRError, match="unknown model 'nope'"):
+        load_network("nope", scale=2)
+    with pytest.raises(TinySRError, match="no such weights file"):
+        load_network(str(tmp_path / "missing.safetensors"), scale=2)
+    with pytest.raises(TinySRError, match="is it a tinysr run folder"):
+        load_network(str(tmp_path), scale=2)

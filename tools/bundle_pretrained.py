@@ -1,0 +1,81 @@
+"""Maintainer tool: turn finished run folders into the bundled models of `tinysr.pretrained`.
+
+For each `NAME=RUN` it loads RUN/best.safetensors (the checkpoint chosen on the run's own validation split), folds
+a re-parameterised tiny model into its deployed form, writes `src/tinysr/pretrained/NAME.safetensors`, measures it
+and bicubic on the test sets under the `standard` protocol (evaluation only: nothing is selected on them), and
+rewrites `models.json` with one row per model. The training command of each row is read from the run's
+`command.txt` if present, else rebuilt from its config.json.
+
+    python tools/bundle_pretrained.py tiny-1k-x2=runs/cpu/tiny-pareto/tiny-1k-x2 ... [--data ../shared/data]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from tinysr.checkpoint import load_model, save_weights
+from tinysr.data.folder import decode_all, image_folder
+from tinysr.evaluate import bicubic_upscaler, evaluate
+from tinysr.inference import upscale_array
+from tinysr.metrics import PROTOCOLS
+from tinysr.models import count_params
+from tinysr.pretrained import PRETRAINED_DIR, TABLE, TABLE_FORMAT
+
+TEST_SETS = ("Set5", "Set14", "BSD100", "Urban100")
+REPO = Path(__file__).resolve().parents[1]
+
+
+def deployed(model):
+    """The network as shipped: tiny models folded (expand=1), others as trained."""
+    return model.collapse() if hasattr(model, "collapse") and not getattr(model.config, "collapsed", True) else model
+
+
+def train_command(run: Path) -> str:
+    saved = run / "command.txt"
+    if saved.is_file():
+        return saved.read_text().strip()
+    return f"(see {run.name}/config.json)"
+
+
+def measure_all(upscalers: dict, scale: int, data: Path) -> dict[str, dict[str, float]]:
+    """{name: {test set: mean PSNR}} under the standard protocol."""
+    out: dict[str, dict[str, float]] = {name: {} for name in upscalers}
+    for test_set in TEST_SETS:
+        images = [(p.stem, img) for p, img in decode_all(image_folder(data / test_set), strict=True)]
+        for name, fn in upscalers.items():
+            report = evaluate(fn, images, scale=scale, protocol=PROTOCOLS["standard"], dataset=test_set)
+            out[name][test_set] = round(report.mean["psnr"], 3)
+            print(f"{name:<16} x{scale} {test_set:<9} {out[name][test_set]:.3f}", flush=True)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("models", nargs="+", metavar="NAME=RUN")
+    parser.add_argument("--data", default=os.environ.get("TINYSR_DATA", str(REPO.parent / "shared" / "data")))
+    args = parser.parse_args()
+    rows, by_scale = [], {}
+    for item in args.models:
+        name, run = item.split("=", 1)
+        model, meta = load_model(Path(run) / "best.safetensors")
+        model = deployed(model)
+        path = PRETRAINED_DIR / f"{name}.safetensors"
+        save_weights(path, model, meta={"source_run_step": meta.get("step"), "val_psnr": meta.get("val_psnr")})
+        rows.append({"name": name, "file": path.name, "scale": model.config.scale, "params": count_params(model),
+                     "bytes": path.stat().st_size, "train_command": train_command(Path(run)),
+                     "protocol": "standard", "psnr": {}})
+        by_scale.setdefault(model.config.scale, {})[name] = (lambda m: lambda lr: upscale_array(m, lr))(model)
+    for scale, upscalers in by_scale.items():
+        results = measure_all({f"bicubic-x{scale}": bicubic_upscaler(scale), **upscalers}, scale, Path(args.data))
+        for row in rows:
+            if row["name"] in results:
+                row["psnr"] = results[row["name"]]
+                row["psnr"].update({f"bicubic {k}": v for k, v in results[f"bicubic-x{scale}"].items()})
+    (PRETRAINED_DIR / TABLE).write_text(json.dumps({"format": TABLE_FORMAT, "models": rows}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
