@@ -1,9 +1,10 @@
-"""Shared test fixtures: where the benchmark images live."""
+"""Shared test fixtures: where the benchmark images live, and one torch thread (shared helpers: helpers.py)."""
 
 import os
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -18,3 +19,15 @@ def data_dir() -> Path:
     root = data_root()
     assert (root / "Set5").is_dir(), f"benchmark images not found under {root}; set TINYSR_DATA"
     return root
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread: on a shared, oversubscribed CPU two spinning OpenMP threads run ~50x slower.
+
+    Use per module: `pytestmark = pytest.mark.usefixtures("one_thread")`.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

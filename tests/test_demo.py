@@ -4,7 +4,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from tinysr import demo
@@ -12,13 +11,7 @@ from tinysr.checkpoint import load_model
 from tinysr.models import count_params
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: on a shared, oversubscribed CPU two spinning OpenMP threads run ~50x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_embedded_photos_are_rgb_uint8():

@@ -29,6 +29,8 @@ from tinysr.fastpath import FastPath, build_step, portable_optimizer_state, prep
 from tinysr.gpu_sampler import DevicePatchSampler
 from tinysr.models import EDSR, EDSRConfig
 
+from helpers import smooth_pngs
+
 TINY = EDSRConfig(n_blocks=1, n_feats=8, scale=2)
 GLOBAL_BATCH, STEPS = 16, 4
 
@@ -133,17 +135,6 @@ def test_batch_split_errors_name_the_option():
 
 
 # ---------------------------------------------------------------- tinysr train under torchrun (CPU, gloo)
-
-
-def smooth_pngs(folder, n: int, seed: int):
-    from PIL import Image
-
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(seed)
-    for i in range(n):
-        Image.fromarray(rng.integers(0, 256, (6, 6, 3), dtype=np.uint8)).resize((64, 64), Image.BICUBIC).save(
-            folder / f"img{i}.png")
-    return folder
 
 
 def train_args(tmp_path, out: str, *extra: str) -> list[str]:

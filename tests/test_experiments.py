@@ -14,6 +14,8 @@ from tinysr.experiments import runner
 from tinysr.experiments.presets import TABLES, Recipe, select_rows
 from tinysr.experiments.results import count_config_params
 
+from helpers import smooth_pngs
+
 
 def test_tables_have_the_studys_rows():
     keys = {name: [s.key for s in rows] for name, rows in TABLES.items()}
@@ -153,16 +155,8 @@ def test_parallel_jobs_run_as_subprocesses_with_logs(tmp_path):
 
 
 def tiny_folder(path: Path, n: int, seed: int) -> Path:
-    """n smooth 104x104 RGB PNGs (LR 52, above the study's LR patch 48) (smooth, so that a tiny net has something to learn)."""
-    import numpy as np
-    from PIL import Image
-
-    path.mkdir(parents=True)
-    rng = np.random.default_rng(seed)
-    for i in range(n):
-        coarse = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
-        Image.fromarray(coarse).resize((104, 104), Image.BICUBIC).save(path / f"img{i}.png")
-    return path
+    """n smooth 104x104 RGB PNGs (LR 52, above the study's LR patch 48)."""
+    return smooth_pngs(path, n, seed, coarse=8, size=104)
 
 
 def test_run_trains_skips_and_resumes_for_real(tmp_path, monkeypatch, capsys):

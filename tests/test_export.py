@@ -17,18 +17,10 @@ from tinysr.export.onnx import export_onnx, onnx_session, onnx_window_fn, read_o
 from tinysr.export.quantize import calibration_crops, quantize_onnx
 from tinysr.inference import to_image, to_tensor, upscale_with
 from tinysr.metrics import psnr
-from tinysr.models import create_model
+
+from helpers import random_edsr
 
 CONFIGS = [dict(n_blocks=0, n_feats=4, scale=2), dict(n_blocks=2, n_feats=16, scale=4, res_scale=0.1)]
-
-
-def random_edsr(seed: int = 0, **config) -> torch.nn.Module:
-    torch.manual_seed(seed)
-    model = create_model("edsr", **config).eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0, 0.05)
-    return model
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +30,7 @@ def lr_images(data_dir) -> list[np.ndarray]:
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: f"{c['n_blocks']}b-x{c['scale']}")
 def test_onnx_matches_torch_at_two_sizes(config, lr_images, tmp_path):
-    model = random_edsr(**config)
+    model = random_edsr(std=0.05, **config)
     export_onnx(model, tmp_path / "m.onnx")
     proto = onnx.load(str(tmp_path / "m.onnx"))
     assert max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")) >= 17
@@ -54,7 +46,7 @@ def test_onnx_matches_torch_at_two_sizes(config, lr_images, tmp_path):
 
 
 def test_int8_is_qdq_and_close_to_float(lr_images, tmp_path):
-    model = random_edsr(**CONFIGS[0])
+    model = random_edsr(std=0.05, **CONFIGS[0])
     export_onnx(model, tmp_path / "m.onnx")
     crops = calibration_crops(lr_images, rng=np.random.default_rng(0), size=48, per_image=2)
     assert len(crops) == 6 and all(c.shape == (48, 48, 3) for c in crops)
@@ -74,7 +66,7 @@ def test_int8_is_qdq_and_close_to_float(lr_images, tmp_path):
 
 
 def test_export_errors(tmp_path):
-    model = random_edsr(**CONFIGS[0])
+    model = random_edsr(std=0.05, **CONFIGS[0])
     with pytest.raises(TinySRError, match="--opset must be >= 17"):
         export_onnx(model, tmp_path / "m.onnx", opset=13)
     (tmp_path / "junk.onnx").write_bytes(b"\x00junk")
@@ -89,7 +81,7 @@ def test_export_errors(tmp_path):
 @pytest.fixture()
 def weights(tmp_path):
     path = tmp_path / "tiny.safetensors"
-    save_weights(path, random_edsr(**CONFIGS[0]))
+    save_weights(path, random_edsr(std=0.05, **CONFIGS[0]))
     return path
 
 

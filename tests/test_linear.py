@@ -12,14 +12,7 @@ from tinysr.export.linear import border_bands, collapse_linear, collapsed_window
 from tinysr.inference import receptive_radius, to_image, to_tensor, upscale, upscale_with
 from tinysr.models import create_model
 
-
-def random_edsr(**config) -> torch.nn.Module:
-    torch.manual_seed(0)
-    model = create_model("edsr", **config).eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0, 0.1)
-    return model
+from helpers import random_edsr
 
 
 @pytest.mark.parametrize("scale", [2, 3, 4])

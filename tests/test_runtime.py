@@ -16,19 +16,11 @@ from tinysr.data.io import read_image
 from tinysr.errors import TinySRError
 from tinysr.export.numpy_export import export_numpy
 from tinysr.inference import receptive_radius, to_image, to_tensor, upscale
-from tinysr.models import create_model
+
+from helpers import random_edsr
 
 CONFIGS = [dict(n_blocks=0, n_feats=4, scale=2), dict(n_blocks=1, n_feats=8, scale=3),
            dict(n_blocks=2, n_feats=16, scale=4, res_scale=0.1)]
-
-
-def random_edsr(seed: int = 0, **config) -> torch.nn.Module:
-    torch.manual_seed(seed)
-    model = create_model("edsr", **config).eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0, 0.1)
-    return model
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from tinysr.cli import main
@@ -17,12 +16,7 @@ from tinysr.train_cli import load_data
 NAMES = [f"img{i}" for i in (5, 3, 9, 1, 7, 0, 2, 8, 4, 6)]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_held_out_indices_are_pinned_and_independent_of_folder_order():

@@ -27,13 +27,7 @@ from tinysr.train import TrainConfig, learning_rate_factor, train, train_step, v
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: on a shared, oversubscribed CPU two spinning OpenMP threads run ~50x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _photo(rng: np.random.Generator, size: int = 64) -> np.ndarray:

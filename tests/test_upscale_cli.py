@@ -7,30 +7,21 @@ import pickle
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from tinysr.checkpoint import save_weights
 from tinysr.cli import main
 from tinysr.data.io import read_image
 from tinysr.inference import upscale
-from tinysr.models import create_model
+
+from helpers import random_edsr
 
 MARKER_NAME = "pwned"
 
 
-def random_edsr() -> torch.nn.Module:
-    torch.manual_seed(0)
-    model = create_model("edsr-tiny").eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0, 0.1)
-    return model
-
-
 @pytest.fixture()
 def weights(tmp_path):
-    save_weights(tmp_path / "tiny.safetensors", random_edsr())
+    save_weights(tmp_path / "tiny.safetensors", random_edsr("edsr-tiny"))
     return tmp_path / "tiny.safetensors"
 
 
@@ -58,7 +49,7 @@ def test_folder_keeps_relative_paths_grey_alpha_and_1x1(weights, photos, tmp_pat
     code, out, err = run(["upscale", "--model", weights, photos, "-o", tmp_path / "out", "--tile", 8], capsys)
     assert code == 0, err
     assert "upscaled 4 of 4 images x2" in out
-    model = random_edsr()
+    model = random_edsr("edsr-tiny")
     rgb = np.asarray(Image.open(photos / "a.png"))
     a = np.asarray(Image.open(tmp_path / "out" / "a.png"))
     assert a.shape == (48, 60, 3) and np.abs(a.astype(int) - upscale(rgb, model)).max() <= 1
