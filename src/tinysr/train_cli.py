@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tinysr.cli_types import positive_float, positive_int
 from tinysr.errors import TinySRError
 
 #: CLI option -> TrainConfig field.
@@ -27,26 +28,6 @@ MODEL_OPTIONS = {"blocks": "n_blocks", "feats": "n_feats", "scale": "scale", "re
 FAST_OPTIONS = ("channels_last", "bf16", "compile", "cuda_graphs", "gpu_data")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
-    return value
-
-
 def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a network into a run folder (or --resume one)",
                        description="Defaults are the study's recipe: L1, Adam, learning rate 1e-4 halved every "
@@ -54,32 +35,32 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     m = p.add_argument_group("model (a preset or family name, and/or EDSR fields)")
     m.add_argument("--model", help="a preset (e.g. edsr-tiny, edsr-baseline) or family (edsr); default edsr")
     m.add_argument("--blocks", type=int, help="residual blocks (n_blocks)")
-    m.add_argument("--feats", type=_positive_int, help="filters per conv (n_feats)")
+    m.add_argument("--feats", type=positive_int, help="filters per conv (n_feats)")
     m.add_argument("--scale", type=int, choices=(2, 3, 4))
-    m.add_argument("--res-scale", type=_positive_float, help="residual scaling")
+    m.add_argument("--res-scale", type=positive_float, help="residual scaling")
     d = p.add_argument_group("data and run folder")
     d.add_argument("--train-data", nargs="+", metavar="DIR", help="image folder(s), concatenated")
     v = d.add_mutually_exclusive_group()
     v.add_argument("--val-data", metavar="DIR", help="image folder for validation (whole images)")
-    v.add_argument("--val-split", type=_positive_int, metavar="N",
+    v.add_argument("--val-split", type=positive_int, metavar="N",
                    help="validate on N images held out of --train-data (seeded by --seed; names in config.json)")
     d.add_argument("--degradation", help="how LR is made from HR (default bicubic)")
     d.add_argument("--out", metavar="RUN", help="the new run folder")
     d.add_argument("--resume", metavar="RUN", help="continue this run (options given must agree with it)")
     d.add_argument("--force", action="store_true", help="overwrite --out, or resume despite disagreeing options")
     t = p.add_argument_group("training")
-    t.add_argument("--steps", type=_positive_int)
-    t.add_argument("--batch-size", type=_positive_int)
-    t.add_argument("--patch", type=_positive_int, help="LR patch side")
-    t.add_argument("--learning-rate", type=_positive_float)
+    t.add_argument("--steps", type=positive_int)
+    t.add_argument("--batch-size", type=positive_int)
+    t.add_argument("--patch", type=positive_int, help="LR patch side")
+    t.add_argument("--learning-rate", type=positive_float)
     t.add_argument("--schedule", choices=("step", "cosine"))
-    t.add_argument("--lr-step", type=_positive_int, help="halve the learning rate every N steps (step schedule)")
-    t.add_argument("--eval-every", type=_positive_int)
-    t.add_argument("--val-limit", type=_positive_int, help="validate on the first N images only")
+    t.add_argument("--lr-step", type=positive_int, help="halve the learning rate every N steps (step schedule)")
+    t.add_argument("--eval-every", type=positive_int)
+    t.add_argument("--val-limit", type=positive_int, help="validate on the first N images only")
     t.add_argument("--protocol", choices=("study", "standard"), help="validation protocol (default study)")
     t.add_argument("--seed", type=int)
     t.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, mps")
-    t.add_argument("--threads", type=_positive_int, help="torch CPU threads")
+    t.add_argument("--threads", type=positive_int, help="torch CPU threads")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     f = p.add_argument_group("speed (tinysr.fastpath; default: all on for CUDA except --compile, all off on CPU)")
     f.add_argument("--channels-last", action=argparse.BooleanOptionalAction, help="NHWC model and input")

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tinysr.cli_types import int_at_least
 from tinysr.errors import TinySRError
 
 SCALES = (2, 3, 4)
@@ -29,27 +30,14 @@ EXPORT_FORMATS = ("onnx", "onnx-int8", "numpy")
 # ---------------------------------------------------------------------------------------------------- upscale
 
 
-def _int_at_least(minimum: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
-        return value
-
-    return parse
-
-
 def add_upscale_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("upscale", help="upscale image files and folders with a network")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders of images")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder (created if missing)")
     p.add_argument("--model", required=True, help="a weights file, a run folder, or a bundled model (tinysr models)")
     p.add_argument("--scale", type=int, choices=SCALES, help="check that the model upscales by this factor")
-    p.add_argument("--tile", type=_int_at_least(1), help="tile side in LR pixels (bounds memory); default: whole image")
-    p.add_argument("--overlap", type=_int_at_least(0),
+    p.add_argument("--tile", type=int_at_least(1), help="tile side in LR pixels (bounds memory); default: whole image")
+    p.add_argument("--overlap", type=int_at_least(0),
                    help="LR context per tile side; default: the receptive radius (exact)")
     p.add_argument("--self-ensemble", action="store_true", help="average the 8 flips/rotations (8x slower)")
     p.add_argument("--device", default="cpu")

@@ -6,17 +6,8 @@ import argparse
 import os
 from pathlib import Path
 
+from tinysr.cli_types import positive_int
 from tinysr.errors import TinySRError
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 def _add_report_args(p: argparse.ArgumentParser) -> None:
@@ -44,15 +35,15 @@ def add_experiment_parser(sub: argparse._SubParsersAction) -> None:
     rp.add_argument("--only", help="comma-separated row keys (table2: blocks, table4: filters, tiny-pareto: "
                                    "100..5k, edsr, 1k-x3, 1k-x4) or full names")
     rp.add_argument("--out", default="runs", help="RUNS_DIR; each row runs in RUNS_DIR/TABLE/ROW (default: runs)")
-    rp.add_argument("--steps", type=_positive, help="training steps (study: 300000)")
-    rp.add_argument("--batch-size", type=_positive, help="batch size (study: 1)")
-    rp.add_argument("--eval-every", type=_positive, help="validation interval in steps (study: 1000)")
+    rp.add_argument("--steps", type=positive_int, help="training steps (study: 300000)")
+    rp.add_argument("--batch-size", type=positive_int, help="batch size (study: 1)")
+    rp.add_argument("--eval-every", type=positive_int, help="validation interval in steps (study: 1000)")
     rp.add_argument("--learning-rate", type=float, help="Adam learning rate (study: 1e-4)")
     rp.add_argument("--schedule", choices=("step", "cosine"), help="learning-rate schedule (study: step)")
     rp.add_argument("--data", nargs="+", metavar="DIR", help="training HR folder(s) instead of the table's")
     rp.add_argument("--val-data", metavar="DIR", help="validation HR folder instead of the table's")
-    rp.add_argument("--jobs", type=_positive, default=1, help="runs at once, as subprocesses (default 1)")
-    rp.add_argument("--threads", type=_positive, help="torch threads per run (default: cores / jobs)")
+    rp.add_argument("--jobs", type=positive_int, default=1, help="runs at once, as subprocesses (default 1)")
+    rp.add_argument("--threads", type=positive_int, help="torch threads per run (default: cores / jobs)")
     rp.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, ...")
     rp.add_argument("--devices", help="CUDA indices, e.g. 0,1,2,3: one run per GPU at a time (overrides --jobs)")
     rp.add_argument("--dry-run", action="store_true", help="print the queue, run nothing")
