@@ -17,11 +17,13 @@ import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from tinysr.cli_types import int_at_least
 from tinysr.errors import TinySRError
+
+if TYPE_CHECKING:  # numpy is imported where used: `tinysr --help` imports neither numpy nor torch
+    import numpy as np
 
 SCALES = (2, 3, 4)
 EXPORT_FORMATS = ("onnx", "onnx-int8", "numpy")
@@ -82,6 +84,7 @@ def read_alpha(path: Path) -> np.ndarray:
     Hand-rolled because `tinysr.data.io.read_image` returns RGB only; it reads the same formats, with the same
     pixel limit (Pillow's default) and orientation handling.
     """
+    import numpy as np
     from PIL import Image, ImageOps
 
     from tinysr.data.io import PILLOW_FORMATS
@@ -92,6 +95,8 @@ def read_alpha(path: Path) -> np.ndarray:
 
 def read_for_upscale(path: Path) -> np.ndarray:
     """An image file as HW grey, HWC RGB or HWC RGBA uint8, following what the file holds."""
+    import numpy as np
+
     from tinysr.data.io import read_image
 
     rgb, notes = read_image(path)
@@ -207,6 +212,8 @@ def add_export_parser(sub: argparse._SubParsersAction) -> None:
 def export_model(model, out: Path, *, fmt: str, calibration: str | None, seed: int) -> None:
     """Write `model` to `out` in format `fmt` (one of EXPORT_FORMATS)."""
     import tempfile
+
+    import numpy as np
 
     from tinysr.export.numpy_export import export_numpy
     from tinysr.export.onnx import export_onnx
