@@ -65,6 +65,15 @@ def test_int8_is_qdq_and_close_to_float(lr_images, tmp_path):
     assert 25 < agreement < 60, agreement  # close, but not the float graph
 
 
+def test_export_leaves_the_global_rng_alone(tmp_path):
+    model = random_edsr(std=0.05, **CONFIGS[0])
+    torch.manual_seed(7)
+    export_onnx(model, tmp_path / "m.onnx")
+    after_export = torch.rand(3)
+    torch.manual_seed(7)
+    assert torch.equal(after_export, torch.rand(3))
+
+
 def test_export_errors(tmp_path):
     model = random_edsr(std=0.05, **CONFIGS[0])
     with pytest.raises(TinySRError, match="--opset must be >= 17"):
