@@ -43,7 +43,8 @@ def plot_curves(table: Table, key: str, ylabel: str, path: Path) -> Path:
         points = [(m["step"], m[key]) for m in run.metrics if m.get(key) is not None]
         if points:
             steps, values = zip(*points)
-            ax.plot(steps, values, label=f"{summary.label} ({summary.params:,} params)", linewidth=1.2)
+            ax.plot(steps, values, label=f"{summary.label} ({summary.params:,} params)", linewidth=1.2,
+                    marker="o", markersize=3)  # the points are the validations
     if key == "val_psnr":
         for val, psnr in table.bicubic.items():
             if psnr is not None:
@@ -145,8 +146,8 @@ def plot_visual(table: Table, path: Path, *, device: str = "cpu", n_images: int 
     if not runs or not Path(val.folder).is_dir():
         return None
     images = _visual_images(val, n_images)
-    fig, axes = plt.subplots(len(images), len(runs) + 2, figsize=(2.6 * (len(runs) + 2), 2.9 * len(images)),
-                             squeeze=False)
+    fig, axes = plt.subplots(len(images), len(runs) + 2, figsize=(2.6 * (len(runs) + 2), 2.9 * len(images) + 0.6),
+                             squeeze=False, layout="constrained")  # constrained: the suptitle never covers a panel
     for row, (name, hr) in zip(axes, images):
         size = min(lr_size, hr.shape[0] // val.scale, hr.shape[1] // val.scale)
         y, x = (c // val.scale for c in _detail_crop(hr, size * val.scale))
