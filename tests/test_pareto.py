@@ -113,3 +113,15 @@ def test_missing_test_folder_is_one_line(pareto_runs, tmp_path, capsys):
                  "--test-data", str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("tinysr: error: ") and "nope" in err and "\n" not in err
+
+
+def test_split_runs_get_no_crop_figure_and_the_cwd_is_never_scanned(pareto_runs, tmp_path, monkeypatch):
+    """A --val-split run has no folder of validation images: the crop figure is skipped, not built from '.'."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    (cwd / "notes.txt").write_text("not an image")
+    monkeypatch.chdir(cwd)
+    files = build_report(pareto_runs, tmp_path / "r", visual=True, bicubic=lambda v: 29.0)
+    names = {f.name for f in files}
+    assert "tiny-pareto-pareto-params-x2.png" in names
+    assert not any(n.endswith("-visual.png") for n in names)

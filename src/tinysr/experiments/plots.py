@@ -143,7 +143,7 @@ def plot_visual(table: Table, path: Path, *, device: str = "cpu", n_images: int 
     val = next(iter(table.bicubic))
     lr_size = crop // val.scale
     runs = _visual_runs(table, val, lr_size, device)
-    if not runs or not Path(val.folder).is_dir():
+    if not runs or not val.folder or not Path(val.folder).is_dir():  # split runs: no folder of images to crop
         return None
     images = _visual_images(val, n_images)
     fig, axes = plt.subplots(len(images), len(runs) + 2, figsize=(2.6 * (len(runs) + 2), 2.9 * len(images) + 0.6),
