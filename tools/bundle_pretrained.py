@@ -3,7 +3,7 @@
 For each `NAME=RUN` it loads RUN/best.safetensors (the checkpoint chosen on the run's own validation split), folds
 a re-parameterised tiny model into its deployed form, writes `src/tinysr/pretrained/NAME.safetensors`, measures it
 and bicubic on the test sets under the `standard` protocol (evaluation only: nothing is selected on them), and
-rewrites `models.json` with one row per model. The training command of each row is read from the run's
+replaces those models' rows in `models.json` (other rows are kept). The training command of each row is read from the run's
 `command.txt` if present, else rebuilt from its config.json.
 
     python tools/bundle_pretrained.py tiny-1k-x2=runs/cpu/tiny-pareto/tiny-1k-x2 ... [--data ../shared/data]
@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from dataclasses import asdict
 from pathlib import Path
 
 from tinysr.checkpoint import load_model, save_weights
@@ -22,7 +23,7 @@ from tinysr.evaluate import bicubic_upscaler, evaluate
 from tinysr.inference import upscale_array
 from tinysr.metrics import PROTOCOLS
 from tinysr.models import count_params
-from tinysr.pretrained import PRETRAINED_DIR, TABLE, TABLE_FORMAT
+from tinysr.pretrained import PRETRAINED_DIR, TABLE, TABLE_FORMAT, read_table
 
 TEST_SETS = ("Set5", "Set14", "BSD100", "Urban100")
 REPO = Path(__file__).resolve().parents[1]
@@ -74,7 +75,10 @@ def main() -> None:
             if row["name"] in results:
                 row["psnr"] = results[row["name"]]
                 row["psnr"].update({f"bicubic {k}": v for k, v in results[f"bicubic-x{scale}"].items()})
-    (PRETRAINED_DIR / TABLE).write_text(json.dumps({"format": TABLE_FORMAT, "models": rows}, indent=2) + "\n")
+    given = {row["name"] for row in rows}  # rows of models not named here are kept as they are
+    kept = [asdict(row) for row in read_table() if row.name not in given]
+    table = {"format": TABLE_FORMAT, "models": kept + rows}
+    (PRETRAINED_DIR / TABLE).write_text(json.dumps(table, indent=2) + "\n")
 
 
 if __name__ == "__main__":
