@@ -13,22 +13,18 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
+from tinysr.data.degrade import degrade, mod_crop
 from tinysr.metrics import Protocol, measure
-from tinysr.resize import imresize, to_uint8
+from tinysr.resize import imresize
 
 #: An upscaler maps an LR image (HWC RGB uint8) to an SR image (HWC RGB, 0..255, float or uint8) `scale` times larger.
 Upscaler = Callable[[np.ndarray], np.ndarray]
 
 
-def mod_crop(img: np.ndarray, scale: int) -> np.ndarray:
-    """Crop the bottom/right so that height and width are multiples of `scale` (the benchmark convention)."""
-    h, w = img.shape[0] - img.shape[0] % scale, img.shape[1] - img.shape[1] % scale
-    return img[:h, :w]
-
-
 def bicubic_lr(hr: np.ndarray, scale: int) -> np.ndarray:
-    """The benchmark LR image: MATLAB bicubic (float path) of the mod-cropped HR, rounded once to uint8."""
-    return to_uint8(imresize(hr.astype(np.float64), 1.0 / scale))
+    """The benchmark LR image: MATLAB bicubic (float path) of the mod-cropped HR, rounded once to uint8 (the
+    `bicubic` degradation, so training data and evaluation share one definition)."""
+    return degrade(hr, scale, "bicubic")
 
 
 def bicubic_upscaler(scale: int) -> Upscaler:
