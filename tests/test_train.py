@@ -190,7 +190,9 @@ def test_sigkill_while_writing_a_checkpoint_then_resume(tmp_path, folders):
     proc = subprocess.Popen([sys.executable, "-m", "tinysr", *_argv(folders, run)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
-    while not list(run.glob(".last.pt.*.tmp")):  # the step-20 checkpoint is written, not yet renamed
+    # the step-20 checkpoint is written, not yet renamed; last.pt must exist first, or the temporary file seen could
+    # be step 10's, which lives only for a moment before its own rename
+    while not ((run / "last.pt").exists() and list(run.glob(".last.pt.*.tmp"))):
         assert proc.poll() is None, proc.stderr.read().decode()
         assert time.monotonic() < deadline, "the slow checkpoint never started"
         time.sleep(0.1)
