@@ -22,16 +22,11 @@ from tinysr.data.folder import decode_all, image_folder
 from tinysr.evaluate import bicubic_upscaler, evaluate
 from tinysr.inference import upscale_array
 from tinysr.metrics import PROTOCOLS
-from tinysr.models import count_params
+from tinysr.models import count_params, deployed
 from tinysr.pretrained import PRETRAINED_DIR, TABLE, TABLE_FORMAT, read_table
 
 TEST_SETS = ("Set5", "Set14", "BSD100", "Urban100")
 REPO = Path(__file__).resolve().parents[1]
-
-
-def deployed(model):
-    """The network as shipped: tiny models folded (expand=1), others as trained."""
-    return model.collapse() if hasattr(model, "collapse") and not getattr(model.config, "collapsed", True) else model
 
 
 def train_command(run: Path) -> str:

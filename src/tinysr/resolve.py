@@ -11,6 +11,7 @@ from tinysr.checkpoint import load_model
 from tinysr.errors import TinySRError
 from tinysr.evaluate import Upscaler, bicubic_upscaler
 from tinysr.inference import upscale_array
+from tinysr.models import deployed
 
 #: The file inside a run folder that holds the best weights (written by `tinysr train`).
 RUN_BEST = "best.safetensors"
@@ -52,9 +53,7 @@ def load_network(spec: str, *, scale: int | None) -> tuple[torch.nn.Module, str]
             known = ", ".join(["bicubic", *bundled_names()]) or "bicubic"
             raise TinySRError(f"unknown model {spec!r}: give a weights file, a run folder, or one of: {known}")
     model, _ = load_model(path, scale=scale)
-    if callable(getattr(model, "collapse", None)) and not model.config.collapsed:
-        model = model.collapse()  # inference runs the deployed (folded) network: same output, fewer convs
-    return model, str(path)
+    return deployed(model), str(path)  # inference runs the folded network: same output, fewer convs
 
 
 def resolve_upscaler(spec: str, *, scale: int, device: str = "cpu") -> tuple[Upscaler, str]:

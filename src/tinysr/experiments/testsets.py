@@ -92,15 +92,13 @@ def run_row(run: RunRecord, sets: list[TestSet], *, device: str = "cpu") -> Test
     """The run's deployed size and cost, best validation PSNR, and its best weights' PSNR on every test set."""
     from tinysr.checkpoint import load_model
     from tinysr.inference import upscale_array
-    from tinysr.models import anchor_macs_per_output, config_from_dict, macs_per_output
+    from tinysr.models import anchor_macs_per_output, config_from_dict, deployed, macs_per_output
 
     config = config_from_dict(run.config["model"])
     summary = summarize(run)
     psnr = {} if summary.best_psnr is None else {"val": summary.best_psnr}
     if sets and (run.path / RUN_BEST).is_file():
-        model, _ = load_model(run.path / RUN_BEST)
-        if config.family == "tiny":
-            model = model.collapse()
+        model = deployed(load_model(run.path / RUN_BEST)[0])
         for s in sets:
             psnr[s.key] = _mean_psnr(lambda lr: upscale_array(model, lr, device=device), s, scale=config.scale,
                                      model=summary.label)

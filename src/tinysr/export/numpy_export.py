@@ -29,7 +29,7 @@ from torch import nn
 from tinysr.checkpoint import atomic_write_bytes
 from tinysr.color import _OFFSET, _RGB_TO_YCBCR
 from tinysr.errors import TinySRError
-from tinysr.models import config_to_dict
+from tinysr.models import config_to_dict, deployed
 from tinysr.models.tiny import LRELU_SLOPE, layer_plan
 
 PROGRAM_FORMAT = 1
@@ -137,8 +137,7 @@ def numpy_export_bytes(model: nn.Module) -> bytes:
     family = getattr(model.config, "family", None)
     if family not in PROGRAMS:
         raise TinySRError(f"--format numpy supports the families {sorted(PROGRAMS)}, not {family!r}")
-    if family == "tiny" and not model.config.collapsed:
-        model = model.collapse()
+    model = deployed(model)
     ops = PROGRAMS[family](model.config)
     program = {"format": PROGRAM_FORMAT, "input": "lr", "output": ops[-1]["out"], "ops": ops}
     arrays = {k: v.detach().cpu().float().numpy().reshape(v.shape) for k, v in model.state_dict().items()}

@@ -30,7 +30,7 @@ from torch import nn
 
 from tinysr.checkpoint import atomic_write_bytes
 from tinysr.errors import TinySRError
-from tinysr.models import config_to_dict
+from tinysr.models import config_to_dict, deployed
 from tinysr.models.tiny import TinySR
 from tinysr.tiling import WindowFn
 
@@ -62,7 +62,7 @@ def _exportable(model: nn.Module) -> nn.Module:
     """The module to trace: the model itself, or a tiny net collapsed into `_OnnxTinySR`."""
     if getattr(model.config, "family", None) != "tiny":
         return model
-    collapsed = model.collapse() if not model.config.collapsed else model
+    collapsed = deployed(model)
     onnx_model = _OnnxTinySR(collapsed.config)
     onnx_model.load_state_dict(collapsed.state_dict())
     return onnx_model.eval()

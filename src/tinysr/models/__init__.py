@@ -83,6 +83,14 @@ def model_from_config_dict(data: dict[str, Any]) -> nn.Module:
     return model_from_config(config_from_dict(data))
 
 
+def deployed(model: nn.Module) -> nn.Module:
+    """The network as it is shipped and run: a re-parameterised tiny net folded into plain convs (same output up to
+    float rounding), any other model as it is."""
+    if callable(getattr(model, "collapse", None)) and not model.config.collapsed:
+        return model.collapse()
+    return model
+
+
 def count_params(model: nn.Module) -> int:
     """Trainable parameters, as counted in the study's tables (buffers such as the RGB mean excluded)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -90,6 +98,6 @@ def count_params(model: nn.Module) -> int:
 
 __all__ = [
     "EDSR", "MODELS", "PRESETS", "EDSRConfig", "TinyConfig", "TinySR", "anchor_macs_per_output", "build_config",
-    "config_from_dict", "config_to_dict", "count_params", "create_model", "list_models", "macs_per_output",
+    "config_from_dict", "config_to_dict", "count_params", "create_model", "deployed", "list_models", "macs_per_output",
     "model_from_config", "model_from_config_dict",
 ]
