@@ -5,7 +5,7 @@ step and its CUDA-graph step, then the optimizer helpers that the graph needs (`
 checkpoint needs (`portable_optimizer_state`).
 
 Convention: a step takes ``lr`` (B, 3, p, p) and ``hr`` (B, 3, p*s, p*s), float32 NCHW RGB 0..255 on the model's
-device, and returns the L1 loss (mean absolute error on the 0..255 scale) as a 0-dim float32 tensor on that
+device, and returns the loss (`tinysr.losses`, default L1 on the 0..255 scale) as a 0-dim float32 tensor on that
 device. A step never calls ``.item()``: reading the loss (a host sync) is the caller's business, at log time only.
 
 Numerics: bf16 autocast keeps fp32 master weights (parameters and Adam state stay fp32; convs run in bf16) and the
@@ -19,10 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from tinysr.errors import TinySRError
+from tinysr.losses import Loss, l1_rgb
 
 Step = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -79,7 +79,8 @@ def prepare_model(model: nn.Module, fast: FastPath, *, wrap: Callable[[nn.Module
     return torch.compile(wrapped) if fast.compile else wrapped
 
 
-def build_step(model: nn.Module, optimizer: torch.optim.Optimizer, *, fast: FastPath, warmup: int = 3) -> Step:
+def build_step(model: nn.Module, optimizer: torch.optim.Optimizer, *, fast: FastPath, warmup: int = 3,
+               loss: Loss = l1_rgb) -> Step:
     """A training step `step(lr, hr) -> loss` for the module from `prepare_model`.
 
     Eager unless `fast.cuda_graphs`; then the first call warms up on a side stream (`warmup` steps, undone
@@ -87,12 +88,13 @@ def build_step(model: nn.Module, optimizer: torch.optim.Optimizer, *, fast: Fast
     call copies the batch into the graph's static inputs and replays it. The returned loss is a fresh tensor.
     """
     if not fast.cuda_graphs:
-        return _eager_step(model, optimizer, fast=fast)
+        return _eager_step(model, optimizer, fast=fast, loss=loss)
     make_capturable(optimizer)
-    return _GraphedStep(model, optimizer, fast=fast, warmup=warmup)
+    return _GraphedStep(model, optimizer, fast=fast, warmup=warmup, loss=loss)
 
 
-def build_train_step(model: nn.Module, optimizer: torch.optim.Optimizer, *, fast: FastPath, ctx) -> Step | None:
+def build_train_step(model: nn.Module, optimizer: torch.optim.Optimizer, *, fast: FastPath, ctx,
+                     loss: Loss = l1_rgb) -> Step | None:
     """The step of `tinysr.train`'s loop: None for the plain path (`train.train_step`, all options off and one
     process: the CPU path stays as it is), else `build_step` on the prepared, DDP-wrapped (several ranks) model.
     `ctx`: a `tinysr.distributed.DistContext`."""
@@ -101,28 +103,28 @@ def build_train_step(model: nn.Module, optimizer: torch.optim.Optimizer, *, fast
     fast.check(next(model.parameters()).device, world_size=ctx.world_size)
     if fast == FastPath() and ctx.world_size == 1:
         return None
-    return build_step(prepare_model(model, fast, wrap=lambda m: wrap_ddp(m, ctx)), optimizer, fast=fast)
+    return build_step(prepare_model(model, fast, wrap=lambda m: wrap_ddp(m, ctx)), optimizer, fast=fast,
+                      loss=loss)
 
 
-def _loss(model: nn.Module, lr: torch.Tensor, hr: torch.Tensor, *, bf16: bool) -> torch.Tensor:
-    """L1 on 0..255: the forward under bf16 autocast when asked, the loss always in fp32.
+def _loss(model: nn.Module, lr: torch.Tensor, hr: torch.Tensor, *, bf16: bool, loss: Loss) -> torch.Tensor:
+    """`loss` (`tinysr.losses`, on 0..255): the forward under bf16 autocast when asked, the loss always in fp32.
 
     The autocast weight cache is off: CUDA graphs require it (PyTorch's AMP + graphs note), and each weight is
     cast once per forward anyway."""
     with torch.autocast(device_type=lr.device.type, dtype=torch.bfloat16, enabled=bf16, cache_enabled=False):
-        sr = model(lr)
-    return F.l1_loss(sr.float(), hr)
+        return loss(model, lr, hr).float()
 
 
-def _eager_step(model: nn.Module, optimizer: torch.optim.Optimizer, *, fast: FastPath) -> Step:
+def _eager_step(model: nn.Module, optimizer: torch.optim.Optimizer, *, fast: FastPath, loss: Loss) -> Step:
     memory_format = torch.channels_last if fast.channels_last else torch.contiguous_format
 
     def step(lr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
         optimizer.zero_grad(set_to_none=True)
-        loss = _loss(model, lr.contiguous(memory_format=memory_format), hr, bf16=fast.bf16)
-        loss.backward()
+        value = _loss(model, lr.contiguous(memory_format=memory_format), hr, bf16=fast.bf16, loss=loss)
+        value.backward()
         optimizer.step()
-        return loss.detach()
+        return value.detach()
 
     return step
 
@@ -130,10 +132,11 @@ def _eager_step(model: nn.Module, optimizer: torch.optim.Optimizer, *, fast: Fas
 class _GraphedStep:
     """The whole step as one CUDA graph, captured at the first call (the batch shape is then fixed)."""
 
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, *, fast: FastPath, warmup: int) -> None:
-        self.model, self.optimizer, self.fast, self.warmup = model, optimizer, fast, warmup
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, *, fast: FastPath, warmup: int,
+                 loss: Loss) -> None:
+        self.model, self.optimizer, self.fast, self.warmup, self.loss = model, optimizer, fast, warmup, loss
         self.graph: torch.cuda.CUDAGraph | None = None
-        self.eager = _eager_step(model, optimizer, fast=fast)
+        self.eager = _eager_step(model, optimizer, fast=fast, loss=loss)
 
     def __call__(self, lr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
         if self.graph is None:
@@ -162,7 +165,8 @@ class _GraphedStep:
         self.graph = torch.cuda.CUDAGraph()
         self.optimizer.zero_grad(set_to_none=True)
         with torch.cuda.graph(self.graph):
-            self.static_loss = _loss(self.model, self.static_lr, self.static_hr, bf16=self.fast.bf16)
+            self.static_loss = _loss(self.model, self.static_lr, self.static_hr, bf16=self.fast.bf16,
+                                    loss=self.loss)
             self.static_loss.backward()
             self.optimizer.step()
 

@@ -1,6 +1,6 @@
 """Training: the config, one step, validation, and the loop that writes a run folder.
 
-The study's recipe is the default: L1 loss on 0..255, Adam (0.9, 0.999, eps 1e-8), learning rate 1e-4 halved every
+The study's recipe is the default: L1 loss on 0..255 RGB (`loss`: see `tinysr.losses`), Adam (0.9, 0.999, eps 1e-8), learning rate 1e-4 halved every
 200,000 steps, 300,000 steps, LR patch 48, batch 1, validation on the whole validation set every 1,000 steps, best
 checkpoint by validation PSNR. The run folder it writes is described in `tinysr.runs`.
 
@@ -28,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
@@ -39,6 +38,7 @@ from tinysr.errors import TinySRError
 from tinysr.fastpath import FastPath, build_train_step, portable_optimizer_state
 from tinysr.gpu_sampler import training_sampler
 from tinysr.inference import upscale_array
+from tinysr.losses import LOSSES, Loss, l1_rgb
 from tinysr.metrics import PROTOCOLS, measure
 
 SCHEDULES = ("step", "cosine")
@@ -68,6 +68,7 @@ class TrainConfig:
     val_limit: int | None = None
     protocol: str = "study"
     seed: int = 0
+    loss: str = "l1"
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "patch", "lr_step", "eval_every"):
@@ -79,6 +80,8 @@ class TrainConfig:
             raise TinySRError(f"learning_rate must be > 0, got {self.learning_rate}")
         if self.schedule not in SCHEDULES:
             raise TinySRError(f"unknown schedule {self.schedule!r}; choose one of: {', '.join(SCHEDULES)}")
+        if self.loss not in LOSSES:
+            raise TinySRError(f"unknown loss {self.loss!r}; choose one of: {', '.join(LOSSES)}")
         if self.protocol not in PROTOCOLS:
             raise TinySRError(f"unknown protocol {self.protocol!r}; choose one of: {', '.join(PROTOCOLS)}")
 
@@ -119,18 +122,19 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> tuple[torch.optim.A
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: learning_rate_factor(s, config))
 
 
-def train_step(model: nn.Module, lr: torch.Tensor, hr: torch.Tensor, optimizer: torch.optim.Optimizer) -> float:
-    """One optimizer step of L1 loss on 0..255 NCHW RGB batches; returns the loss.
+def train_step(model: nn.Module, lr: torch.Tensor, hr: torch.Tensor, optimizer: torch.optim.Optimizer,
+               loss: Loss = l1_rgb) -> float:
+    """One optimizer step of `loss` (`tinysr.losses`, default L1 on RGB) on 0..255 NCHW RGB batches; returns it.
 
     A non-finite loss is returned without stepping, so the weights stay those of the last good step.
     """
     model.train()
     optimizer.zero_grad(set_to_none=True)
-    loss = F.l1_loss(model(lr), hr)
-    value = loss.item()
+    value_tensor = loss(model, lr, hr)
+    value = value_tensor.item()
     if not math.isfinite(value):
         return value
-    loss.backward()
+    value_tensor.backward()
     optimizer.step()
     return value
 
@@ -206,7 +210,8 @@ class Interrupts:
 
 
 # ---------------------------------------------------------------- what the loop calls
-def _advance(model, sampler, optimizer, scheduler, state: LoopState, device: torch.device, step=None) -> float:
+def _advance(model, sampler, optimizer, scheduler, state: LoopState, device: torch.device, step=None,
+             loss_fn: Loss = l1_rgb) -> float:
     """Draw a batch, take one step, update the counters. A fast-path/DDP `step` returns the loss as a device
     tensor: it is summed on the device and read (and checked) at evaluation time only, so no host sync per step."""
     began = time.monotonic()
@@ -214,7 +219,7 @@ def _advance(model, sampler, optimizer, scheduler, state: LoopState, device: tor
     if step is not None:
         loss = step(lr.to(device, non_blocking=True), hr.to(device, non_blocking=True))
     else:
-        loss = train_step(model, lr.to(device), hr.to(device), optimizer)
+        loss = train_step(model, lr.to(device), hr.to(device), optimizer, loss_fn)
         if not math.isfinite(loss):
             raise NonFiniteLoss(f"loss is {loss} at step {state.step + 1}")
     scheduler.step()
@@ -331,7 +336,9 @@ def train(model: nn.Module, train_pairs: PairedImages, val_pairs: PairedImages, 
         _resume_state(model, optimizer, scheduler, sampler, state, saved=saved, config=config)
     if state.step > config.steps:
         raise TinySRError(f"{run_dir}: the run is at step {state.step}, past --steps {config.steps}")
-    step = build_train_step(model, optimizer, fast=fast, ctx=ctx)  # after the resume: it may adapt the optimizer
+    loss_fn = LOSSES[config.loss]
+    # after the resume: it may adapt the optimizer
+    step = build_train_step(model, optimizer, fast=fast, ctx=ctx, loss=loss_fn)
     if ctx.is_main:
         runs.truncate_metrics(run_dir, state.step)
         runs.write_status(run_dir, state="running", step=state.step, steps=config.steps)
@@ -348,7 +355,7 @@ def train(model: nn.Module, train_pairs: PairedImages, val_pairs: PairedImages, 
                 if state.step >= config.steps:
                     break
                 with interrupts.deferred():
-                    loss = _advance(model, sampler, optimizer, scheduler, state, device, step)
+                    loss = _advance(model, sampler, optimizer, scheduler, state, device, step, loss_fn)
                 bar.update(1)
                 if state.step % 10 == 0 and step is None:  # a device loss is read at evaluation only
                     bar.set_postfix(_postfix(state, loss), refresh=False)

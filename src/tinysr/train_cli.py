@@ -14,12 +14,13 @@ from typing import Any
 
 from tinysr.cli_types import positive_float, positive_int
 from tinysr.errors import TinySRError
+from tinysr.losses import LOSSES
 
 #: CLI option -> TrainConfig field.
 TRAIN_OPTIONS = {
     "steps": "steps", "batch_size": "batch_size", "patch": "patch", "learning_rate": "learning_rate",
     "schedule": "schedule", "lr_step": "lr_step", "eval_every": "eval_every", "val_limit": "val_limit",
-    "protocol": "protocol", "seed": "seed",
+    "protocol": "protocol", "seed": "seed", "loss": "loss",
 }
 #: CLI option -> model config field.
 MODEL_OPTIONS = {"blocks": "n_blocks", "feats": "n_feats", "scale": "scale", "res_scale": "res_scale"}
@@ -54,6 +55,7 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--patch", type=positive_int, help="LR patch side")
     t.add_argument("--learning-rate", type=positive_float)
     t.add_argument("--schedule", choices=("step", "cosine"))
+    t.add_argument("--loss", choices=tuple(LOSSES), help="l1: L1 on RGB (default, the study's); l1-y: L1 on luma")
     t.add_argument("--lr-step", type=positive_int, help="halve the learning rate every N steps (step schedule)")
     t.add_argument("--eval-every", type=positive_int)
     t.add_argument("--val-limit", type=positive_int, help="validate on the first N images only")

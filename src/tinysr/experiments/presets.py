@@ -40,6 +40,7 @@ class Recipe:
     protocol: str = "study"  # the validation protocol, see tinysr.metrics.PROTOCOLS
     degradation: str = "bicubic"
     seed: int = 0
+    loss: str = "l1"  # "l1" on RGB (the study's) or "l1-y" on luma, see tinysr.losses
 
 
 @dataclass(frozen=True)

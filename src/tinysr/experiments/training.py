@@ -49,7 +49,7 @@ def train_config(recipe: Recipe):  # -> TrainConfig
 
     return TrainConfig(steps=recipe.steps, batch_size=recipe.batch_size, patch=recipe.patch,
                        learning_rate=recipe.learning_rate, schedule=recipe.schedule, lr_step=recipe.lr_step, eval_every=recipe.eval_every,
-                       protocol=recipe.protocol, seed=recipe.seed)
+                       protocol=recipe.protocol, seed=recipe.seed, loss=recipe.loss)
 
 
 def spec_config(spec: RunSpec) -> dict:

@@ -171,6 +171,17 @@ class TinySR(nn.Module):
                 sr = ycbcr_to_rgb(torch.cat([sr, up[:, 1:]], dim=1))
         return sr
 
+    def forward_luma(self, lr: torch.Tensor) -> torch.Tensor:
+        """Y (N1HW, MATLAB's 16..235 scale, unrounded) of `forward(lr)`: the `l1-y` loss's fast path, which skips
+        the chroma upsampling that a Y-only net's Y does not depend on."""
+        if self.config.channels != "y":
+            return rgb_to_ycbcr(self(lr))[:, :1]
+        if lr.ndim != 4 or lr.shape[1] != 3:
+            raise TinySRError(f"tiny model: expected an NCHW RGB tensor, got shape {tuple(lr.shape)}")
+        y = rgb_to_ycbcr(lr)[:, :1]
+        sr = self.residual(y / 255.0) * 255.0
+        return sr + self.upsample(y) if self.config.anchor == "bicubic" else sr
+
     def upsample(self, x: torch.Tensor) -> torch.Tensor:
         """The anchor and chroma upsampler: MATLAB bicubic (`bicubic_upsample`). A seam for export (ONNX swaps in
         its Resize op, `tinysr.export.onnx`), not for training."""
