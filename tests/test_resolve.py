@@ -11,7 +11,7 @@ from tinysr.resolve import RUN_BEST, load_network
 
 def test_a_run_folder_means_its_best_weights_and_tiny_models_come_back_folded(tmp_path):
     torch.manual_seed(0)
-    model = create_model("tiny-1k-x2").eval()
+    model = create_model("tiny-1k-x2", expand=4).eval()  # trained expanded, comes back folded
     for p in model.parameters():  # the last conv starts at zero; give every weight a value
         p.data.normal_(0, 0.05)
     save_weights(tmp_path / RUN_BEST, model)

@@ -48,10 +48,14 @@ def test_preset_budget_count_and_shapes(name):
     budget, scale = re.fullmatch(r"tiny-(\w+)-x(\d)", name).groups()
     model = create_model(name)
     deployed = collapse(model)
-    assert model.config.scale == int(scale) and model.config.expand == 4 and model.config.channels == "y"
+    expand = 4 if name in ("tiny-5k-x2", "tiny-1k-x3") else 1  # the two presets kept as their bundled weights
+    assert model.config.scale == int(scale) and model.config.expand == expand and model.config.channels == "y"
     assert deployed_params(model.config) == DEPLOYED[name] <= BUDGETS[budget]
     assert count_params(deployed) == DEPLOYED[name]
-    assert count_params(model) > DEPLOYED[name]  # the expanded training net is larger
+    if expand > 1:
+        assert count_params(model) > DEPLOYED[name]  # the expanded training net is larger
+    else:
+        assert count_params(model) == DEPLOYED[name]
     lr = lr_batch((2, 3, 7, 5))
     for net in (model, deployed):
         assert net(lr).shape == (2, 3, 7 * int(scale), 5 * int(scale))
@@ -85,7 +89,7 @@ def test_collapse_is_exact(config):
 
 def test_collapse_of_a_trained_style_model_within_1e4_float32():
     """Weights of a realistic size (default init, last conv non-zero): float32 collapse within 1e-4 on 0..255."""
-    model = TinySR(dataclasses.replace(TINY_PRESETS["tiny-1k-x2"]))
+    model = TinySR(dataclasses.replace(TINY_PRESETS["tiny-1k-x2"], expand=4))
     with torch.no_grad():
         model.convs[-1].reduce_conv.weight.normal_(0, 0.05, generator=torch.Generator().manual_seed(3))
         model.convs[-1].skip.weight.normal_(0, 0.05, generator=torch.Generator().manual_seed(4))
@@ -160,7 +164,7 @@ def test_ycbcr_twins_match_numpy_and_round_trip():
 
 def test_zero_init_last_conv_still_trains():
     """At init the residual is zero, yet the last layer gets a gradient, so the net leaves its anchor."""
-    model = TinySR(TINY_PRESETS["tiny-500-x2"])
+    model = TinySR(dataclasses.replace(TINY_PRESETS["tiny-500-x2"], expand=4))
     lr, hr = lr_batch((1, 3, 8, 8)), lr_batch((1, 3, 16, 16), seed=2)
     (model(lr) - hr).abs().mean().backward()
     last = model.convs[-1]
@@ -181,6 +185,6 @@ def test_config_round_trip_and_bad_options():
     with pytest.raises(TinySRError, match="kernel_size"):
         create_model("tiny-1k-x2", kernel_size=4)
     with pytest.raises(TinySRError, match="collapsed"):
-        create_model("tiny-1k-x2", collapsed=True)
+        create_model("tiny-5k-x2", collapsed=True)  # expand 4: a training net is not collapsed
     with pytest.raises(TinySRError, match="NCHW RGB"):
         create_model("tiny-100-x2")(torch.zeros(1, 1, 4, 4))
