@@ -1,6 +1,8 @@
 """tinysr.resize: MATLAB-exact bicubic imresize (numpy uint8/float paths) and its torch twin."""
 
+import math
 import os
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -8,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
+from tinysr import resize
 from tinysr.errors import TinySRError
 from tinysr.resize import IMRESIZE_VERSION, contributions, cubic, imresize, imresize_torch, to_uint8
 
@@ -89,6 +92,63 @@ def test_float_path_equals_float64_oracle(lena):
     np.testing.assert_allclose(imresize(img, 0.37), _reference_imresize(img, 0.37), rtol=0, atol=1e-9)
 
 
+@pytest.mark.parametrize(
+    "shape, kwargs",
+    [
+        ((70, 45, 3), {"scale": 2}),  # 140 output rows: three blocks, the last one short
+        ((37, 29), {"scale": 4}),  # grey, 148 rows
+        ((150, 61, 4), {"scale": 0.25}),  # 38 rows: a last row band of 2
+        ((41, 90, 3), {"scale": 3}),  # not dyadic: float32 sums near ties recomputed
+        ((90, 33, 3), {"scale": (1.7, 0.8)}),  # columns first
+        ((65, 70, 2), {"output_shape": (131, 2)}),  # columns first, column bands of one output each
+        ((1, 5, 3), {"scale": 2}),
+    ],
+)
+def test_uint8_and_float_paths_equal_the_oracle_across_blocks_orders_and_channels(shape, kwargs):
+    img = _random_image(shape, seed=sum(shape))
+    ramp = np.add.outer(np.arange(shape[0] // 2), np.arange(shape[1]) // 3).astype(np.uint8)  # exact ties
+    img[: shape[0] // 2] = ramp[..., None] if img.ndim == 3 else ramp
+    np.testing.assert_array_equal(imresize(img, **kwargs), _reference_imresize(img, **kwargs))
+    floats = img.astype(np.float64) + np.random.default_rng(5).uniform(-0.5, 0.5, size=shape)
+    np.testing.assert_allclose(imresize(floats, **kwargs), _reference_imresize(floats, **kwargs), rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("scale, exact", [(2, True), (4, True), (0.5, True), (0.25, True), (3, False), (1 / 3, False)])
+def test_float32_sums_are_declared_exact_only_for_dyadic_weights(scale, exact):
+    weights, _ = contributions(64, int(64 * scale), float(scale))
+    assert (resize._float32_bound(weights) == 0.0) == exact
+    if exact:  # the claim itself: float32 sums of 0..255 integers equal float64 ones
+        samples = np.random.default_rng(6).integers(0, 256, size=(10_000, weights.shape[1]))
+        sums32 = (weights.astype(np.float32)[:1] * samples.astype(np.float32)).sum(axis=1, dtype=np.float32)
+        np.testing.assert_array_equal(sums32.astype(np.float64), (weights[:1] * samples).sum(axis=1))
+
+
+@pytest.mark.parametrize("scale", [2, 0.5, 4, 0.25])
+def test_exact_float32_shortcut_equals_the_general_recomputing_path(monkeypatch, scale):
+    img = np.concatenate([_random_image((40, 52, 3), seed=7), np.add.outer(np.arange(40), np.arange(52))[..., None]
+                          .repeat(3, axis=2).astype(np.uint8)])
+    fast = imresize(img, scale)
+    bound = lambda weights: 4 * (weights.shape[1] + 1) * 2.0**-24 * 255 * float(np.abs(weights).sum(axis=1).max())
+    for cache in (resize._taps, resize._passes):
+        cache.cache_clear()
+    monkeypatch.setattr(resize, "_float32_bound", bound)
+    try:
+        np.testing.assert_array_equal(imresize(img, scale), fast)
+        assert resize._taps(40 * 2, int(80 * scale), float(scale)).bound > 0  # the general path really ran
+    finally:
+        for cache in (resize._taps, resize._passes):
+            cache.cache_clear()
+
+
+@pytest.mark.parametrize("m, k, n", [(4, 30, 6120), (1, 30, 700), (300, 90, 12), (500, 7, 1), (3, 5, 4)])
+def test_matmul_in_single_thread_pieces_equals_one_product(m, k, n):
+    rng = np.random.default_rng(8)
+    a, b = rng.uniform(-1, 1, (m, k)), rng.uniform(0, 255, (k, n))
+    out = np.full((m, n + 3), np.nan)[:, 1 : n + 1]  # a strided view, as the column bands write
+    resize._matmul(a, b, out)
+    np.testing.assert_allclose(out, a @ b, rtol=1e-13, atol=1e-10)
+
+
 # ---------------------------------------------------------------- kernel, contributions, rounding
 
 
@@ -116,6 +176,20 @@ def test_contribution_weights_sum_to_one_and_stay_in_range(in_len, out_len):
 def test_to_uint8_rounds_half_away_from_zero_and_clips():
     x = np.array([-3.0, -0.5, 0.49999999999999994, 0.5, 1.5, 2.5, 254.5, 255.5, 300.0, np.nan])
     np.testing.assert_array_equal(to_uint8(x), [0, 0, 0, 1, 2, 3, 255, 255, 255, 0])
+
+
+def test_to_uint8_equals_exact_rational_rounding_next_to_every_tie():
+    ties = np.arange(-2, 258) + 0.5
+    x = np.concatenate([ties, np.arange(-2, 258.0), [0.25, 2.0**-1074, 1e300, -1e300, np.inf, -np.inf]])
+    for direction in (np.inf, -np.inf):  # four floats either side of each tie and integer
+        step = x[: 2 * 260]
+        for _ in range(4):
+            step = np.nextafter(step, direction)
+            x = np.concatenate([x, step])
+    finite = x[np.isfinite(x)]
+    expected = [min(255, max(0, math.floor(Fraction(v) + Fraction(1, 2)))) for v in finite]
+    np.testing.assert_array_equal(to_uint8(finite), expected)
+    np.testing.assert_array_equal(to_uint8(np.array([np.inf, -np.inf])), [255, 0])
 
 
 # ---------------------------------------------------------------- shapes, identity, channels, axis order

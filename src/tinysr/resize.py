@@ -7,7 +7,8 @@ Reproduces MATLAB's ``imresize(img, scale)`` / ``imresize(img, [rows cols])`` wi
 * antialiasing when downscaling: the kernel is stretched by ``1 / scale`` (``h(x) = scale * k(scale * x)``);
 * half-sample symmetric padding (MATLAB's ``contributions`` with mirror indices ``[1:n, n:-1:1]``), weights
   normalised per output sample and all-zero taps dropped;
-* separable 1-D passes, the axis with the smaller scale first (MATLAB's ``[~, order] = sort(scale)``, stable);
+* separable 1-D passes, the axis with the smaller scale first (MATLAB's ``[~, order] = sort(scale)``, stable;
+  the float path, where the order only moves float rounding, takes columns first whenever rows are upscaled);
 * a uint8 image is rounded (half away from zero) and clipped to 0..255 after each pass, as MATLAB's uint8 path.
 
 Convention: images are HxW (grey) or HxWxC (any channel count, e.g. RGB) numpy arrays.
@@ -21,11 +22,11 @@ Convention: images are HxW (grey) or HxWxC (any channel count, e.g. RGB) numpy a
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
-import warnings
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -96,21 +97,16 @@ def to_uint8(x: np.ndarray) -> np.ndarray:
     0..1 double image scaled by 255). Input: float array in 0..255 space; output: uint8, same shape; NaN -> 0."""
     x = np.asarray(x, dtype=np.float64)
     out = np.empty(x.shape, dtype=np.uint8)
-    for block, target in _blocks(x.reshape(-1), out.reshape(-1)):
-        rounded = np.rint(block)  # half to even ...
-        with np.errstate(invalid="ignore"):  # inf - inf: not a tie either way
-            rounded += np.subtract(block, rounded) == 0.5  # ... then ties go up (negative ties get clipped to 0)
-        np.fmax(rounded, 0, out=rounded)  # fmax/fmin, unlike clip, send NaN to the bound: NaN -> 0 as MATLAB
-        target[...] = np.fmin(rounded, 255, out=rounded)
+    flat, flat_out, step = x.reshape(-1), out.reshape(-1), 2**17  # ~1 MB blocks: temporaries stay in cache
+    for start in range(0, flat.size, step):
+        # floor(x + 0.5) rounds half away from zero for x >= 0 but for one float, 0.5 - 2^-54, whose sum with 0.5
+        # rounds up to 1.0; adding the float just below 0.5 instead is exact for it and still sends every k + 0.5
+        # up (the sum k + 1 - 2^-54 rounds to k + 1). Negative x clip to 0 either way.
+        shifted = np.add(flat[start : start + step], 0.49999999999999994)
+        np.fmax(shifted, 0, out=shifted)  # fmax/fmin, unlike clip, send NaN to the bound: NaN -> 0 as MATLAB
+        np.fmin(shifted, 255, out=shifted)
+        np.copyto(flat_out[start : start + step], shifted, casting="unsafe")  # truncates: floor on 0..255
     return out
-
-
-def _blocks(*arrays: np.ndarray, size: int = 2**17):
-    """Matching ~1 MB slices along axis 0. Elementwise chains run block by block: temporaries stay in cache and
-    are never fresh full-size allocations, whose page faults cost more than the arithmetic on these machines."""
-    step = max(1, size // max(1, arrays[0][0].size if arrays[0].ndim > 1 else 1))
-    for start in range(0, len(arrays[0]), step):
-        yield tuple(a[start : start + step] for a in arrays)
 
 
 # ---------------------------------------------------------------- argument checking and sizes
@@ -155,22 +151,177 @@ def _check_image(img: np.ndarray) -> None:
 
 
 # ---------------------------------------------------------------- numpy imresize
-# Speed (benchmarks/resize.py): each 1-D pass is one `torch.nn.functional.embedding_bag` call, a C++ kernel that
-# sums weighted rows of a table, with the resized axis made the leading one so every gathered row is contiguous.
-# The uint8 path sums in float32 and recomputes in float64, in MATLAB's order, the few samples whose float32
-# value lies too close to a rounding boundary to be trusted (see `_round_after_pass`): bit-exact, and 2-3x faster
-# than float64 sums (without the recomputation float32 misses ~1% of ties: lena gets 4 wrong pixels).
+# Speed (benchmarks/resize.py): the output is made in blocks of rows, both passes per block, so the intermediate
+# image never exists in full and every temporary stays in cache. A pass is a few small matrix products on rows of
+# interleaved pixels, the (rows, W*C) table, never transposed: along rows, an (out x window) band of the weights
+# times whole rows; along columns, a window of columns times kron(band.T, I_C), which keeps the channels interleaved
+# (C times the multiply-adds of planar data, yet cheaper here than transposing the image in and out of planes).
+# The uint8 path sums in float32: exact where MATLAB's weights are dyadic (scales 2, 4, 1/2, 1/4); elsewhere the
+# few sums within the float32 error bound of a rounding boundary (~1% on photos: linear ramps give exact ties) are
+# recomputed in float64, in MATLAB's tap order.
+
+ROW_STEP = 4  # output rows per row-pass product
+COLUMN_STEP = 16  # output columns per column-pass product when upscaling (times the scale when downscaling)
+BLOCK_ROWS = 64  # output rows per block, a multiple of ROW_STEP
+PRODUCT_SIZE = 2**18  # m * n * k of one matrix product at most (see `_matmul`)
+
+
+class _Taps(NamedTuple):
+    """Step 2 for one axis: MATLAB's contributions, and how far a float32 sum of 0..255 samples can be off."""
+
+    weights: np.ndarray  # (out_len, taps) float64, in MATLAB's tap order
+    indices: np.ndarray  # (out_len, taps) int64, 0-based
+    bound: float  # 0.0 where float32 sums are exact
+
+
+class _Band(NamedTuple):
+    """``out[start:stop] = matrix @ in[lo:hi]`` along one axis (columns: ``in @ matrix``, channels interleaved)."""
+
+    start: int
+    stop: int
+    lo: int
+    hi: int
+    matrix: np.ndarray
 
 
 @functools.lru_cache(maxsize=64)
-def _taps(in_len: int, out_len: int, scale: float) -> tuple[torch.Tensor, torch.Tensor, float]:
-    """Step 2 as tensors: indices (int64), weights (float64) and the float32 error bound on 0..255 input."""
-    import torch
-
+def _taps(in_len: int, out_len: int, scale: float) -> _Taps:
     weights, indices = contributions(in_len, out_len, scale)
-    # Dot product of n_taps float32 terms, weights rounded too: |error| <= (n_taps + 1) * 2^-24 * sum|w * x|.
-    bound = (weights.shape[1] + 1) * 2.0**-24 * 255 * float(np.abs(weights).sum(axis=1).max())
-    return torch.tensor(indices), torch.tensor(weights), 4 * bound  # 4x margin
+    return _Taps(weights, indices, _float32_bound(weights))
+
+
+def _float32_bound(weights: np.ndarray) -> float:
+    """Bound on |float32 sum - exact sum| of 0..255 samples times ``weights``, in any order (BLAS picks), 4x margin.
+
+    0.0 when the weights are multiples of 2^-q with 256 * 2^q * sum|w| <= 2^23: every product, partial sum and
+    sum + 0.5 is then a multiple of 2^-q that float32 holds exactly, as does MATLAB's float64 (x2: q = 7).
+    """
+    l1 = float(np.abs(weights).sum(axis=1).max())
+    q = next((q for q in range(24) if np.all(np.mod(weights * 2.0**q, 1) == 0)), None)
+    if q is not None and 256 * 2.0**q * l1 <= 2**23:
+        return 0.0
+    return 4 * (weights.shape[1] + 1) * 2.0**-24 * 255 * l1  # n products, n - 1 sums, weights rounded
+
+
+def _bands(taps: _Taps, step: int, channels: int, dtype: type) -> tuple[_Band, ...]:
+    """The weights of each run of ``step`` output samples as a dense matrix over the input samples they read;
+    for columns (``channels`` > 0) as kron(matrix.T, I_channels) over interleaved samples."""
+    bands = []
+    for start in range(0, len(taps.weights), step):
+        weights, indices = taps.weights[start : start + step], taps.indices[start : start + step]
+        lo, hi, n = int(indices.min()), int(indices.max()) + 1, len(weights)
+        matrix = np.zeros((n, hi - lo))
+        np.add.at(matrix, (np.arange(n)[:, None], indices - lo), weights)  # mirrored taps add up
+        if channels:
+            c = channels
+            bands.append(_Band(start * c, (start + n) * c, lo * c, hi * c, np.kron(matrix.T, np.eye(c)).astype(dtype)))
+        else:
+            bands.append(_Band(start, start + n, lo, hi, matrix.astype(dtype)))
+    return tuple(bands)
+
+
+@dataclasses.dataclass(frozen=True)
+class _RowsPass:
+    """Step 3 along axis 0 of (rows, W*C) tables: each output row is a weighted sum of whole input rows."""
+
+    taps: _Taps
+    bands: tuple[_Band, ...]
+
+    def window(self, start: int, stop: int) -> tuple[int, int]:
+        """The input rows that output rows start..stop read."""
+        bands = self.bands[start // ROW_STEP : -(-stop // ROW_STEP)]
+        return min(b.lo for b in bands), max(b.hi for b in bands)
+
+    def apply(self, src: np.ndarray, src_lo: int, start: int, stop: int, out=None) -> np.ndarray:
+        """Output rows start..stop from ``src``, which holds input rows src_lo onward."""
+        out = np.empty((stop - start, src.shape[1]), src.dtype) if out is None else out
+        for b in self.bands[start // ROW_STEP : -(-stop // ROW_STEP)]:
+            _matmul(b.matrix, src[b.lo - src_lo : b.hi - src_lo], out[b.start - start : b.stop - start])
+        return out
+
+    def exact(self, src: np.ndarray, src_lo: int, start: int, flat: np.ndarray) -> np.ndarray:
+        """MATLAB's float64 sums at the ``flat`` positions of ``apply``'s output."""
+        rows, cols = np.divmod(flat, src.shape[1])
+        at = start + rows
+        return _matlab_sum(self.taps.weights[at], src[self.taps.indices[at] - src_lo, cols[:, None]])
+
+
+@dataclasses.dataclass(frozen=True)
+class _ColumnsPass:
+    """Step 3 along axis 1 of (rows, W*C) tables, channels interleaved; rows are independent (start..stop unused)."""
+
+    taps: _Taps
+    bands: tuple[_Band, ...]
+    channels: int
+    rows_per_product: int
+
+    def apply(self, src: np.ndarray, src_lo: int, start: int, stop: int, out=None) -> np.ndarray:
+        out = np.empty((src.shape[0], self.bands[-1].stop), src.dtype) if out is None else out
+        step = self.rows_per_product
+        for r in range(0, src.shape[0], step):  # a few rows at a time through every band, in cache
+            for b in self.bands:
+                _matmul(src[r : r + step, b.lo : b.hi], b.matrix, out[r : r + step, b.start : b.stop])
+        return out
+
+    def exact(self, src: np.ndarray, src_lo: int, start: int, flat: np.ndarray) -> np.ndarray:
+        rows, rest = np.divmod(flat, self.bands[-1].stop)
+        at, channel = np.divmod(rest, self.channels)
+        columns = self.taps.indices[at] * self.channels + channel[:, None]
+        return _matlab_sum(self.taps.weights[at], src[rows[:, None], columns])
+
+
+@functools.lru_cache(maxsize=8)  # up to a few MB each (the column bands); datasets bring many image sizes
+def _passes(in_shape: tuple[int, int], out_shape: tuple[int, int], scales: tuple, channels: int, dtype: type):
+    rows = _taps(in_shape[0], out_shape[0], scales[0])
+    columns = _taps(in_shape[1], out_shape[1], scales[1])
+    column_bands = _bands(columns, max(1, round(COLUMN_STEP * min(scales[1], 1.0))), channels, dtype)
+    rows_per_product = max(1, PRODUCT_SIZE // max(b.matrix.size for b in column_bands))
+    return _RowsPass(rows, _bands(rows, ROW_STEP, 0, dtype)), _ColumnsPass(
+        columns, column_bands, channels, rows_per_product
+    )
+
+
+def _matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+    """``out[...] = a @ b`` in pieces that OpenBLAS multiplies on the calling thread (m * n * k <= 2^18, or a
+    matrix under 9216 entries for a vector product: its GEMM_MULTITHREAD_THRESHOLD rules). Its threads gain
+    nothing on products this small and, when other jobs keep the cores busy, stall each call (8 ms, not 0.1 ms)."""
+    (m, k), n = a.shape, b.shape[1]
+    limit = 9215 if min(m, n) == 1 else PRODUCT_SIZE
+    if m >= n:
+        step = max(1, limit // (k * n))
+        for i in range(0, m, step):
+            np.matmul(a[i : i + step], b, out=out[i : i + step])
+    else:  # (not out.T = b.T @ a.T: numpy multiplies into a transposed out without BLAS)
+        step = max(1, limit // (k * m))
+        for j in range(0, n, step):
+            np.matmul(a, b[:, j : j + step], out=out[:, j : j + step])
+
+
+def _matlab_sum(weights: np.ndarray, samples: np.ndarray) -> np.ndarray:
+    """Row sums of weights * samples in float64, tap by tap left to right, as ``imresizemex`` adds them."""
+    total = weights[:, 0] * samples[:, 0]
+    for tap in range(1, weights.shape[1]):
+        total += weights[:, tap] * samples[:, tap]
+    return total
+
+
+def _round(sums: np.ndarray, bound: float, exact, out: np.ndarray | None = None) -> np.ndarray:
+    """Step 4 (uint8 path) on contiguous float32 sums: round half away from zero and clip to 0..255, as MATLAB.
+
+    Rounds in place (integral float32, for the next pass), or into the uint8 ``out``. Where ``bound`` > 0, a sum
+    within it of a k + 0.5 boundary gets ``to_uint8(exact(flat positions))`` instead.
+    """
+    flat = sums.reshape(-1)
+    suspects = np.flatnonzero(np.abs(flat - np.rint(flat)) > 0.5 - bound) if bound else np.empty(0, np.int64)
+    np.add(flat, 0.5, out=flat)  # floor(s + 0.5) is exact in float32 but for s = 0.5 - 2^-25: a suspect
+    np.clip(flat, 0, 255, out=flat)
+    if out is None:
+        out = np.floor(sums, out=sums)
+    else:
+        np.copyto(out, sums, casting="unsafe")  # truncates: floor on 0..255
+    if suspects.size:
+        out.reshape(-1)[suspects] = to_uint8(exact(suspects))
+    return out
 
 
 def _axis_order(scales: tuple[float, float]) -> list[int]:
@@ -178,89 +329,43 @@ def _axis_order(scales: tuple[float, float]) -> list[int]:
     return sorted((0, 1), key=lambda axis: scales[axis])
 
 
-def _leading_table(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """``x`` (axis to resize first) as a contiguous 2-D table of ``dtype``.
-
-    Transposes before casting: a uint8 transpose moves a quarter of the bytes of a float32 one, and strided
-    copies, not casts, are what cost here.
-    """
-    x = x.contiguous().to(dtype)
-    return x.reshape(x.shape[0], -1)
-
-
-def _apply_taps(table: torch.Tensor, indices: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Step 3: ``out[o] = sum_t weights[o, t] * table[indices[o, t]]`` for every output row o."""
-    import torch.nn.functional as F
-
-    return F.embedding_bag(indices, table, per_sample_weights=weights.to(table.dtype), mode="sum")
-
-
-def _round_after_pass(out: torch.Tensor, table: torch.Tensor, taps: tuple) -> torch.Tensor:
-    """Step 4 (uint8 path): MATLAB rounds its float64 sum half away from zero and clips; returns uint8.
-
-    ``out`` (float32 sums, overwritten) is rounded; where it lies within the float32 error bound of a ``k + 0.5``
-    boundary (~1% of samples on photos: linear ramps give exact ties) the float64 sum is recomputed tap by tap,
-    left to right as ``imresizemex`` does. Done in numpy, single-threaded: small torch ops stall on thread
-    hand-offs when the 2 cores are oversubscribed.
-    """
-    import torch
-
-    values, result = out.numpy(), np.empty(tuple(out.shape), dtype=np.uint8)
-    suspects, start = [], 0
-    for block, target in _blocks(values, result):
-        distance = np.abs(np.subtract(block, np.rint(block)))
-        suspects.append(np.flatnonzero(distance > 0.5 - taps[2]) + start)
-        target[...] = np.clip(np.rint(block, out=block), 0, 255, out=block)
-        start += block.size
-    _recompute_exactly(result.reshape(-1), np.concatenate(suspects), table.numpy(), taps)
-    return torch.from_numpy(result)
-
-
-def _recompute_exactly(result: np.ndarray, flat: np.ndarray, table: np.ndarray, taps: tuple) -> None:
-    """MATLAB's float64 sums, rounded to uint8, at the ``flat`` positions of the (out_len, row) ``result``."""
-    indices, weights = taps[0].numpy(), taps[1].numpy()
-    rows, cols = np.divmod(flat, table.shape[1])
-    sources = table.reshape(-1)[indices[rows] * table.shape[1] + cols[:, None]].astype(np.float64)
-    row_weights = weights[rows]
-    exact = row_weights[:, 0] * sources[:, 0]
-    for tap in range(1, row_weights.shape[1]):
-        exact += row_weights[:, tap] * sources[:, tap]
-    result[flat] = to_uint8(exact)
-
-
-def _as_tensor(img: np.ndarray) -> torch.Tensor:
-    """HxW[xC] numpy -> HxWxC tensor sharing memory; uint8 stays uint8, floats become float64."""
-    import torch
-
-    img = np.ascontiguousarray(img if img.dtype == np.uint8 else img.astype(np.float64, copy=False))
-    with warnings.catch_warnings():  # a read-only input (np.asarray of a PIL image) is only ever read here
-        warnings.simplefilter("ignore", UserWarning)
-        x = torch.from_numpy(img)
-    return x if x.ndim == 3 else x.unsqueeze(2)
+def _resize_block(x: np.ndarray, passes: tuple, window: tuple[int, int], start: int, stop: int, out: np.ndarray):
+    """Output rows start..stop, into ``out``, from the input rows ``window`` of the (rows, W*C) table ``x``: both
+    passes (steps 3 and 4), the uint8 path rounding after each."""
+    uint8_path = out.dtype == np.uint8
+    lo, hi = window
+    src = x[lo:hi].astype(np.float32 if uint8_path else np.float64, copy=False)
+    first, second = passes
+    mid = first.apply(src, lo, start, stop)
+    if uint8_path:
+        _round(mid, first.taps.bound, functools.partial(first.exact, src, lo, start))
+        res = second.apply(mid, lo, start, stop)
+        _round(res, second.taps.bound, functools.partial(second.exact, mid, lo, start), out=out)
+    else:
+        second.apply(mid, lo, start, stop, out=out)
 
 
 def imresize(img: np.ndarray, scale=None, *, output_shape=None) -> np.ndarray:
     """MATLAB ``imresize`` (bicubic, antialiased): uint8 HxW[xC] -> uint8, float HxW[xC] -> float64.
 
     ``scale`` is a positive number or one per axis (rows, cols); ``output_shape`` is (rows, cols). Exactly one.
+    The float path, whose passes commute up to float rounding, resizes columns first whenever it upscales rows
+    (fewer samples through the dearer column pass); a non-finite sample spreads to the outputs of its bands.
     """
-    import torch
-
     _check_image(img)
     scales, out_shape = _plan(img.shape[:2], scale, output_shape)
     uint8_path = img.dtype == np.uint8
-    work_dtype = torch.float32 if uint8_path else torch.float64
-    x = _as_tensor(img)
-    for axis in _axis_order(scales):  # step 1
-        taps = _taps(x.shape[axis], out_shape[axis], scales[axis])  # step 2
-        moved = x.movedim(axis, 0)
-        table = _leading_table(moved, work_dtype)
-        out = _apply_taps(table, taps[0], taps[1])  # step 3
-        if uint8_path:
-            out = _round_after_pass(out, table, taps)  # step 4: MATLAB's uint8 path rounds after every pass
-        x = out.view(-1, *moved.shape[1:]).movedim(0, axis)
-    result = x.contiguous().numpy()
-    return result if img.ndim == 3 else result[:, :, 0]
+    channels = img.shape[2] if img.ndim == 3 else 1
+    x = np.ascontiguousarray(img if uint8_path else img.astype(np.float64, copy=False))
+    x = x.reshape(img.shape[0], -1)  # rows of interleaved pixels
+    rows, columns = _passes(img.shape[:2], out_shape, scales, channels, np.float32 if uint8_path else np.float64)
+    rows_first = _axis_order(scales)[0] == 0 if uint8_path else scales[0] <= 1  # step 1
+    out = np.empty((out_shape[0], out_shape[1] * channels), np.uint8 if uint8_path else np.float64)
+    for start in range(0, out_shape[0], BLOCK_ROWS):
+        stop = min(start + BLOCK_ROWS, out_shape[0])
+        passes = (rows, columns) if rows_first else (columns, rows)
+        _resize_block(x, passes, rows.window(start, stop), start, stop, out[start:stop])
+    return out.reshape(*out_shape, channels) if img.ndim == 3 else out.reshape(out_shape)
 
 
 # ---------------------------------------------------------------- torch imresize (float path, batched)
