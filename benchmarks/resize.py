@@ -1,9 +1,10 @@
 """Time tinysr's MATLAB-exact ``imresize`` against Pillow's bicubic resize on a 2040x1356 RGB photo.
 
-Usage: ``python benchmarks/resize.py [--repeats 5]`` (about 30 s). Both of tinysr's conventions are timed uint8 in,
+Usage: ``python benchmarks/resize.py [--repeats 5]`` (about 15 s). Both of tinysr's conventions are timed uint8 in,
 uint8 out: the uint8 path ``imresize(img)`` and the float path ``to_uint8(imresize(img.astype(np.float64)))``.
 Pillow's ``Image.resize((w, h), Image.BICUBIC)`` runs on the same image, interleaved with ours repeat by repeat so
-that both see the same load on a shared machine. Prints the median ms, the ratio to Pillow and the machine.
+that both see the same load on a shared machine. Prints the median ms, the ratio to Pillow, the machine and its
+load average before and after.
 
 The photo is Urban100 ``img_001`` (1024x644, read from ``$TINYSR_DATA``, default ``<repo>/../shared/data``; or
 ``--image PATH``) upsampled to 2040x1356 with Pillow's bicubic: real content at the DIV2K size.
@@ -50,6 +51,11 @@ def machine() -> str:
     )
 
 
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages (runnable tasks; this box has ``os.cpu_count()`` cores)."""
+    return ", ".join(f"{load:.2f}" for load in os.getloadavg())
+
+
 def median_ms(candidates: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
     """Median wall time of each candidate in ms, the candidates interleaved within each repeat (after one warm-up)."""
     times: dict[str, list[float]] = {name: [] for name in candidates}
@@ -83,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--image: no such file: {args.image}")
     photo = load_photo(args.image)
     print(f"machine: {machine()}")
+    print(f"load average before: {load_average()}")
     print(f"image: {args.image.name} -> {SIZE[0]}x{SIZE[1]} RGB, median of {args.repeats} interleaved repeats")
     print(f"{'scale':>6} {'output':>10} {'Pillow ms':>10} {'uint8 ms':>9} {'ratio':>6} {'float ms':>9} {'ratio':>6}")
     for scale in SCALES:
@@ -90,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         out = f"{int(np.ceil(scale * SIZE[0]))}x{int(np.ceil(scale * SIZE[1]))}"
         pil, u8, fl = ms["pillow"], ms["uint8 path"], ms["float path + to_uint8"]
         print(f"{scale:>6g} {out:>10} {pil:>10.1f} {u8:>9.1f} {u8 / pil:>5.2f}x {fl:>9.1f} {fl / pil:>5.2f}x")
+    print(f"load average after: {load_average()}")
     return 0
 
 

@@ -95,9 +95,9 @@ def test_float_path_equals_float64_oracle(lena):
 @pytest.mark.parametrize(
     "shape, kwargs",
     [
-        ((70, 45, 3), {"scale": 2}),  # 140 output rows: three blocks, the last one short
-        ((37, 29), {"scale": 4}),  # grey, 148 rows
-        ((150, 61, 4), {"scale": 0.25}),  # 38 rows: a last row band of 2
+        ((70, 45, 3), {"scale": 2}),  # 140 output rows: more than one block, the last one short
+        ((37, 29), {"scale": 4}),  # grey
+        ((150, 61, 4), {"scale": 0.25}),  # 38 rows: a short last row band
         ((41, 90, 3), {"scale": 3}),  # not dyadic: float32 sums near ties recomputed
         ((90, 33, 3), {"scale": (1.7, 0.8)}),  # columns first
         ((65, 70, 2), {"output_shape": (131, 2)}),  # columns first, column bands of one output each
@@ -111,6 +111,11 @@ def test_uint8_and_float_paths_equal_the_oracle_across_blocks_orders_and_channel
     np.testing.assert_array_equal(imresize(img, **kwargs), _reference_imresize(img, **kwargs))
     floats = img.astype(np.float64) + np.random.default_rng(5).uniform(-0.5, 0.5, size=shape)
     np.testing.assert_allclose(imresize(floats, **kwargs), _reference_imresize(floats, **kwargs), rtol=0, atol=1e-9)
+
+
+def test_blocks_are_whole_row_bands_and_the_tests_above_span_several():
+    assert resize.BLOCK_ROWS % resize.ROW_STEP == 0  # a block's rows pass starts at a band boundary
+    assert resize.BLOCK_ROWS < 140 and 38 % resize.ROW_STEP != 0
 
 
 @pytest.mark.parametrize("scale, exact", [(2, True), (4, True), (0.5, True), (0.25, True), (3, False), (1 / 3, False)])
