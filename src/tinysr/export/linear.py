@@ -40,7 +40,8 @@ class LinearSR(nn.Module):
         return self.shuffle(self.conv(lr))
 
 
-def _is_linear_edsr(model: nn.Module) -> bool:
+def is_linear_edsr(model: nn.Module) -> bool:
+    """True for an EDSR without residual blocks: an affine map (no ReLU anywhere), so `collapse_linear` applies."""
     config = getattr(model, "config", None)
     return getattr(config, "family", None) == "edsr" and config.n_blocks == 0
 
@@ -54,7 +55,7 @@ def collapse_linear(model: nn.Module) -> LinearSR:
     colour and sub-pixel; 3. arrange the taps as a conv weight (output channel = colour * s^2 + row * s + col, the
     pixel-shuffle order); 4. fold the mean into the bias: b = c0 - sum(weight * mean).
     """
-    if not _is_linear_edsr(model):
+    if not is_linear_edsr(model):
         raise TinySRError("only a linear network (EDSR with 0 blocks) collapses into one conv")
     net = _float64_copy(model)
     r, s, n = receptive_radius(model), model.config.scale, model.config.n_colors
