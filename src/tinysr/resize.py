@@ -285,7 +285,7 @@ def _passes(in_shape: tuple[int, int], out_shape: tuple[int, int], scales: tuple
 def _matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
     """``out[...] = a @ b`` in pieces that OpenBLAS multiplies on the calling thread (m * n * k <= 2^18, or a
     matrix under 9216 entries for a vector product: its GEMM_MULTITHREAD_THRESHOLD rules). Its threads gain
-    nothing on products this small and, when other jobs keep the cores busy, stall each call (8 ms, not 0.1 ms)."""
+    nothing on products this small and, when other jobs keep the cores busy, stall each call (8 ms, not 0.4 ms)."""
     (m, k), n = a.shape, b.shape[1]
     limit = 9215 if min(m, n) == 1 else PRODUCT_SIZE
     if m >= n:
