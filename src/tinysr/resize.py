@@ -217,6 +217,7 @@ def _bands(taps: _Taps, step: int, channels: int, dtype: type) -> tuple[_Band, .
             bands.append(_Band(start * c, (start + n) * c, lo * c, hi * c, np.kron(matrix.T, np.eye(c)).astype(dtype)))
         else:
             bands.append(_Band(start, start + n, lo, hi, matrix.astype(dtype)))
+        bands[-1].matrix.flags.writeable = False  # cached (`_passes`): shared by every call
     return tuple(bands)
 
 
