@@ -7,7 +7,8 @@ absolute error on the 0..255 scale, so its value reads as "grey levels off on av
 * ``l1-y``: L1 on luma, MATLAB ``rgb2ycbcr``'s Y (16..235), the channel the `standard` protocol measures. A
   Y-only tiny net (`channels="y"`) predicts only Y, its Cb/Cr are bicubic and carry no gradient: under ``l1`` its
   Y is pulled towards whatever offsets the fixed chroma errors put on R, G and B; under ``l1-y`` it fits Y alone,
-  and skips the chroma upsampling (`TinySR.forward_luma`). On the 1k-parameter x2 net this gained about 0.2 dB.
+  and skips the chroma upsampling (`TinySR.forward_luma`). On the 886-parameter x2 net, 4,000 steps, 10 held-out
+  training images: 31.31 dB against 31.17 dB under ``l1``, at 0.65x the time per step (benchmarks/tiny_ablation.py).
 """
 
 from __future__ import annotations

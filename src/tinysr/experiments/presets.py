@@ -170,7 +170,7 @@ T291 = DataSpec(name="T91+BSD200", train=(f"{SHARED_DATA}/T91", f"{SHARED_DATA}/
                 prepare="shipped in the shared data folder; set TINYSR_DATA to its path")
 # A CPU recipe: batch 16 of 48x48 LR patches, Adam at 2e-3 with a cosine decay to 0, 20k steps, validation every 1k
 # under the standard protocol (Y, border = scale), seed 0 (also the seed of the held-out draw).
-# The loss: the Y-only tiny nets fit luma (`l1-y`, +0.2 dB on the 1k x2 net in the ablation); the RGB EDSR keeps
+# The loss: the Y-only tiny nets fit luma (`l1-y`, +0.14 dB on the 1k x2 net in the ablation); the RGB EDSR keeps
 # the RGB L1 (a luma loss would leave its colours free). Rows "5k" and "1k-x3" keep the first recipe (RGB L1,
 # expand 4 in their presets): their bundled weights came from it.
 TINY_RECIPE = Recipe(steps=20_000, batch_size=16, patch=48, learning_rate=2e-3, schedule="cosine",
