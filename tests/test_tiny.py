@@ -188,3 +188,19 @@ def test_config_round_trip_and_bad_options():
         create_model("tiny-5k-x2", collapsed=True)  # expand 4: a training net is not collapsed
     with pytest.raises(TinySRError, match="NCHW RGB"):
         create_model("tiny-100-x2")(torch.zeros(1, 1, 4, 4))
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+@pytest.mark.parametrize("shape", [(2, 3, 9, 7), (1, 1, 2, 5), (1, 2, 17, 31), (1, 1, 1, 6), (1, 1, 6, 1)])
+def test_the_anchor_is_matlab_bicubic(scale, shape):
+    """The periodic 5-tap anchor (`bicubic_upsample`) equals the dense-matrix MATLAB imresize, borders included."""
+    from tinysr.models.ycbcr import bicubic_upsample
+    from tinysr.resize import imresize, imresize_torch
+
+    x = torch.rand(shape, generator=torch.Generator().manual_seed(scale), dtype=torch.float64) * 255
+    fast = bicubic_upsample(x, scale)
+    assert fast.shape == (*shape[:2], shape[2] * scale, shape[3] * scale)
+    assert (fast - imresize_torch(x, scale)).abs().max() < 1e-9
+    image = x[0].permute(1, 2, 0).numpy()  # and against the numpy MATLAB imresize (float path)
+    assert np.abs(fast[0].permute(1, 2, 0).numpy() - imresize(image, scale).reshape(fast.shape[2], fast.shape[3], -1)
+                  ).max() < 1e-9
