@@ -1,13 +1,15 @@
-"""Benchmark: 1920x1080 RGB upscaled x2 by the 963-parameter EDSR (0 blocks x 4 filters) through every path.
+"""Benchmark: 1920x1080 RGB upscaled x2 by the bundled <=1,000-parameter x2 model through every path.
 
-    python benchmarks/upscale.py [--weights W.safetensors] [--repeats 3] [--big]
+    python benchmarks/upscale.py [--model tiny-1k-x2|edsr-tiny-x2|RUN|W.safetensors] [--repeats 3] [--big]
 
 Paths, each from an HWC uint8 image to an HWC uint8 3840x2160 result (rounding included):
 Pillow `Image.resize(BICUBIC)` (the yardstick), torch (whole image, tiles, the collapsed single conv), ONNX
-Runtime (the exported chain, the collapsed conv, int8 QDQ), and the NumPy runtime. Prints the median of
-`--repeats` runs after one warm-up, and the ratio to Pillow, plus the machine. The weights do not change the speed;
-without --weights the network is randomly initialised (seed 0). `--big` also upscales an 8000x8000 image x2 in
-tiles of 512 in a fresh subprocess and reports its peak RSS (`resource.getrusage(...).ru_maxrss`).
+Runtime (the exported chain, the collapsed conv, int8 QDQ), and the NumPy runtime. The collapsed-conv paths exist
+for the linear EDSR (0 blocks) only; for other nets they are skipped. Prints the median of `--repeats` runs after
+one warm-up, and the ratio to Pillow, plus the machine. `--model` is anything `tinysr upscale --model` takes
+(default: the bundled `tiny-1k-x2`); the network runs folded (`tinysr.models.deployed`), as `tinysr upscale` runs
+it. `--big` also upscales an 8000x8000 image x2 in tiles of 512 in a fresh subprocess and reports its peak RSS
+(`resource.getrusage(...).ru_maxrss`).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from tinysr.export.linear import collapse_linear, collapsed_window_fn
+from tinysr.export.linear import is_linear_edsr, collapse_linear, collapsed_window_fn
 from tinysr.export.numpy_export import export_numpy
 from tinysr.export.onnx import export_onnx, onnx_session, onnx_window_fn
 from tinysr.export.quantize import calibration_crops, quantize_onnx
@@ -44,14 +46,10 @@ def test_image(width: int = 1920, height: int = 1080) -> np.ndarray:
     return np.asarray(Image.fromarray(data.astronaut()).resize((width, height), Image.BICUBIC))
 
 
-def load_model(weights: str | None) -> torch.nn.Module:
-    from tinysr.checkpoint import load_model as load
-    from tinysr.models import create_model
+def load_model(spec: str) -> torch.nn.Module:
+    from tinysr.resolve import load_network
 
-    if weights:
-        return load(weights)[0]
-    torch.manual_seed(0)
-    return create_model("edsr-tiny").eval()
+    return load_network(spec, scale=None)[0].eval()
 
 
 def median_ms(fn, repeats: int) -> float:
@@ -69,29 +67,35 @@ def build_paths(model, img: np.ndarray, tmp: Path) -> dict:
     from tinysr import runtime
 
     r, s = receptive_radius(model), model.config.scale
+    linear = is_linear_edsr(model)
     export_onnx(model, tmp / "chain.onnx")
-    export_onnx(collapse_linear(model), tmp / "collapsed.onnx")
+    if linear:
+        export_onnx(collapse_linear(model), tmp / "collapsed.onnx")
     t91 = [np.asarray(Image.open(p).convert("RGB")) for p in sorted((DATA / "T91").glob("*.png"))[:8]]
     crops = calibration_crops(t91, rng=np.random.default_rng(0))
     quantize_onnx(tmp / "chain.onnx", tmp / "int8.onnx", crops=crops)
     export_numpy(model, tmp / "model.npz")
-    chain, collapsed, int8 = (onnx_session(tmp / f"{n}.onnx") for n in ("chain", "collapsed", "int8"))
-    ort_collapsed = collapsed_window_fn(
-        model, interior=lambda x: torch.from_numpy(collapsed.run(["sr"], {"lr": x.numpy()})[0]))
+    chain, int8 = (onnx_session(tmp / f"{n}.onnx") for n in ("chain", "int8"))
     numpy_model = runtime.load(tmp / "model.npz")
     big = Image.fromarray(img)
-    return {
+    paths = {
         "pillow bicubic": lambda: big.resize((img.shape[1] * s, img.shape[0] * s), Image.BICUBIC),
         "torch whole": lambda: upscale(img, model),
         "torch tiles 512": lambda: upscale(img, model, tile=512),
-        "torch collapsed conv": lambda: upscale_with(collapsed_window_fn(model), img, scale=s, tile=None, overlap=r),
         "onnxruntime chain": lambda: upscale_with(onnx_window_fn(chain), img, scale=s, tile=None, overlap=r),
         "onnxruntime chain, tiles 512": lambda: upscale_with(onnx_window_fn(chain), img, scale=s, tile=512,
                                                              overlap=r),
-        "onnxruntime collapsed conv": lambda: upscale_with(ort_collapsed, img, scale=s, tile=None, overlap=r),
         "onnxruntime int8 (QDQ)": lambda: upscale_with(onnx_window_fn(int8), img, scale=s, tile=None, overlap=r),
         "numpy runtime, tiles 256": lambda: runtime.upscale(img, numpy_model, tile=256),
     }
+    if linear:
+        collapsed = onnx_session(tmp / "collapsed.onnx")
+        ort_collapsed = collapsed_window_fn(
+            model, interior=lambda x: torch.from_numpy(collapsed.run(["sr"], {"lr": x.numpy()})[0]))
+        paths["torch collapsed conv"] = lambda: upscale_with(collapsed_window_fn(model), img, scale=s, tile=None,
+                                                             overlap=r)
+        paths["onnxruntime collapsed conv"] = lambda: upscale_with(ort_collapsed, img, scale=s, tile=None, overlap=r)
+    return paths
 
 
 def machine() -> str:
@@ -101,8 +105,10 @@ def machine() -> str:
 
 
 def run_speed(args: argparse.Namespace) -> None:
-    img, model = test_image(), load_model(args.weights)
-    print(f"# {img.shape[1]}x{img.shape[0]} RGB -> x{model.config.scale}; {machine()}")
+    img, model = test_image(), load_model(args.model)
+    params = sum(p.numel() for p in model.parameters())
+    print(f"# {img.shape[1]}x{img.shape[0]} RGB -> x{model.config.scale} with {args.model} ({params} parameters); "
+          f"{machine()}")
     with tempfile.TemporaryDirectory() as tmp:
         paths = build_paths(model, img, Path(tmp))
         pillow = median_ms(paths.pop("pillow bicubic"), args.repeats)
@@ -113,9 +119,9 @@ def run_speed(args: argparse.Namespace) -> None:
             print(f"{name:<32} {ms:9.1f} {ms / pillow:9.2f}", flush=True)
 
 
-def run_big_child(weights: str | None) -> None:
+def run_big_child(spec: str) -> None:
     """In a fresh process: 8000x8000 RGB x2 with tiles of 512; prints seconds and peak RSS."""
-    model = load_model(weights)
+    model = load_model(spec)
     tile = test_image(1000, 1000)
     img = np.ascontiguousarray(np.tile(tile, (8, 8, 1)))
     before_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -129,15 +135,16 @@ def run_big_child(weights: str | None) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", help="a weights file (default: random edsr-tiny)")
+    parser.add_argument("--model", default="tiny-1k-x2",
+                        help="a bundled model, run folder or weights file (default: tiny-1k-x2)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--big", action="store_true", help="also the 8000x8000 peak-memory run")
     parser.add_argument("--big-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.big_child:
-        return run_big_child(args.weights)
+        return run_big_child(args.model)
     if args.big:  # first: Linux's ru_maxrss of a forked child starts at the parent's RSS, kept small here
-        cmd = [sys.executable, __file__, "--big-child"] + (["--weights", args.weights] if args.weights else [])
+        cmd = [sys.executable, __file__, "--big-child", "--model", args.model]
         subprocess.run(cmd, check=True)
     run_speed(args)
 

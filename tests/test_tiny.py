@@ -204,3 +204,17 @@ def test_the_anchor_is_matlab_bicubic(scale, shape):
     image = x[0].permute(1, 2, 0).numpy()  # and against the numpy MATLAB imresize (float path)
     assert np.abs(fast[0].permute(1, 2, 0).numpy() - imresize(image, scale).reshape(fast.shape[2], fast.shape[3], -1)
                   ).max() < 1e-9
+
+
+def test_y_net_output_is_the_ycbcr_recombination():
+    """The Y-only forward (bicubic RGB + gain * residual) equals converting [Y_bic + residual, Cb_bic, Cr_bic]."""
+    from tinysr.models.ycbcr import bicubic_upsample, rgb_to_luma, ycbcr_to_rgb
+
+    model = randomise_(TinySR(TINY_PRESETS["tiny-1k-x2"])).double()
+    lr = lr_batch((2, 3, 11, 9), dtype=torch.float64)
+    ycc = rgb_to_ycbcr(lr)
+    assert torch.allclose(rgb_to_luma(lr), ycc[:, :1], atol=1e-12)
+    up = bicubic_upsample(ycc, 2)
+    expected = ycbcr_to_rgb(torch.cat([model.residual(ycc[:, :1] / 255) * 255 + up[:, :1], up[:, 1:]], dim=1))
+    assert (model(lr) - expected).abs().max() < 1e-9
+    assert (model.forward_luma(lr) - rgb_to_ycbcr(model(lr))[:, :1]).abs().max() < 1e-9

@@ -48,6 +48,18 @@ def ycbcr_to_rgb(ycbcr: torch.Tensor) -> torch.Tensor:
     return _apply(_YCBCR_TO_RGB * 255.0, ycbcr - _offset(ycbcr))
 
 
+def rgb_to_luma(rgb: torch.Tensor) -> torch.Tensor:
+    """NCHW RGB 0..255 -> N1HW Y (16..235), unrounded: the first row of `rgb_to_ycbcr` alone."""
+    _check_nchw3(rgb, "rgb_to_luma")
+    row = torch.as_tensor(_RGB_TO_YCBCR[0] / 255.0, dtype=rgb.dtype, device=rgb.device)
+    return torch.einsum("c,nchw->nhw", row, rgb).unsqueeze(1) + float(_OFFSET[0])
+
+
+def luma_gain(like: torch.Tensor) -> torch.Tensor:
+    """(1, 3, 1, 1): how much R, G, B move per unit of Y in `ycbcr_to_rgb` (MATLAB's 255/219 on each)."""
+    return torch.as_tensor(_YCBCR_TO_RGB[:, 0] * 255.0, dtype=like.dtype, device=like.device).view(1, 3, 1, 1)
+
+
 def bicubic_upsample(x: torch.Tensor, scale: int) -> torch.Tensor:
     """NCHW float -> NCHW float at `scale`x size: MATLAB-exact bicubic, any channel count.
 
