@@ -4,11 +4,10 @@ The graph takes `lr` (N x 3 x H x W float32 RGB 0..255, H and W dynamic) and ret
 convention, not clamped), exactly the torch forward contract. The model config travels in `metadata_props`
 (`tinysr_config`, JSON), with `tinysr_scale` and `tinysr_convention`, so a file is self-describing.
 
-The tiny family is exported collapsed, with its MATLAB bicubic upsampler (a matrix product sized at trace time)
-replaced by ONNX `Resize` (mode cubic, cubic_coeff_a -0.5, half_pixel, exclude_outside 0), which equals MATLAB's
-bicubic UPscaling except at the borders (ONNX clamps edge indices, MATLAB mirrors them). So the graph pads 2 LR pixels
-symmetrically (MATLAB's half-sample mirror: the reach of 4 taps) before the Resize and crops them after: exact up to
-float32 rounding for images of at least 2x2 pixels.
+The tiny family is exported collapsed. Its MATLAB bicubic anchor (`tinysr.models.ycbcr.bicubic_upsample`: a
+symmetric pad of 2 and periodic 5-tap sums) traces to plain Gather/Slice/Mul/Add ops with dynamic shapes, so the
+graph is the torch forward itself, borders included, for images of at least 2x2 pixels. (An earlier export swapped
+in ONNX `Resize`; ORT's cubic Resize made the graph 5x slower on CPU.)
 
 Export uses torch's TorchScript-based exporter (`dynamo=False`): the default `torch.export` exporter needs the
 `onnxscript` package, which tinysr does not depend on; the legacy exporter handles these conv/shuffle nets fully.
@@ -25,13 +24,11 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from tinysr.checkpoint import atomic_write_bytes
 from tinysr.errors import TinySRError
 from tinysr.models import config_to_dict, deployed
-from tinysr.models.tiny import TinySR
 from tinysr.tiling import WindowFn
 
 ONNX_OPSET = 17
@@ -39,48 +36,9 @@ INPUT_NAME, OUTPUT_NAME = "lr", "sr"
 CONVENTION = "NCHW float32 RGB 0..255 in and out, output not clamped"
 
 
-def _symmetric_pad2(x: torch.Tensor) -> torch.Tensor:
-    """NCHW -> N x C x (H+4) x (W+4), mirrored MATLAB-style (x1 x0 | x0 x1 ... xn-1 | xn-1 xn-2); as Gather ops."""
-    flip = torch.tensor([1, 0])
-    for dim in (3, 2):
-        x = torch.cat([x.narrow(dim, 0, 2).index_select(dim, flip), x,
-                       x.narrow(dim, x.shape[dim] - 2, 2).index_select(dim, flip)], dim=dim)
-    return x
-
-
-class _OnnxTinySR(TinySR):
-    """A collapsed tiny net whose upsampler traces to ONNX Resize (see the module docstring); the Resize attributes
-    are set to MATLAB's kernel by `_matlab_cubic` after tracing (torch's own bicubic is Keys a = -0.75)."""
-
-    def upsample(self, x: torch.Tensor) -> torch.Tensor:
-        s = self.config.scale
-        up = F.interpolate(_symmetric_pad2(x), scale_factor=s, mode="bicubic", align_corners=False)
-        return up[:, :, 2 * s:up.shape[2] - 2 * s, 2 * s:up.shape[3] - 2 * s]
-
-
 def _exportable(model: nn.Module) -> nn.Module:
-    """The module to trace: the model itself, or a tiny net collapsed into `_OnnxTinySR`."""
-    if getattr(model.config, "family", None) != "tiny":
-        return model
-    collapsed = deployed(model)
-    onnx_model = _OnnxTinySR(collapsed.config)
-    onnx_model.load_state_dict(collapsed.state_dict())
-    return onnx_model.eval()
-
-
-def _matlab_cubic(proto) -> None:
-    """Set every Resize node to MATLAB's upscaling kernel: Keys a = -0.5, half-pixel centres, no tap exclusion."""
-    import onnx
-
-    for node in proto.graph.node:
-        if node.op_type != "Resize":
-            continue
-        attrs = {a.name: a for a in node.attribute}
-        for name, value in (("cubic_coeff_a", -0.5), ("coordinate_transformation_mode", "half_pixel"),
-                            ("exclude_outside", 0), ("mode", "cubic")):
-            if name in attrs:
-                node.attribute.remove(attrs[name])
-            node.attribute.append(onnx.helper.make_attribute(name, value))
+    """The module to trace: the deployed network (a re-parameterised tiny net folded into plain convs)."""
+    return deployed(model).eval()
 
 
 def _trace_to_onnx(model: nn.Module, *, opset: int) -> bytes:
@@ -104,7 +62,6 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, opset: int = ONNX_
     if opset < ONNX_OPSET:
         raise TinySRError(f"--opset must be >= {ONNX_OPSET}, got {opset}")
     proto = onnx.load_from_string(_trace_to_onnx(_exportable(model), opset=opset))
-    _matlab_cubic(proto)
     metadata = {"tinysr_config": json.dumps(config_to_dict(model.config)),
                 "tinysr_scale": str(model.config.scale), "tinysr_convention": CONVENTION}
     for key, value in metadata.items():

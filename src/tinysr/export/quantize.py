@@ -62,21 +62,14 @@ def quantize_onnx(src: str | os.PathLike, dst: str | os.PathLike, *, crops: Sequ
     reader = type("CropReader", (_CropReader, CalibrationDataReader), {})(crops)
     with tempfile.TemporaryDirectory(prefix="tinysr-quant-") as tmp:
         prepared, out = Path(tmp) / "model.pre.onnx", Path(tmp) / "model.int8.onnx"
-        # Shape inference + graph clean-up, as ORT recommends. Its symbolic pass cannot follow the Resize of a
-        # tiny net's bicubic anchor ("Incomplete symbolic shape inference"); ONNX's own shape inference, which
-        # still runs, is all the QDQ quantiser needs there.
-        symbolic = not _has_resize(src)
-        quant_pre_process(str(src), str(prepared), skip_symbolic_shape=not symbolic)
+        # Graph clean-up and ONNX shape inference, as ORT recommends. ORT's extra symbolic pass is skipped: these
+        # graphs need no symbolic dims, and where it gives up (as on an earlier export's Resize) it leaves
+        # sym_shape_infer_temp.onnx in the caller's working directory.
+        quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
         quantize_static(str(prepared), str(out), reader, quant_format=QuantFormat.QDQ, per_channel=False,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
         _copy_metadata(src, out)
         atomic_write_bytes(dst, out.read_bytes())
-
-
-def _has_resize(path: str | os.PathLike) -> bool:
-    import onnx
-
-    return any(node.op_type == "Resize" for node in onnx.load(str(path)).graph.node)
 
 
 def _copy_metadata(src: str | os.PathLike, dst: Path) -> None:
