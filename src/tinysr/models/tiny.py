@@ -189,8 +189,7 @@ class TinySR(nn.Module):
         return sr + self.upsample(y) if self.config.anchor == "bicubic" else sr
 
     def upsample(self, x: torch.Tensor) -> torch.Tensor:
-        """The anchor and chroma upsampler: MATLAB bicubic (`bicubic_upsample`). A seam for export (ONNX swaps in
-        its Resize op, `tinysr.export.onnx`), not for training."""
+        """The anchor upsampler: MATLAB bicubic (`bicubic_upsample`, which also traces to ONNX as it is)."""
         return bicubic_upsample(x, self.config.scale)
 
     def collapse(self) -> TinySR:
