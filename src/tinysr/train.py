@@ -1,8 +1,8 @@
 """Training: the config, one step, validation, and the loop that writes a run folder.
 
-The study's recipe is the default: L1 loss on 0..255 RGB (`loss`: see `tinysr.losses`), Adam (0.9, 0.999, eps 1e-8), learning rate 1e-4 halved every
-200,000 steps, 300,000 steps, LR patch 48, batch 1, validation on the whole validation set every 1,000 steps, best
-checkpoint by validation PSNR. The run folder it writes is described in `tinysr.runs`.
+The study's recipe is the default: L1 loss on 0..255 RGB (`loss`: see `tinysr.losses`), Adam (0.9, 0.999, eps
+1e-8), learning rate 1e-4 halved every 200,000 steps, 300,000 steps, LR patch 48, batch 1, validation on the whole
+validation set every 1,000 steps, best checkpoint by validation PSNR. The run folder it writes is described in `tinysr.runs`.
 
 Convention: the sampler yields NCHW float32 RGB 0..255 batches (EDSR's convention); validation feeds each whole LR
 image (HWC RGB uint8 from the cache) through `tinysr.inference.upscale_array` and measures it with

@@ -171,17 +171,16 @@ T291 = DataSpec(name="T91+BSD200", train=(f"{SHARED_DATA}/T91", f"{SHARED_DATA}/
 # A CPU recipe: batch 16 of 48x48 LR patches, Adam at 2e-3 with a cosine decay to 0, 20k steps, validation every 1k
 # under the standard protocol (Y, border = scale), seed 0 (also the seed of the held-out draw).
 # The loss: the Y-only tiny nets fit luma (`l1-y`, +0.14 dB on the 1k x2 net in the ablation); the RGB EDSR keeps
-# the RGB L1 (a luma loss would leave its colours free). Rows "5k" and "1k-x3" keep the first recipe (RGB L1,
-# expand 4 in their presets): their bundled weights came from it.
+# the RGB L1 (a luma loss would leave its colours free). The presets still trained expanded (tiny-5k-x2 and
+# tiny-1k-x3, see `tinysr.models.tiny`) keep that first recipe (RGB L1): their bundled weights came from it.
 TINY_RECIPE = Recipe(steps=20_000, batch_size=16, patch=48, learning_rate=2e-3, schedule="cosine",
                      eval_every=1_000, protocol="standard", loss="l1-y")
 FIRST_TINY_RECIPE = dataclasses.replace(TINY_RECIPE, loss="l1")
-_FIRST_RECIPE_ROWS = ("5k", "1k-x3")
 
 
-def _tiny_row(key: str, config: EDSRConfig | TinyConfig, name: str) -> RunSpec:
-    params = deployed_params(config) if isinstance(config, TinyConfig) else None
-    recipe = FIRST_TINY_RECIPE if key in _FIRST_RECIPE_ROWS else TINY_RECIPE
+def _tiny_row(key: str, config: TinyConfig, name: str) -> RunSpec:
+    params = deployed_params(config)
+    recipe = FIRST_TINY_RECIPE if config.expand > 1 else TINY_RECIPE
     return RunSpec(f"tiny-pareto/{name}", key, config, T291, recipe=recipe, reference=Reference(params=params))
 
 

@@ -184,7 +184,7 @@ class TinySR(nn.Module):
             return rgb_to_ycbcr(self(lr))[:, :1]
         if lr.ndim != 4 or lr.shape[1] != 3:
             raise TinySRError(f"tiny model: expected an NCHW RGB tensor, got shape {tuple(lr.shape)}")
-        y = rgb_to_ycbcr(lr)[:, :1]
+        y = rgb_to_luma(lr)
         sr = self.residual(y / 255.0) * 255.0
         return sr + self.upsample(y) if self.config.anchor == "bicubic" else sr
 
