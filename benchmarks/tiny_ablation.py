@@ -44,19 +44,21 @@ from tinysr.train import validate
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("TINYSR_DATA", REPO.parent / "shared" / "data")).resolve()
-ACTS = {"relu": nn.ReLU, "tanh": nn.Tanh, "prelu": nn.PReLU}
+ACTS = {"relu": nn.ReLU, "tanh": nn.Tanh, "prelu": nn.PReLU, "lrelu": lambda: nn.LeakyReLU(0.1)}
 
 
 class Plain(nn.Module):
     """Y in 0..1 -> Y at scale x: 5x5 conv, (layers - 2) 3x3 convs, tail conv to s^2, shuffle, + bicubic."""
 
     def __init__(self, scale: int, feats: int, layers: int, *, k1: int = 5, tail: int = 3, act: str = "relu",
-                 lin: int = 0) -> None:
+                 lin: int = 0, dil: int = 1, mid: int | None = None) -> None:
         super().__init__()
         convs = [nn.Conv2d(1, feats, k1, padding=k1 // 2), ACTS[act]()]
+        width = feats
         for _ in range(layers - 2):
-            convs += [nn.Conv2d(feats, feats, 3, padding=1), ACTS[act]()]
-        self.body, self.last = nn.Sequential(*convs), nn.Conv2d(feats, scale * scale, tail, padding=tail // 2)
+            convs += [nn.Conv2d(width, mid or feats, 3, padding=dil, dilation=dil), ACTS[act]()]
+            width = mid or feats
+        self.body, self.last = nn.Sequential(*convs), nn.Conv2d(width, scale * scale, tail, padding=tail // 2)
         self.lin = nn.Conv2d(1, scale * scale, lin, padding=lin // 2) if lin else None
         for conv in filter(None, (self.last, self.lin)):  # residual starts at zero: the net starts at bicubic
             nn.init.zeros_(conv.weight)
@@ -113,6 +115,33 @@ class OnRGB(nn.Module):
         return ycbcr_to_rgb(torch.cat([y, bicubic_upsample(x, self.scale)[:, 1:]], dim=1))
 
 
+@torch.no_grad()
+def revive_dead_units(net: nn.Module, pairs, scale: int, threshold: float = 0.01) -> None:
+    """Units of a hidden ReLU layer active on < `threshold` of the LR pixels of 40 training images get fresh
+    incoming weights (kaiming, bias 0.05) and zero outgoing weights, so the function is unchanged at the start."""
+    convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
+    rates = [torch.zeros(c.out_channels) for c in convs[:-1]]
+    for lr in list(pairs.lr)[:40]:
+        h = rgb_to_ycbcr(torch.from_numpy(np.array(lr)).permute(2, 0, 1)[None].float())[:, :1] / 255.0
+        for i, conv in enumerate(convs[:-1]):
+            h = torch.relu(conv(h))
+            rates[i] += (h > 0).float().mean(dim=(0, 2, 3)) / 40
+    for i, rate in enumerate(rates):
+        dead = (rate < threshold).nonzero().flatten()
+        print(json.dumps({"layer": i, "active": [round(float(r), 3) for r in rate], "revived": dead.tolist()}))
+        for d in dead.tolist():
+            fresh = torch.empty_like(convs[i].weight[d:d + 1])
+            nn.init.kaiming_normal_(fresh, nonlinearity="relu")
+            convs[i].weight[d] = fresh[0]
+            convs[i].bias[d] = 0.05
+            convs[i + 1].weight[:, d] = 0.0
+
+
+def log_mse(sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+    """Mean over patches of log10 of each patch's MSE: the mean PSNR of the batch, negated and divided by 10."""
+    return torch.log10(((sr - hr) ** 2).mean(dim=(1, 2, 3)) + 1e-10).mean()
+
+
 def build(arch: str, scale: int) -> tuple[nn.Module, int]:
     """The net named by the `--arch` expression, and its deployed parameter count."""
     constructors = {
@@ -134,26 +163,60 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--patch", type=int, default=48)
     parser.add_argument("--lr", type=float, default=2e-3)
-    parser.add_argument("--loss", choices=("y", "rgb"), default="y")
+    parser.add_argument("--loss", choices=("y", "rgb", "mse", "logmse"), default="y")
+    parser.add_argument("--init", help="start from these weights (anything `tinysr upscale --model` takes; a tiny "
+                        "net of the same plan)")
+    parser.add_argument("--teacher", help="distil from this model (anything `--model` takes): the loss adds "
+                        "--distill x the same loss against the teacher's Y")
+    parser.add_argument("--distill", type=float, default=1.0)
+    parser.add_argument("--revive-threshold", type=float, default=0.01,
+                        help="--revive: units active on less than this share of probe pixels count as dead")
+    parser.add_argument("--save", help="write the net's final state_dict here (.pt), for a later --init")
+    parser.add_argument("--revive", action="store_true", help="re-initialise hidden units that never fire on the "
+                        "training images (after --init), their outgoing weights zeroed: the output is unchanged")
     parser.add_argument("--eval-every", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
     net, params = build(args.arch, args.scale)
+    if args.init:
+        from tinysr.resolve import load_network
+
+        state = (torch.load(args.init, weights_only=True) if args.init.endswith(".pt")
+                 else load_network(args.init, scale=args.scale)[0].state_dict())
+        (net.net if isinstance(net, LibraryTiny) else net).load_state_dict(state)
+    teacher = None
+    if args.teacher:
+        from tinysr.losses import predict_luma
+        from tinysr.resolve import load_network
+
+        teacher_net = load_network(args.teacher, scale=args.scale)[0].eval()
+        teacher = lambda lr: predict_luma(teacher_net, lr) / 255.0  # noqa: E731
     model = OnRGB(net, args.scale)
     pairs = load_pairs(concat(image_folder(DATA / "T91"), image_folder(DATA / "BSD200"), name="T91+BSD200"),
                        scale=args.scale, progress=False)
-    train, val = split_pairs(pairs, 10, seed=args.seed)
+    train, val = split_pairs(pairs, 10, seed=0)  # the same held-out images whatever --seed
+    if args.revive:
+        revive_dead_units(net.net if isinstance(net, LibraryTiny) else net, train, args.scale, args.revive_threshold)
     sampler = PatchSampler(train, scale=args.scale, patch=args.patch, batch_size=args.batch,
                            generator=np.random.default_rng(args.seed))
     optimizer = torch.optim.Adam(net.parameters(), lr=args.lr)
     cosine = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda t: 0.5 * (1 + math.cos(math.pi * t / args.steps)))
     began = time.monotonic()
+    if args.init:
+        print(json.dumps({"arch": args.arch, "step": 0, "val_psnr": round(validate(model, val, protocol="standard")[0], 3)}),
+              flush=True)
     for step in range(1, args.steps + 1):
         lr, hr = sampler.next_batch()
-        if args.loss == "y":
-            loss = F.l1_loss(net(rgb_to_ycbcr(lr)[:, :1] / 255.0), rgb_to_ycbcr(hr)[:, :1] / 255.0)
+        if args.loss in ("y", "mse", "logmse"):
+            pointwise = {"y": F.l1_loss, "mse": F.mse_loss, "logmse": log_mse}[args.loss]
+            sr = net(rgb_to_ycbcr(lr)[:, :1] / 255.0)
+            loss = pointwise(sr, rgb_to_ycbcr(hr)[:, :1] / 255.0)
+            if teacher is not None:
+                with torch.no_grad():
+                    target = teacher(lr)
+                loss = loss + args.distill * pointwise(sr, target)
         else:
             loss = F.l1_loss(model(lr), hr)
         optimizer.zero_grad()
@@ -165,6 +228,8 @@ def main() -> None:
             print(json.dumps({"arch": args.arch, "scale": args.scale, "params": params, "step": step,
                               "val_psnr": round(psnr, 3), "minutes": round((time.monotonic() - began) / 60, 1)}),
                   flush=True)
+    if args.save:
+        torch.save((net.net if isinstance(net, LibraryTiny) else net).state_dict(), args.save)
 
 
 if __name__ == "__main__":

@@ -52,8 +52,11 @@ def test_tiny_pareto_is_trained_on_t291_with_a_held_out_split():
                     protocol="standard", loss="l1-y")
     # Y-only nets fit luma; the RGB EDSR and the two rows whose bundled weights came from the first recipe use RGB L1
     first = {"edsr", "5k", "1k-x3"}
+    # the <=1k x2 and x4 nets add dead-unit revival and a final squared-error phase (the third recipe)
+    reviving = dataclasses.replace(recipe, final_loss="mse-y", final_fraction=0.2, revive_every=2_500)
     assert {s.key: s.recipe for s in rows} == {
-        s.key: dataclasses.replace(recipe, loss="l1") if s.key in first else recipe for s in rows}
+        s.key: dataclasses.replace(recipe, loss="l1") if s.key in first else
+        reviving if s.key in {"1k", "1k-x4"} else recipe for s in rows}
     root = os.environ.get("TINYSR_DATA", "../shared/data")  # read once, when the presets are imported
     assert {(s.data.train, s.data.val, s.data.val_split) for s in rows} == {
         ((f"{root}/T91", f"{root}/BSD200"), None, 10)}

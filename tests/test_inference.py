@@ -15,7 +15,7 @@ from tinysr.inference import (DIHEDRAL, network_window_fn, receptive_radius, to_
                               upscale_alpha)
 from tinysr.models import create_model
 from tinysr.resize import imresize, to_uint8
-from tinysr.tiling import receptive_radius_of, tile_grid
+from tinysr.tiling import receptive_radius_of, run_tiled, tile_grid
 
 from helpers import random_edsr
 
@@ -93,6 +93,33 @@ def test_tiled_equals_untiled_exactly(photo, config, tile):
     assert whole.shape == (41 * config["scale"], 33 * config["scale"], 3) and whole.dtype == np.uint8
     assert np.array_equal(tiled, whole)
     assert not np.array_equal(short, whole)  # the radius is needed: one pixel less context shows
+
+
+def test_tile_workers_give_the_same_image_and_keep_torch_threads(photo):
+    model = random_edsr(**CONFIGS[1])
+    threads = torch.get_num_threads()
+    seen: list[int] = []
+    with torch.backends.mkldnn.flags(enabled=False):
+        one = upscale(photo, model, tile=8, workers=1)
+        three = upscale(photo, model, tile=8, workers=3, progress=seen.append)
+    assert np.array_equal(one, three)
+    assert seen == list(range(1, 6 * 5 + 1))  # 41x33 in tiles of 8: 6 x 5 tiles, counted in order
+    assert torch.get_num_threads() == threads
+
+
+def test_a_failing_tile_fails_the_whole_run(photo):
+    calls = []
+
+    def fn(window):
+        calls.append(window.shape)
+        if len(calls) == 3:
+            raise RuntimeError("tile 3 broke")
+        return np.zeros((window.shape[0] * 2, window.shape[1] * 2, 3), np.float32)
+
+    with pytest.raises(RuntimeError, match="tile 3 broke"):
+        run_tiled(fn, photo, scale=2, tile=8, overlap=0, out_channels=3, workers=2)
+    with pytest.raises(TinySRError, match="workers"):
+        run_tiled(fn, photo, scale=2, tile=8, overlap=0, out_channels=3, workers=0)
 
 
 def test_tiled_with_onednn_within_one_level(photo):

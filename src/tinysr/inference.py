@@ -127,12 +127,13 @@ def upscale_alpha(alpha: np.ndarray, scale: int) -> np.ndarray:
 
 
 def upscale_with(fn: WindowFn, image: np.ndarray, *, scale: int, tile: int | None, overlap: int,
-                 progress: Callable[[int], None] | None = None) -> np.ndarray:
-    """`upscale` for any window function (torch, ONNX Runtime, the NumPy runtime): same layouts in and out."""
+                 progress: Callable[[int], None] | None = None, workers: int = 1) -> np.ndarray:
+    """`upscale` for any window function (torch, ONNX Runtime, the NumPy runtime): same layouts in and out.
+    workers: tiles run at once (see `run_tiled`)."""
     colour, alpha = _split(image)
     grey = colour.shape[2] == 1
     sr = run_tiled(_grey_window_fn(fn) if grey else fn, colour, scale=scale, tile=tile, overlap=overlap,
-                   out_channels=colour.shape[2], progress=progress)
+                   out_channels=colour.shape[2], progress=progress, workers=workers)
     if alpha is not None:
         sr = np.concatenate([sr, upscale_alpha(alpha, scale)[:, :, None]], axis=2)
     return sr[:, :, 0] if image.ndim == 2 else sr
@@ -140,14 +141,28 @@ def upscale_with(fn: WindowFn, image: np.ndarray, *, scale: int, tile: int | Non
 
 def upscale(image: np.ndarray, model: nn.Module, *, tile: int | None = None, overlap: int | None = None,
             self_ensemble: bool = False, device: str | torch.device = "cpu",
-            progress: Callable[[int], None] | None = None) -> np.ndarray:
+            progress: Callable[[int], None] | None = None, workers: int | None = None) -> np.ndarray:
     """Upscale a uint8 image (HW grey, HWC RGB or RGBA) by `model.config.scale`; same layout out, uint8.
 
     tile: LR pixels per tile side (None: the whole image at once). overlap: LR context per side; None uses
     `receptive_radius(model)`, which makes the tiled result equal the untiled one. self_ensemble: average the 8
-    dihedral transforms (x8 time). progress: called with the number of tiles done.
+    dihedral transforms (x8 time). progress: called with the number of tiles done. workers: tiles run at once on
+    CPU, each with one torch thread (None: torch's thread count; 1 on other devices). On CPU this beats one tile at
+    a time on all threads: a tiny net's 1-channel convs scale poorly across threads, and the NumPy passes around
+    the network (layout, rounding) use one core. The output does not depend on `workers`.
     """
     overlap = receptive_radius(model) if overlap is None else overlap
     model = model.eval().to(device)
     fn = network_window_fn(model, device=device, self_ensemble=self_ensemble)
-    return upscale_with(fn, image, scale=model.config.scale, tile=tile, overlap=overlap, progress=progress)
+    on_cpu = torch.device(device).type == "cpu"
+    if workers is None:
+        workers = torch.get_num_threads() if on_cpu and tile is not None else 1
+    if workers == 1:
+        return upscale_with(fn, image, scale=model.config.scale, tile=tile, overlap=overlap, progress=progress)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one thread per tile: `workers` tiles share the cores instead of every op
+    try:
+        return upscale_with(fn, image, scale=model.config.scale, tile=tile, overlap=overlap, progress=progress,
+                            workers=workers)
+    finally:
+        torch.set_num_threads(threads)

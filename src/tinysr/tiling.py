@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -97,27 +98,49 @@ def tile_grid(height: int, width: int, *, tile: int | None, overlap: int) -> lis
 
 
 def quantize_into(out: np.ndarray, sr: np.ndarray) -> None:
-    """Round half to even (np.rint), clip to 0..255 and store into the uint8 array `out` (same shape)."""
-    np.clip(np.rint(sr), 0, 255, out=sr)
+    """Round half to even (np.rint), clip to 0..255 and store into the uint8 array `out` (same shape); `sr`
+    (float32) is overwritten."""
+    np.rint(sr, out=sr)
+    np.clip(sr, 0, 255, out=sr)
     out[...] = sr
 
 
 def run_tiled(fn: WindowFn, lr: np.ndarray, *, scale: int, tile: int | None, overlap: int,
-              out_channels: int, progress: Callable[[int], None] | None = None) -> np.ndarray:
+              out_channels: int, progress: Callable[[int], None] | None = None, workers: int = 1) -> np.ndarray:
     """Apply `fn` window by window and assemble an HWC uint8 output of shape (H*scale, W*scale, out_channels).
 
-    lr: HWC uint8. fn: window (HWC uint8) -> HWC float 0..255 with `out_channels` channels, scale times larger.
-    progress: called with the number of tiles done after each tile, if given.
+    lr: HWC uint8. fn: window (HWC uint8) -> HWC float 0..255 with `out_channels` channels, scale times larger;
+    `fn` must return a fresh array (it is rounded in place). progress: called with the number of tiles done after
+    each tile, if given. workers: windows run at once on a thread pool (each writes its own disjoint part of the
+    output, so the result does not depend on it); `fn` must then be thread-safe, as torch modules in inference
+    mode, ONNX Runtime sessions and the NumPy runtime are. Threads rather than processes: the heavy work (convs,
+    NumPy passes) releases the GIL, and the windows share the input and output arrays without copies.
     """
+    if workers < 1:
+        raise TinySRError(f"workers must be >= 1, got {workers}")
     height, width = lr.shape[:2]
     out = np.empty((height * scale, width * scale, out_channels), dtype=np.uint8)
-    for done, t in enumerate(tile_grid(height, width, tile=tile, overlap=overlap), start=1):
+    tiles = tile_grid(height, width, tile=tile, overlap=overlap)
+
+    def run_one(t: Tile) -> None:
         wy0, wy1, wx0, wx1 = t.window
         sr = fn(lr[wy0:wy1, wx0:wx1])
         expected = ((wy1 - wy0) * scale, (wx1 - wx0) * scale, out_channels)
         if sr.shape != expected:
             raise ValueError(f"window network gave {sr.shape}, expected {expected}")
-        quantize_into(out[t.target(scale)], np.array(sr[t.output_crop(scale)], dtype=np.float32))
-        if progress is not None:
-            progress(done)
+        crop = sr[t.output_crop(scale)]
+        quantize_into(out[t.target(scale)], crop if crop.dtype == np.float32 else crop.astype(np.float32))
+
+    if workers == 1 or len(tiles) == 1:
+        done_tiles = map(run_one, tiles)
+    else:
+        pool = ThreadPoolExecutor(min(workers, len(tiles)), thread_name_prefix="tinysr-tile")
+        done_tiles = pool.map(run_one, tiles)  # in order; an error in any window is raised here
+    try:
+        for done, _ in enumerate(done_tiles, start=1):
+            if progress is not None:
+                progress(done)
+    finally:
+        if workers > 1 and len(tiles) > 1:
+            pool.shutdown(cancel_futures=True)
     return out

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from tinysr import runs
+from tinysr import revive, runs
 from tinysr.data.cache import PairedImages
 from tinysr.distributed import DistContext, mean_over_ranks, rank0_writes
 from tinysr.errors import TinySRError
@@ -42,6 +42,7 @@ from tinysr.losses import LOSSES, Loss, l1_rgb
 from tinysr.metrics import PROTOCOLS, measure
 
 SCHEDULES = ("step", "cosine")
+REVIVE_UNTIL = 0.75  # fraction of `steps` after which dead units are left alone
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,12 @@ class TrainConfig:
     schedule "step": learning_rate * lr_gamma ** (step // lr_step); "cosine": from learning_rate down to 0 at `steps`.
     val_limit: validate on the first `val_limit` images only (None: all of them).
     protocol: the validation protocol, a key of `tinysr.metrics.PROTOCOLS`.
+    loss: the training loss, a key of `tinysr.losses.LOSSES`; final_loss (with final_fraction > 0): the loss of the
+        last `final_fraction` of the steps instead (e.g. "mse-y": fit the squared error that PSNR measures once L1
+        has done the early work). A fraction, not a step count, so that the phase scales with --steps.
+    revive_every: with a tiny ReLU net, every this many steps (0: never) re-initialise the hidden units that are
+        dead on the training images (`tinysr.revive`), up to REVIVE_UNTIL of the schedule (later, a fresh unit
+        would have too little learning rate left to become useful).
     """
 
     steps: int = 300_000
@@ -69,6 +76,9 @@ class TrainConfig:
     protocol: str = "study"
     seed: int = 0
     loss: str = "l1"
+    final_loss: str | None = None
+    final_fraction: float = 0.0
+    revive_every: int = 0
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "patch", "lr_step", "eval_every"):
@@ -82,6 +92,13 @@ class TrainConfig:
             raise TinySRError(f"unknown schedule {self.schedule!r}; choose one of: {', '.join(SCHEDULES)}")
         if self.loss not in LOSSES:
             raise TinySRError(f"unknown loss {self.loss!r}; choose one of: {', '.join(LOSSES)}")
+        if self.final_loss is not None and self.final_loss not in LOSSES:
+            raise TinySRError(f"unknown final_loss {self.final_loss!r}; choose one of: {', '.join(LOSSES)}")
+        if not 0 <= self.final_fraction <= 1 or (self.final_fraction > 0) != (self.final_loss is not None):
+            raise TinySRError(f"final_fraction must be in 0..1 and > 0 exactly when final_loss is given; got "
+                              f"{self.final_fraction} with final_loss {self.final_loss!r}")
+        if self.revive_every < 0:
+            raise TinySRError(f"revive_every must be >= 0, got {self.revive_every}")
         if self.protocol not in PROTOCOLS:
             raise TinySRError(f"unknown protocol {self.protocol!r}; choose one of: {', '.join(PROTOCOLS)}")
 
@@ -149,6 +166,17 @@ def validate(model: nn.Module, pairs: PairedImages, *, protocol: str, device: to
         rows.append(measure(sr, np.asarray(hr), scale=pairs.scale, protocol=PROTOCOLS[protocol]))
     model.train()
     return float(np.mean([r[0] for r in rows])), float(np.mean([r[1] for r in rows]))
+
+
+def loss_name_at(step: int, config: TrainConfig) -> str:
+    """The loss of the step after `step` steps: `final_loss` in the last `final_fraction` of them, else `loss`."""
+    final = config.final_fraction and step >= round(config.steps * (1 - config.final_fraction))
+    return config.final_loss if final else config.loss
+
+
+def revive_due(step: int, config: TrainConfig) -> bool:
+    """Whether dead units are revived after `step` steps."""
+    return bool(config.revive_every) and step % config.revive_every == 0 and step <= REVIVE_UNTIL * config.steps
 
 
 # ---------------------------------------------------------------- loop state, signals
@@ -336,7 +364,14 @@ def train(model: nn.Module, train_pairs: PairedImages, val_pairs: PairedImages, 
         _resume_state(model, optimizer, scheduler, sampler, state, saved=saved, config=config)
     if state.step > config.steps:
         raise TinySRError(f"{run_dir}: the run is at step {state.step}, past --steps {config.steps}")
-    loss_fn = LOSSES[config.loss]
+    probe = None
+    if config.revive_every:
+        revive.check_revivable(model)
+        if ctx.world_size > 1:
+            raise TinySRError("revive_every is not supported under torchrun (the ranks' weights would diverge)")
+        probe = revive.probe_batch(train_pairs).to(device)
+    loss_name = loss_name_at(state.step, config)
+    loss_fn = LOSSES[loss_name]
     # after the resume: it may adapt the optimizer
     step = build_train_step(model, optimizer, fast=fast, ctx=ctx, loss=loss_fn)
     if ctx.is_main:
@@ -354,8 +389,14 @@ def train(model: nn.Module, train_pairs: PairedImages, val_pairs: PairedImages, 
                     bar.set_postfix(_postfix(state, loss))
                 if state.step >= config.steps:
                     break
+                if loss_name_at(state.step, config) != loss_name:  # the final phase begins
+                    loss_name = loss_name_at(state.step, config)
+                    loss_fn = LOSSES[loss_name]
+                    step = build_train_step(model, optimizer, fast=fast, ctx=ctx, loss=loss_fn)
                 with interrupts.deferred():
                     loss = _advance(model, sampler, optimizer, scheduler, state, device, step, loss_fn)
+                    if probe is not None and revive_due(state.step, config):
+                        revive.revive_dead_units(model, optimizer, probe)
                 bar.update(1)
                 if state.step % 10 == 0 and step is None:  # a device loss is read at evaluation only
                     bar.set_postfix(_postfix(state, loss), refresh=False)

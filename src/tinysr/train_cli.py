@@ -20,7 +20,8 @@ from tinysr.losses import LOSSES
 TRAIN_OPTIONS = {
     "steps": "steps", "batch_size": "batch_size", "patch": "patch", "learning_rate": "learning_rate",
     "schedule": "schedule", "lr_step": "lr_step", "eval_every": "eval_every", "val_limit": "val_limit",
-    "protocol": "protocol", "seed": "seed", "loss": "loss",
+    "protocol": "protocol", "seed": "seed", "loss": "loss", "final_loss": "final_loss",
+    "final_fraction": "final_fraction", "revive_every": "revive_every",
 }
 #: CLI option -> model config field.
 MODEL_OPTIONS = {"blocks": "n_blocks", "feats": "n_feats", "scale": "scale", "res_scale": "res_scale"}
@@ -55,7 +56,12 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--patch", type=positive_int, help="LR patch side")
     t.add_argument("--learning-rate", type=positive_float)
     t.add_argument("--schedule", choices=("step", "cosine"))
-    t.add_argument("--loss", choices=tuple(LOSSES), help="l1: L1 on RGB (default, the study's); l1-y: L1 on luma")
+    t.add_argument("--loss", choices=tuple(LOSSES),
+                   help="l1: L1 on RGB (default, the study's); l1-y: L1 on luma; mse-y: squared error on luma")
+    t.add_argument("--final-loss", choices=tuple(LOSSES), help="the loss of the last --final-fraction of the steps")
+    t.add_argument("--final-fraction", type=float, help="share of the steps, at the end, trained with --final-loss")
+    t.add_argument("--revive-every", type=positive_int,
+                   help="tiny ReLU nets: re-initialise dead hidden units every N steps (tinysr.revive)")
     t.add_argument("--lr-step", type=positive_int, help="halve the learning rate every N steps (step schedule)")
     t.add_argument("--eval-every", type=positive_int)
     t.add_argument("--val-limit", type=positive_int, help="validate on the first N images only")

@@ -49,7 +49,8 @@ def train_config(recipe: Recipe):  # -> TrainConfig
 
     return TrainConfig(steps=recipe.steps, batch_size=recipe.batch_size, patch=recipe.patch,
                        learning_rate=recipe.learning_rate, schedule=recipe.schedule, lr_step=recipe.lr_step, eval_every=recipe.eval_every,
-                       protocol=recipe.protocol, seed=recipe.seed, loss=recipe.loss)
+                       protocol=recipe.protocol, seed=recipe.seed, loss=recipe.loss, final_loss=recipe.final_loss,
+                       final_fraction=recipe.final_fraction, revive_every=recipe.revive_every)
 
 
 def spec_config(spec: RunSpec) -> dict:
