@@ -3,7 +3,8 @@
     python benchmarks/upscale.py [--model tiny-1k-x2|edsr-tiny-x2|RUN|W.safetensors] [--repeats 3] [--big]
 
 Paths, each from an HWC uint8 image to an HWC uint8 3840x2160 result (rounding included):
-Pillow `Image.resize(BICUBIC)` (the yardstick), torch (whole image, tiles, the collapsed single conv), ONNX
+Pillow `Image.resize(BICUBIC)` (the yardstick), torch (whole image; tiles, as `tinysr upscale --tile 512` runs them:
+one tile per core, and one tile at a time on all cores; the collapsed single conv), ONNX
 Runtime (the exported chain, the collapsed conv, int8 QDQ), and the NumPy runtime. The collapsed-conv paths exist
 for the linear EDSR (0 blocks) only; for other nets they are skipped. Prints the median of `--repeats` runs after
 one warm-up, and the ratio to Pillow, plus the machine. `--model` is anything `tinysr upscale --model` takes
@@ -81,7 +82,8 @@ def build_paths(model, img: np.ndarray, tmp: Path) -> dict:
     paths = {
         "pillow bicubic": lambda: big.resize((img.shape[1] * s, img.shape[0] * s), Image.BICUBIC),
         "torch whole": lambda: upscale(img, model),
-        "torch tiles 512": lambda: upscale(img, model, tile=512),
+        "torch tiles 512": lambda: upscale(img, model, tile=512),  # one tile per core (workers = torch threads)
+        "torch tiles 512, one at a time": lambda: upscale(img, model, tile=512, workers=1),
         "onnxruntime chain": lambda: upscale_with(onnx_window_fn(chain), img, scale=s, tile=None, overlap=r),
         "onnxruntime chain, tiles 512": lambda: upscale_with(onnx_window_fn(chain), img, scale=s, tile=512,
                                                              overlap=r),

@@ -11,11 +11,11 @@ import torch
 
 from tinysr.data.io import read_image
 from tinysr.errors import TinySRError
-from tinysr.inference import (DIHEDRAL, network_window_fn, receptive_radius, to_image, to_tensor, upscale,
-                              upscale_alpha)
+from tinysr.inference import (DIHEDRAL, network_window_fn, receptive_radius, to_image, to_tensor, to_uint8_image,
+                              upscale, upscale_alpha)
 from tinysr.models import create_model
 from tinysr.resize import imresize, to_uint8
-from tinysr.tiling import receptive_radius_of, run_tiled, tile_grid
+from tinysr.tiling import quantize_into, receptive_radius_of, run_tiled, tile_grid
 
 from helpers import random_edsr
 
@@ -190,6 +190,19 @@ def test_window_fn_matches_forward(photo):
     model = random_edsr(**CONFIGS[1])
     fn = network_window_fn(model, device="cpu", self_ensemble=False)
     assert np.array_equal(fn(photo), direct(model, photo))
+
+
+def test_quantizing_window_fn_equals_rounding_the_float_output(photo):
+    model = random_edsr(**CONFIGS[1])
+    photo = np.where(photo > 100, 255, 0).astype(np.uint8)  # hard edges: the output overshoots 0..255
+    floats = network_window_fn(model, device="cpu", self_ensemble=False)(photo)
+    assert floats.min() < 0 and floats.max() > 255  # the clipping is exercised
+    expected = np.empty(floats.shape, np.uint8)
+    quantize_into(expected, floats.copy())
+    got = network_window_fn(model, device="cpu", self_ensemble=False, quantize=True)(photo)
+    assert got.dtype == np.uint8 and np.array_equal(got, expected)
+    halves = torch.tensor([-0.5, 0.5, 1.5, 2.5, 254.5, 255.5, 300.0]).view(1, 1, 1, 7)
+    assert to_uint8_image(halves).ravel().tolist() == [0, 0, 2, 2, 254, 255, 255]  # half to even, as np.rint
 
 
 def test_lazy_top_level_upscale_keeps_import_light():

@@ -37,6 +37,13 @@ def to_image(t: torch.Tensor) -> np.ndarray:
     return t.squeeze(0).permute(1, 2, 0).float().cpu().numpy()
 
 
+def to_uint8_image(t: torch.Tensor) -> np.ndarray:
+    """1xCxHxW float 0..255 -> HWC uint8, rounded half to even and clipped: `tiling.quantize_into`'s rule, done in
+    torch on the contiguous NCHW tensor (one vectorised pass) before the layout change, which then moves bytes
+    instead of floats."""
+    return t.squeeze(0).clamp(0, 255).round_().to(torch.uint8).permute(1, 2, 0).contiguous().cpu().numpy()
+
+
 @torch.no_grad()
 def upscale_array(model: nn.Module, lr: np.ndarray, *, device: str | torch.device = "cpu") -> np.ndarray:
     """Upscale one HWC RGB uint8 image with `model`; returns HWC float32 in 0..255, unrounded."""
@@ -84,18 +91,21 @@ def _forward_dihedral(model: nn.Module, x: torch.Tensor, quarter_turns: int, fli
     return torch.rot90(y.flip(3) if flip else y, -quarter_turns, dims=(2, 3))
 
 
-def network_window_fn(model: nn.Module, *, device: str | torch.device, self_ensemble: bool) -> WindowFn:
-    """The window function of `run_tiled` for a torch network: HWC uint8 -> HWC float32 0..255."""
+def network_window_fn(model: nn.Module, *, device: str | torch.device, self_ensemble: bool,
+                      quantize: bool = False) -> WindowFn:
+    """The window function of `run_tiled` for a torch network: HWC uint8 -> HWC float32 0..255, or with `quantize`
+    HWC uint8 already rounded (the same pixels; for RGB, where no channel mean follows)."""
+    finish = to_uint8_image if quantize else to_image
 
     @torch.inference_mode()
     def run(window: np.ndarray) -> np.ndarray:
         x = to_tensor(window).to(device)
         if not self_ensemble:
-            return to_image(model(x))
+            return finish(model(x))
         total = torch.zeros(())
         for quarter_turns, flip in DIHEDRAL:
             total = total + _forward_dihedral(model, x, quarter_turns, flip)
-        return to_image(total / len(DIHEDRAL))
+        return finish(total / len(DIHEDRAL))
 
     return run
 
@@ -153,7 +163,8 @@ def upscale(image: np.ndarray, model: nn.Module, *, tile: int | None = None, ove
     """
     overlap = receptive_radius(model) if overlap is None else overlap
     model = model.eval().to(device)
-    fn = network_window_fn(model, device=device, self_ensemble=self_ensemble)
+    rgb_only = getattr(image, "ndim", 0) == 3 and image.shape[2] in (3, 4)  # grey averages float channels: no early rounding
+    fn = network_window_fn(model, device=device, self_ensemble=self_ensemble, quantize=rgb_only)
     on_cpu = torch.device(device).type == "cpu"
     if workers is None:
         workers = torch.get_num_threads() if on_cpu and tile is not None else 1

@@ -22,7 +22,8 @@ import numpy as np
 
 from tinysr.errors import TinySRError
 
-#: A network run on one window: HWC uint8 LR in, HWC float32 0..255 out (scale times larger), unrounded.
+#: A network run on one window: HWC uint8 LR in, HWC float32 0..255 out (scale times larger), unrounded; or HWC
+#: uint8 out, already rounded half to even and clipped (then stored as it is).
 WindowFn = Callable[[np.ndarray], np.ndarray]
 
 
@@ -109,8 +110,8 @@ def run_tiled(fn: WindowFn, lr: np.ndarray, *, scale: int, tile: int | None, ove
               out_channels: int, progress: Callable[[int], None] | None = None, workers: int = 1) -> np.ndarray:
     """Apply `fn` window by window and assemble an HWC uint8 output of shape (H*scale, W*scale, out_channels).
 
-    lr: HWC uint8. fn: window (HWC uint8) -> HWC float 0..255 with `out_channels` channels, scale times larger;
-    `fn` must return a fresh array (it is rounded in place). progress: called with the number of tiles done after
+    lr: HWC uint8. fn: window (HWC uint8) -> HWC float 0..255 with `out_channels` channels, scale times larger,
+    a fresh array (it is rounded in place), or HWC uint8 already quantised (`WindowFn`). progress: called with the number of tiles done after
     each tile, if given. workers: windows run at once on a thread pool (each writes its own disjoint part of the
     output, so the result does not depend on it); `fn` must then be thread-safe, as torch modules in inference
     mode, ONNX Runtime sessions and the NumPy runtime are. Threads rather than processes: the heavy work (convs,
@@ -129,7 +130,10 @@ def run_tiled(fn: WindowFn, lr: np.ndarray, *, scale: int, tile: int | None, ove
         if sr.shape != expected:
             raise ValueError(f"window network gave {sr.shape}, expected {expected}")
         crop = sr[t.output_crop(scale)]
-        quantize_into(out[t.target(scale)], crop if crop.dtype == np.float32 else crop.astype(np.float32))
+        if crop.dtype == np.uint8:
+            out[t.target(scale)] = crop
+        else:
+            quantize_into(out[t.target(scale)], crop if crop.dtype == np.float32 else crop.astype(np.float32))
 
     if workers == 1 or len(tiles) == 1:
         done_tiles = map(run_one, tiles)
