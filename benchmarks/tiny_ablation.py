@@ -3,14 +3,23 @@
     python benchmarks/tiny_ablation.py --arch "plain(7, 3)" [--steps 4000] [--scale 2] [--batch 16] [--lr 2e-3]
 
 Each run trains one Y-only, bicubic-anchored net for `--steps` Adam steps (cosine to 0, batch 16 of 48x48 LR
-patches) on T91 + BSD200 minus 10 held-out images (`tinysr.data.split`, seed 0) and prints the held-out mean PSNR
-(`standard` protocol, the same `tinysr.train.validate` as `tinysr train`) every `--eval-every` steps, as JSON lines.
-Test sets are never read. The loss is L1 on luma (`--loss y`) or on RGB (`--loss rgb`).
+patches) on T91 + BSD200 minus 10 held-out images (`tinysr.data.split`, always seed 0, whatever `--seed`) and
+prints the held-out mean PSNR (`standard` protocol, the same `tinysr.train.validate` as `tinysr train`) every
+`--eval-every` steps, as JSON lines. Test sets are never read. The loss is L1 on luma (`--loss y`), on RGB
+(`--loss rgb`), the squared luma error (`--loss mse`) or the mean over patches of its log (`--loss logmse`, the
+batch's mean PSNR).
+
+Fine-tuning experiments: `--init` starts from weights (a bundled name, run folder, weights file, or a `--save`d
+.pt); `--revive` first re-initialises the hidden units active on < `--revive-threshold` of the pixels of 40
+training images (outgoing weights zeroed, so the output is unchanged at step 0; the library's version is
+`tinysr.revive`); `--teacher M --distill W` adds W x the same loss against model M's luma (distillation).
+E.g. ``--arch "tiny(n_feats=7, n_layers=3)" --init tiny-1k-x2 --revive --lr 1e-3 --steps 8000 --save a.pt``.
 
 Architectures (`--arch`, a Python expression over these constructors):
-* ``plain(feats, layers, k1=5, tail=3, act="relu", lin=0)``: the tiny family's plan with plain convs (= a
-  `tinysr.models.tiny` net with expand 1); ``lin=k`` adds a linear k x k conv from the input to the pre-shuffle
-  output (an ablation of a learned linear path next to the anchor);
+* ``plain(feats, layers, k1=5, tail=3, act="relu", lin=0, dil=1, mid=None)``: the tiny family's plan with plain
+  convs (= a `tinysr.models.tiny` net with expand 1); ``lin=k`` adds a linear k x k conv from the input to the
+  pre-shuffle output (an ablation of a learned linear path next to the anchor); ``dil`` dilates the hidden 3x3
+  convs; ``mid`` makes the hidden convs ``mid`` wide (first conv ``feats``); ``act`` may also be "lrelu" (0.1);
 * ``tiny(**TinyConfig fields)``: the library's `TinySR`, e.g. ``tiny(n_feats=7, n_layers=3, expand=4)``;
 * ``esr(D, S, C, act="tanh", anchor=False)``: an edge-SR eSR-CNN-style head (Michelini et al. 2022, as described
   in their paper: 5x5 conv to D, 3x3 to S, 3x3 to 2 C s^2, pixel shuffle, softmax-gated sum over C at HR), with an
@@ -205,8 +214,8 @@ def main() -> None:
     cosine = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda t: 0.5 * (1 + math.cos(math.pi * t / args.steps)))
     began = time.monotonic()
     if args.init:
-        print(json.dumps({"arch": args.arch, "step": 0, "val_psnr": round(validate(model, val, protocol="standard")[0], 3)}),
-              flush=True)
+        start = validate(model, val, protocol="standard")[0]
+        print(json.dumps({"arch": args.arch, "step": 0, "val_psnr": round(start, 3)}), flush=True)
     for step in range(1, args.steps + 1):
         lr, hr = sampler.next_batch()
         if args.loss in ("y", "mse", "logmse"):

@@ -41,7 +41,6 @@ def _probe() -> torch.Tensor:
 
 def test_revive_keeps_the_output_and_wakes_the_dead_units():
     net, probe = _net(), _probe()
-    before = net(probe)
     assert [(r == 0).nonzero().flatten().tolist() for r in hidden_activity(net, probe)] == [[0], [2], []]
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
     net(probe).sum().backward()
@@ -96,8 +95,9 @@ def test_training_with_revival_and_a_final_loss_is_resumable(tmp_path, monkeypat
 
     def run(name: str, resume: bool = False) -> TinySR:
         if not resume:
-            runs.open_run(tmp_path / name, runs.run_config(model={}, train={"steps": 12}, train_data=[], val_data="", scale=2,
-                                                           degradation="bicubic", protocol="study", seed=0))
+            cfg = runs.run_config(model={}, train={"steps": 12}, train_data=[], val_data="", scale=2,
+                                  degradation="bicubic", protocol="study", seed=0)
+            runs.open_run(tmp_path / name, cfg)
         net = _net()
         train(net, train_pairs, train_pairs, config=config, run_dir=tmp_path / name, resume=resume, progress=False)
         return net

@@ -163,7 +163,8 @@ def upscale(image: np.ndarray, model: nn.Module, *, tile: int | None = None, ove
     """
     overlap = receptive_radius(model) if overlap is None else overlap
     model = model.eval().to(device)
-    rgb_only = getattr(image, "ndim", 0) == 3 and image.shape[2] in (3, 4)  # grey averages float channels: no early rounding
+    # grey output averages the float channels, so only RGB(A) windows may come back rounded
+    rgb_only = getattr(image, "ndim", 0) == 3 and image.shape[2] in (3, 4)
     fn = network_window_fn(model, device=device, self_ensemble=self_ensemble, quantize=rgb_only)
     on_cpu = torch.device(device).type == "cpu"
     if workers is None:

@@ -111,8 +111,8 @@ def run_tiled(fn: WindowFn, lr: np.ndarray, *, scale: int, tile: int | None, ove
     """Apply `fn` window by window and assemble an HWC uint8 output of shape (H*scale, W*scale, out_channels).
 
     lr: HWC uint8. fn: window (HWC uint8) -> HWC float 0..255 with `out_channels` channels, scale times larger,
-    a fresh array (it is rounded in place), or HWC uint8 already quantised (`WindowFn`). progress: called with the number of tiles done after
-    each tile, if given. workers: windows run at once on a thread pool (each writes its own disjoint part of the
+    a fresh array (it is rounded in place), or HWC uint8 already quantised (`WindowFn`). progress: called with the
+    number of tiles done after each tile, if given. workers: windows run at once on a thread pool (each writes its own disjoint part of the
     output, so the result does not depend on it); `fn` must then be thread-safe, as torch modules in inference
     mode, ONNX Runtime sessions and the NumPy runtime are. Threads rather than processes: the heavy work (convs,
     NumPy passes) releases the GIL, and the windows share the input and output arrays without copies.

@@ -55,6 +55,8 @@ class TrainConfig:
     loss: the training loss, a key of `tinysr.losses.LOSSES`; final_loss (with final_fraction > 0): the loss of the
         last `final_fraction` of the steps instead (e.g. "mse-y": fit the squared error that PSNR measures once L1
         has done the early work). A fraction, not a step count, so that the phase scales with --steps.
+        metrics.jsonl's train_loss is the loss being optimised, so it changes units there (mse-y: squared grey
+        levels).
     revive_every: with a tiny ReLU net, every this many steps (0: never) re-initialise the hidden units that are
         dead on the training images (`tinysr.revive`), up to REVIVE_UNTIL of the schedule (later, a fresh unit
         would have too little learning rate left to become useful).
