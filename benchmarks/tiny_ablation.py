@@ -146,6 +146,22 @@ def revive_dead_units(net: nn.Module, pairs, scale: int, threshold: float = 0.01
             convs[i + 1].weight[:, d] = 0.0
 
 
+class _AsTiny(nn.Module):
+    """A `Plain` net seen through `tinysr.revive`'s interface (convs, acts, a Y-only tiny config)."""
+
+    def __init__(self, net: Plain) -> None:
+        super().__init__()
+        self.convs = nn.ModuleList([m for m in net.body if isinstance(m, nn.Conv2d)] + [net.last])
+        self.acts = nn.ModuleList([m for m in net.body if not isinstance(m, nn.Conv2d)])
+        self.config = TinyConfig(n_layers=len(self.convs))
+
+
+def revive_plain(net: nn.Module, optimizer, probe) -> None:
+    from tinysr import revive
+
+    revive.revive_dead_units(net.net if isinstance(net, LibraryTiny) else _AsTiny(net), optimizer, probe)
+
+
 def log_mse(sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
     """Mean over patches of log10 of each patch's MSE: the mean PSNR of the batch, negated and divided by 10."""
     return torch.log10(((sr - hr) ** 2).mean(dim=(1, 2, 3)) + 1e-10).mean()
@@ -180,6 +196,11 @@ def main() -> None:
     parser.add_argument("--distill", type=float, default=1.0)
     parser.add_argument("--revive-threshold", type=float, default=0.01,
                         help="--revive: units active on less than this share of probe pixels count as dead")
+    parser.add_argument("--revive-every", type=int, default=0,
+                        help="as `tinysr train --revive-every`: revive dead ReLU units every N steps, up to 3/4 of "
+                        "the run (tinysr.revive, whose probe and rule it uses)")
+    parser.add_argument("--final-mse", type=float, default=0.0,
+                        help="as `--final-loss mse-y --final-fraction F`: the last F of the steps on squared error")
     parser.add_argument("--save", help="write the net's final state_dict here (.pt), for a later --init")
     parser.add_argument("--revive", action="store_true", help="re-initialise hidden units that never fire on the "
                         "training images (after --init), their outgoing weights zeroed: the output is unchanged")
@@ -216,10 +237,16 @@ def main() -> None:
     if args.init:
         start = validate(model, val, protocol="standard")[0]
         print(json.dumps({"arch": args.arch, "step": 0, "val_psnr": round(start, 3)}), flush=True)
+    probe = None
+    if args.revive_every:
+        from tinysr import revive
+
+        probe = revive.probe_batch(train)
     for step in range(1, args.steps + 1):
         lr, hr = sampler.next_batch()
-        if args.loss in ("y", "mse", "logmse"):
-            pointwise = {"y": F.l1_loss, "mse": F.mse_loss, "logmse": log_mse}[args.loss]
+        loss_name = "mse" if step > args.steps * (1 - args.final_mse) else args.loss
+        if loss_name in ("y", "mse", "logmse"):
+            pointwise = {"y": F.l1_loss, "mse": F.mse_loss, "logmse": log_mse}[loss_name]
             sr = net(rgb_to_ycbcr(lr)[:, :1] / 255.0)
             loss = pointwise(sr, rgb_to_ycbcr(hr)[:, :1] / 255.0)
             if teacher is not None:
@@ -232,6 +259,8 @@ def main() -> None:
         loss.backward()
         optimizer.step()
         cosine.step()
+        if probe is not None and step % args.revive_every == 0 and step <= 0.75 * args.steps:
+            revive_plain(net, optimizer, probe)
         if step % args.eval_every == 0 or step == args.steps:
             psnr, _ = validate(model, val, protocol="standard")
             print(json.dumps({"arch": args.arch, "scale": args.scale, "params": params, "step": step,
