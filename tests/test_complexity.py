@@ -30,11 +30,11 @@ def test_edsr_0_4_x2_by_hand():
 
 
 def test_tiny_1k_x2_counts_the_collapsed_net():
-    # (1 -> 7, 5x5), (7 -> 7, 3x3), (7 -> 4, 3x3) per LR pixel; expand=4 in training does not count.
-    per_lr = 1 * 7 * 25 + 7 * 7 * 9 + 7 * 4 * 9
-    assert per_lr == 868 == deployed_params(PRESETS["tiny-1k-x2"]) - (7 + 7 + 4)
-    assert macs_per_output(PRESETS["tiny-1k-x2"]) == per_lr * 360 * 640 == 199_987_200
-    assert macs_per_output(create_model("tiny-1k-x2")) == 199_987_200  # expanded model: counted collapsed
+    # (1 -> 6, 3x3), 2 x (6 -> 6, 3x3), (6 -> 4, 3x3) per LR pixel; expand=4 in training does not count.
+    per_lr = 1 * 6 * 9 + 2 * 6 * 6 * 9 + 6 * 4 * 9
+    assert per_lr == 918 == deployed_params(PRESETS["tiny-1k-x2"]) - (6 + 6 + 6 + 4)
+    assert macs_per_output(PRESETS["tiny-1k-x2"]) == per_lr * 360 * 640 == 211_507_200
+    assert macs_per_output(create_model("tiny-1k-x2", expand=4)) == 211_507_200  # expanded: counted collapsed
     # Y + Cb + Cr bicubic: 4 taps at 720 x 640 then at 720 x 1280; 9 MACs per LR and per HR pixel for the colours.
     assert anchor_macs_per_output(PRESETS["tiny-1k-x2"]) == 3 * 4 * (720 * 640 + 720 * 1280) + 9 * (230_400 + 921_600)
 

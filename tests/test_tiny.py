@@ -18,7 +18,7 @@ from tinysr.resize import imresize
 # Collapsed (deployed) parameter counts of every preset, from the layer plan by hand:
 # sum over convs of in*out*k*k + out, e.g. tiny-1k-x2 = (1*7*25+7) + (7*7*9+7) + (7*4*9+4) = 182 + 448 + 256.
 DEPLOYED = {
-    "tiny-100-x2": 96, "tiny-250-x2": 234, "tiny-500-x2": 500, "tiny-1k-x2": 886, "tiny-2k-x2": 1668,
+    "tiny-100-x2": 96, "tiny-250-x2": 234, "tiny-500-x2": 500, "tiny-1k-x2": 940, "tiny-2k-x2": 1668,
     "tiny-5k-x2": 4672, "tiny-100-x3": 90, "tiny-250-x3": 223, "tiny-500-x3": 437, "tiny-1k-x3": 981,
     "tiny-2k-x3": 1654, "tiny-5k-x3": 4486, "tiny-100-x4": 94, "tiny-250-x4": 226, "tiny-500-x4": 456,
     "tiny-1k-x4": 844, "tiny-2k-x4": 1696, "tiny-5k-x4": 4446,
