@@ -1,6 +1,7 @@
 """PSNR cost of int8 (static QDQ) on BSD100 x2 for a quickly trained 963-parameter EDSR (0 blocks x 4 filters).
 
     python benchmarks/int8_psnr.py [--seconds 60] [--save tiny-x2.safetensors]
+    python benchmarks/int8_psnr.py --model tiny-1k-x2      # a bundled model, run folder or weights file (x2)
 
 Until `tinysr train` exists this trains with a plain loop: T91 HR images, MATLAB-bicubic LR (the evaluation's
 degradation), random aligned 48x48 LR crops from an explicit generator, L1 loss, Adam 2e-3, batch 16, one thread, for
@@ -74,10 +75,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--save", help="also save the trained weights here")
+    parser.add_argument("--model", help="measure this x2 model (as `tinysr upscale --model`) instead of training one")
     args = parser.parse_args()
     pairs = training_pairs()
-    model = train(pairs, seconds=args.seconds)
-    if args.save:
+    if args.model:
+        from tinysr.resolve import load_network
+
+        model = load_network(args.model, scale=SCALE)[0].eval()
+    else:
+        model = train(pairs, seconds=args.seconds)
+    if args.save and not args.model:
         from tinysr.checkpoint import save_weights
 
         save_weights(args.save, model, meta={"trained": f"benchmarks/int8_psnr.py --seconds {args.seconds}"})
