@@ -89,10 +89,11 @@ def test_numpy_runtime_matches_torch(key, tmp_path):
 def test_numpy_export_collapses_an_expanded_net(tmp_path):
     preset, _ = CONFIGS["1k-x2"]
     torch.manual_seed(0)
-    expanded = TinySR(PRESETS[preset])  # expand=4, as trained
+    expanded = TinySR(dataclasses.replace(PRESETS[preset], expand=4))  # trained expanded
+    assert expanded.convs[0].__class__.__name__ == "ReparamConv"
     export_numpy(expanded, tmp_path / "m.npz")
     loaded = runtime.load(tmp_path / "m.npz")
-    assert loaded.config["collapsed"] is True and loaded.weights["convs.0.weight"].shape == (7, 1, 5, 5)
+    assert loaded.config["collapsed"] is True and loaded.weights["convs.0.weight"].shape == (6, 1, 3, 3)
 
 
 @pytest.mark.parametrize("key", ["1k-x2", "100-x3", "500-x4", "rgb-nearest-lrelu"])
