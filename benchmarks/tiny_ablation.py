@@ -12,7 +12,8 @@ batch's mean PSNR).
 Fine-tuning experiments: `--init` starts from weights (a bundled name, run folder, weights file, or a `--save`d
 .pt); `--revive` first re-initialises the hidden units active on < `--revive-threshold` of the pixels of 40
 training images (outgoing weights zeroed, so the output is unchanged at step 0; the library's version is
-`tinysr.revive`); `--teacher M --distill W` adds W x the same loss against model M's luma (distillation).
+`tinysr.revive`); `--teacher M --distill W` adds W x the same loss against model M's luma (distillation);
+`--revive-every N --final-mse F` mirror the library's training options; `--ema D` validates a weight average.
 E.g. ``--arch "tiny(n_feats=7, n_layers=3)" --init tiny-1k-x2 --revive --lr 1e-3 --steps 8000 --save a.pt``.
 
 Architectures (`--arch`, a Python expression over these constructors):
@@ -201,6 +202,8 @@ def main() -> None:
                         "the run (tinysr.revive, whose probe and rule it uses)")
     parser.add_argument("--final-mse", type=float, default=0.0,
                         help="as `--final-loss mse-y --final-fraction F`: the last F of the steps on squared error")
+    parser.add_argument("--ema", type=float, default=0.0,
+                        help="validate an exponential moving average of the weights with this decay (0: off)")
     parser.add_argument("--save", help="write the net's final state_dict here (.pt), for a later --init")
     parser.add_argument("--revive", action="store_true", help="re-initialise hidden units that never fire on the "
                         "training images (after --init), their outgoing weights zeroed: the output is unchanged")
@@ -237,6 +240,8 @@ def main() -> None:
     if args.init:
         start = validate(model, val, protocol="standard")[0]
         print(json.dumps({"arch": args.arch, "step": 0, "val_psnr": round(start, 3)}), flush=True)
+    ema = torch.optim.swa_utils.AveragedModel(
+        model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(args.ema)) if args.ema else None
     probe = None
     if args.revive_every:
         from tinysr import revive
@@ -261,8 +266,10 @@ def main() -> None:
         cosine.step()
         if probe is not None and step % args.revive_every == 0 and step <= 0.75 * args.steps:
             revive_plain(net, optimizer, probe)
+        if ema is not None:
+            ema.update_parameters(model)
         if step % args.eval_every == 0 or step == args.steps:
-            psnr, _ = validate(model, val, protocol="standard")
+            psnr, _ = validate(ema.module if ema is not None else model, val, protocol="standard")
             print(json.dumps({"arch": args.arch, "scale": args.scale, "params": params, "step": step,
                               "val_psnr": round(psnr, 3), "minutes": round((time.monotonic() - began) / 60, 1)}),
                   flush=True)
