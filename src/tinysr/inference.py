@@ -157,22 +157,21 @@ def upscale(image: np.ndarray, model: nn.Module, *, tile: int | None = None, ove
     tile: LR pixels per tile side (None: the whole image at once). overlap: LR context per side; None uses
     `receptive_radius(model)`, which makes the tiled result equal the untiled one. self_ensemble: average the 8
     dihedral transforms (x8 time). progress: called with the number of tiles done. workers: tiles run at once on
-    CPU, each with one torch thread (None: torch's thread count; 1 on other devices). On CPU this beats one tile at
-    a time on all threads: a tiny net's 1-channel convs scale poorly across threads, and the NumPy passes around
-    the network (layout, rounding) use one core. The output does not depend on `workers`.
+    CPU, each with one torch thread (None: torch's thread count; 1 on other devices). On CPU this is as fast as one
+    tile at a time on all threads at tile 512 and faster at 256 (benchmarks/RESULTS.md "upscale"): a tiny net's
+    1-channel convs scale poorly across threads, and the passes around the network run on one core each. The
+    output does not depend on `workers`.
     """
     overlap = receptive_radius(model) if overlap is None else overlap
     model = model.eval().to(device)
     # grey output averages the float channels, so only RGB(A) windows may come back rounded
     rgb_only = getattr(image, "ndim", 0) == 3 and image.shape[2] in (3, 4)
     fn = network_window_fn(model, device=device, self_ensemble=self_ensemble, quantize=rgb_only)
-    on_cpu = torch.device(device).type == "cpu"
     if workers is None:
-        workers = torch.get_num_threads() if on_cpu and tile is not None else 1
-    if workers == 1:
-        return upscale_with(fn, image, scale=model.config.scale, tile=tile, overlap=overlap, progress=progress)
+        workers = torch.get_num_threads() if torch.device(device).type == "cpu" and tile is not None else 1
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # one thread per tile: `workers` tiles share the cores instead of every op
+    if workers > 1:
+        torch.set_num_threads(1)  # one thread per tile: `workers` tiles share the cores instead of every op
     try:
         return upscale_with(fn, image, scale=model.config.scale, tile=tile, overlap=overlap, progress=progress,
                             workers=workers)

@@ -14,6 +14,7 @@ reset. Randomness comes from torch's global generator (saved in last.pt, so a re
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -39,7 +40,7 @@ def check_revivable(model: nn.Module) -> None:
 def probe_batch(pairs: PairedImages) -> torch.Tensor:
     """NCHW float RGB 0..255: the central PROBE_SIDE crop (or the whole LR image if smaller, cropped to the
     smallest) of each of the first PROBE_IMAGES training images."""
-    lrs = [torch.from_numpy(__import__("numpy").array(lr)) for lr in list(pairs.lr)[:PROBE_IMAGES]]
+    lrs = [torch.from_numpy(np.array(lr)) for lr in pairs.lr[:PROBE_IMAGES]]
     if not lrs:
         raise TinySRError("revive: no training images to probe")
     side = min(PROBE_SIDE, *(min(lr.shape[:2]) for lr in lrs))

@@ -112,10 +112,10 @@ def run_tiled(fn: WindowFn, lr: np.ndarray, *, scale: int, tile: int | None, ove
 
     lr: HWC uint8. fn: window (HWC uint8) -> HWC float 0..255 with `out_channels` channels, scale times larger,
     a fresh array (it is rounded in place), or HWC uint8 already quantised (`WindowFn`). progress: called with the
-    number of tiles done after each tile, if given. workers: windows run at once on a thread pool (each writes its own disjoint part of the
-    output, so the result does not depend on it); `fn` must then be thread-safe, as torch modules in inference
-    mode, ONNX Runtime sessions and the NumPy runtime are. Threads rather than processes: the heavy work (convs,
-    NumPy passes) releases the GIL, and the windows share the input and output arrays without copies.
+    number of tiles done after each tile, if given. workers: windows run at once on a thread pool (each writes its
+    own disjoint part of the output, so the result does not depend on it); `fn` must then be thread-safe, as torch
+    modules in inference mode, ONNX Runtime sessions and the NumPy runtime are. Threads rather than processes: the
+    heavy work (convs, NumPy passes) releases the GIL, and the windows share the input and output arrays.
     """
     if workers < 1:
         raise TinySRError(f"workers must be >= 1, got {workers}")
@@ -135,16 +135,14 @@ def run_tiled(fn: WindowFn, lr: np.ndarray, *, scale: int, tile: int | None, ove
         else:
             quantize_into(out[t.target(scale)], crop if crop.dtype == np.float32 else crop.astype(np.float32))
 
-    if workers == 1 or len(tiles) == 1:
-        done_tiles = map(run_one, tiles)
-    else:
+    pool = None
+    if workers > 1 and len(tiles) > 1:
         pool = ThreadPoolExecutor(min(workers, len(tiles)), thread_name_prefix="tinysr-tile")
-        done_tiles = pool.map(run_one, tiles)  # in order; an error in any window is raised here
-    try:
-        for done, _ in enumerate(done_tiles, start=1):
+    try:  # pool.map yields in order and raises the first window's error here
+        for done, _ in enumerate(pool.map(run_one, tiles) if pool else map(run_one, tiles), start=1):
             if progress is not None:
                 progress(done)
     finally:
-        if workers > 1 and len(tiles) > 1:
+        if pool is not None:
             pool.shutdown(cancel_futures=True)
     return out

@@ -2,7 +2,8 @@
 
 The study's recipe is the default: L1 loss on 0..255 RGB (`loss`: see `tinysr.losses`), Adam (0.9, 0.999, eps
 1e-8), learning rate 1e-4 halved every 200,000 steps, 300,000 steps, LR patch 48, batch 1, validation on the whole
-validation set every 1,000 steps, best checkpoint by validation PSNR. The run folder it writes is described in `tinysr.runs`.
+validation set every 1,000 steps, best checkpoint by validation PSNR. The run folder it writes is described in
+`tinysr.runs`.
 
 Convention: the sampler yields NCHW float32 RGB 0..255 batches (EDSR's convention); validation feeds each whole LR
 image (HWC RGB uint8 from the cache) through `tinysr.inference.upscale_array` and measures it with
@@ -391,9 +392,8 @@ def train(model: nn.Module, train_pairs: PairedImages, val_pairs: PairedImages, 
                     bar.set_postfix(_postfix(state, loss))
                 if state.step >= config.steps:
                     break
-                if loss_name_at(state.step, config) != loss_name:  # the final phase begins
-                    loss_name = loss_name_at(state.step, config)
-                    loss_fn = LOSSES[loss_name]
+                if (name := loss_name_at(state.step, config)) != loss_name:  # the final phase begins
+                    loss_name, loss_fn = name, LOSSES[name]
                     step = build_train_step(model, optimizer, fast=fast, ctx=ctx, loss=loss_fn)
                 with interrupts.deferred():
                     loss = _advance(model, sampler, optimizer, scheduler, state, device, step, loss_fn)
