@@ -168,6 +168,23 @@ def log_mse(sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
     return torch.log10(((sr - hr) ** 2).mean(dim=(1, 2, 3)) + 1e-10).mean()
 
 
+def zoomed(pairs, factors: list[float]):
+    """`pairs` plus each HR image shrunk by each factor (MATLAB bicubic, antialiased), its LR the bicubic of that."""
+    import dataclasses
+
+    from tinysr.data.degrade import bicubic, mod_crop
+    from tinysr.resize import imresize, to_uint8
+
+    names, hrs, lrs = list(pairs.names), list(pairs.hr), list(pairs.lr)
+    for factor in factors:
+        for name, hr in zip(pairs.names, pairs.hr):
+            small = mod_crop(to_uint8(imresize(hr.astype(np.float64), factor)), pairs.scale)
+            names.append(f"{name}@{factor}")
+            hrs.append(np.ascontiguousarray(small))
+            lrs.append(bicubic(small, pairs.scale))
+    return dataclasses.replace(pairs, names=tuple(names), hr=hrs, lr=lrs)
+
+
 def build(arch: str, scale: int) -> tuple[nn.Module, int]:
     """The net named by the `--arch` expression, and its deployed parameter count."""
     constructors = {
@@ -209,6 +226,12 @@ def main() -> None:
                         "training images (after --init), their outgoing weights zeroed: the output is unchanged")
     parser.add_argument("--eval-every", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--loss-crop", type=int, default=0,
+                        help="leave this many LR pixels (x scale HR pixels) at each patch side out of the luma loss: "
+                        "there the convs see zero padding and the anchor the patch's own edge, not the image")
+    parser.add_argument("--zoom", default="",
+                        help="scale augmentation (FSRCNN's): add each training image shrunk by these factors, e.g. "
+                        "0.9,0.8,0.7,0.6 (MATLAB bicubic; LR made from each shrunk HR by the same degradation)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
@@ -230,6 +253,8 @@ def main() -> None:
     pairs = load_pairs(concat(image_folder(DATA / "T91"), image_folder(DATA / "BSD200"), name="T91+BSD200"),
                        scale=args.scale, progress=False)
     train, val = split_pairs(pairs, 10, seed=0)  # the same held-out images whatever --seed
+    if args.zoom:
+        train = zoomed(train, [float(f) for f in args.zoom.split(",")])
     if args.revive:
         revive_dead_units(net.net if isinstance(net, LibraryTiny) else net, train, args.scale, args.revive_threshold)
     sampler = PatchSampler(train, scale=args.scale, patch=args.patch, batch_size=args.batch,
@@ -253,7 +278,11 @@ def main() -> None:
         if loss_name in ("y", "mse", "logmse"):
             pointwise = {"y": F.l1_loss, "mse": F.mse_loss, "logmse": log_mse}[loss_name]
             sr = net(rgb_to_ycbcr(lr)[:, :1] / 255.0)
-            loss = pointwise(sr, rgb_to_ycbcr(hr)[:, :1] / 255.0)
+            target = rgb_to_ycbcr(hr)[:, :1] / 255.0
+            if args.loss_crop:
+                c = args.loss_crop * args.scale
+                sr, target = sr[..., c:-c, c:-c], target[..., c:-c, c:-c]
+            loss = pointwise(sr, target)
             if teacher is not None:
                 with torch.no_grad():
                     target = teacher(lr)

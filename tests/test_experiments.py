@@ -52,11 +52,15 @@ def test_tiny_pareto_is_trained_on_t291_with_a_held_out_split():
                     protocol="standard", loss="l1-y")
     # Y-only nets fit luma; the RGB EDSR and the two rows whose bundled weights came from the first recipe use RGB L1
     first = {"edsr", "5k", "1k-x3"}
-    # the <=1k x2 and x4 nets add dead-unit revival and a final squared-error phase (the third recipe)
-    reviving = dataclasses.replace(recipe, final_loss="mse-y", final_fraction=0.2, revive_every=2_500)
+    # the <=1k x4 net adds dead-unit revival and a final squared-error phase (the third recipe); the <=1k x2 net,
+    # trained expanded, only the final squared-error phase (the fourth)
+    final_mse = dataclasses.replace(recipe, final_loss="mse-y", final_fraction=0.2)
+    reviving = dataclasses.replace(final_mse, revive_every=2_500)
     assert {s.key: s.recipe for s in rows} == {
         s.key: dataclasses.replace(recipe, loss="l1") if s.key in first else
-        reviving if s.key in {"1k", "1k-x4"} else recipe for s in rows}
+        reviving if s.key == "1k-x4" else final_mse if s.key == "1k" else recipe for s in rows}
+    assert {s.key: s.model.expand for s in rows if s.key != "edsr"} == {
+        "100": 1, "250": 1, "500": 1, "1k": 4, "2k": 1, "5k": 4, "1k-x3": 4, "1k-x4": 1}
     root = os.environ.get("TINYSR_DATA", "../shared/data")  # read once, when the presets are imported
     assert {(s.data.train, s.data.val, s.data.val_split) for s in rows} == {
         ((f"{root}/T91", f"{root}/BSD200"), None, 10)}

@@ -1,12 +1,13 @@
 """`--model` resolution: weights files, run folders, unknown names, and tiny models deployed folded."""
 
+import numpy as np
 import pytest
 import torch
 
 from tinysr.checkpoint import save_weights
 from tinysr.errors import TinySRError
 from tinysr.models import count_params, create_model
-from tinysr.resolve import RUN_BEST, load_network
+from tinysr.resolve import RUN_BEST, load_network, resolve_upscaler
 
 
 def test_a_run_folder_means_its_best_weights_and_tiny_models_come_back_folded(tmp_path):
@@ -30,3 +31,24 @@ def test_unknown_names_and_missing_files_are_one_line_errors(tmp_path):
         load_network(str(tmp_path / "missing.safetensors"), scale=2)
     with pytest.raises(TinySRError, match="is it a tinysr run folder"):
         load_network(str(tmp_path), scale=2)
+
+
+def test_self_ensemble_upscaler_is_flip_equivariant_and_says_so(tmp_path):
+    torch.manual_seed(1)
+    model = create_model("tiny-1k-x2").eval()
+    for p in model.parameters():
+        p.data.normal_(0, 0.2)
+    save_weights(tmp_path / RUN_BEST, model)
+    lr = np.random.default_rng(0).integers(0, 256, (9, 11, 3), dtype=np.uint8)
+    plain, plain_desc = resolve_upscaler(str(tmp_path), scale=2)
+    averaged, desc = resolve_upscaler(str(tmp_path), scale=2, self_ensemble=True)
+    assert desc == plain_desc + " + self-ensemble (x8)"
+    flipped = np.ascontiguousarray(lr[:, ::-1])
+    # one pass of a random net is not mirror-symmetric; the average over the 8 flips/rotations is
+    assert np.abs(plain(flipped)[:, ::-1] - plain(lr)).max() > 1.0
+    assert np.abs(averaged(flipped)[:, ::-1] - averaged(lr)).max() < 1e-3
+    rotated = np.ascontiguousarray(np.rot90(lr))
+    assert np.abs(np.rot90(averaged(rotated), -1) - averaged(lr)).max() < 1e-3
+    assert averaged(lr).shape == (18, 22, 3)
+    with pytest.raises(TinySRError, match="bicubic has nothing to average"):
+        resolve_upscaler("bicubic", scale=2, self_ensemble=True)

@@ -48,7 +48,7 @@ def test_preset_budget_count_and_shapes(name):
     budget, scale = re.fullmatch(r"tiny-(\w+)-x(\d)", name).groups()
     model = create_model(name)
     deployed = collapse(model)
-    expand = 4 if name in ("tiny-5k-x2", "tiny-1k-x3") else 1  # the two presets kept as their bundled weights
+    expand = 4 if name in ("tiny-5k-x2", "tiny-1k-x3", "tiny-1k-x2") else 1  # the presets trained expanded
     assert model.config.scale == int(scale) and model.config.expand == expand and model.config.channels == "y"
     assert deployed_params(model.config) == DEPLOYED[name] <= BUDGETS[budget]
     assert count_params(deployed) == DEPLOYED[name]

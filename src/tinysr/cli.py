@@ -34,6 +34,8 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     p.add_argument("--max-pixels", type=int, default=None, help="raise Pillow's decompression-bomb limit")
+    p.add_argument("--self-ensemble", action="store_true",
+                   help="average the network over the 8 flips/rotations (EDSR's '+'; 8x the multiply-adds)")
 
 
 def run_eval(args: argparse.Namespace) -> int:
@@ -42,7 +44,8 @@ def run_eval(args: argparse.Namespace) -> int:
     from tinysr.metrics import PROTOCOLS
     from tinysr.resolve import resolve_upscaler
 
-    upscaler, model_desc = resolve_upscaler(args.model, scale=args.scale, device=args.device)
+    upscaler, model_desc = resolve_upscaler(args.model, scale=args.scale, device=args.device,
+                                               self_ensemble=args.self_ensemble)
     reports = []
     for folder in args.data:
         image_set = image_folder(folder)

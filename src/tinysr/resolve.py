@@ -10,7 +10,7 @@ import torch
 from tinysr.checkpoint import load_model
 from tinysr.errors import TinySRError
 from tinysr.evaluate import Upscaler, bicubic_upscaler
-from tinysr.inference import upscale_array
+from tinysr.inference import network_window_fn, upscale_array
 from tinysr.models import deployed
 
 #: The file inside a run folder that holds the best weights (written by `tinysr train`).
@@ -56,11 +56,21 @@ def load_network(spec: str, *, scale: int | None) -> tuple[torch.nn.Module, str]
     return deployed(model), str(path)  # inference runs the folded network: same output, fewer convs
 
 
-def resolve_upscaler(spec: str, *, scale: int, device: str = "cpu") -> tuple[Upscaler, str]:
-    """(upscaler, description) for a `--model` value at `scale`."""
+def resolve_upscaler(spec: str, *, scale: int, device: str = "cpu",
+                     self_ensemble: bool = False) -> tuple[Upscaler, str]:
+    """(upscaler, description) for a `--model` value at `scale`.
+
+    self_ensemble: average the network's outputs over the 8 flips/rotations of the input (EDSR's "+": 8x the
+    multiply-adds); the description says so, so that a report never passes it off as a single pass.
+    """
     if spec == "bicubic":
+        if self_ensemble:
+            raise TinySRError("--self-ensemble needs a network; bicubic has nothing to average")
         return bicubic_upscaler(scale), "bicubic"
     model, desc = load_network(spec, scale=scale)
+    if self_ensemble:
+        window = network_window_fn(model.eval().to(device), device=device, self_ensemble=True)
+        return window, f"{desc} + self-ensemble (x8)"
 
     def run(lr: np.ndarray) -> np.ndarray:
         return upscale_array(model, lr, device=device)

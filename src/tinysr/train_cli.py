@@ -24,7 +24,8 @@ TRAIN_OPTIONS = {
     "final_fraction": "final_fraction", "revive_every": "revive_every",
 }
 #: CLI option -> model config field.
-MODEL_OPTIONS = {"blocks": "n_blocks", "feats": "n_feats", "scale": "scale", "res_scale": "res_scale"}
+MODEL_OPTIONS = {"blocks": "n_blocks", "feats": "n_feats", "scale": "scale", "res_scale": "res_scale",
+                 "layers": "n_layers", "expand": "expand"}
 #: The speed flags, named as `tinysr.fastpath.FastPath` fields; not part of config.json (they change speed,
 #: and numerics within bf16 rounding, not the recipe), so a run may resume with other settings or on another device.
 FAST_OPTIONS = ("channels_last", "bf16", "compile", "cuda_graphs", "gpu_data")
@@ -34,12 +35,15 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a network into a run folder (or --resume one)",
                        description="Defaults are the study's recipe: L1, Adam, learning rate 1e-4 halved every "
                                    "200k steps, 300k steps, batch 1, LR patch 48, validation every 1k steps.")
-    m = p.add_argument_group("model (a preset or family name, and/or EDSR fields)")
+    m = p.add_argument_group("model (a preset or family name, and/or its fields)")
     m.add_argument("--model", help="a preset (e.g. edsr-tiny, edsr-baseline) or family (edsr); default edsr")
     m.add_argument("--blocks", type=int, help="residual blocks (n_blocks)")
     m.add_argument("--feats", type=positive_int, help="filters per conv (n_feats)")
     m.add_argument("--scale", type=int, choices=(2, 3, 4))
     m.add_argument("--res-scale", type=positive_float, help="residual scaling")
+    m.add_argument("--layers", type=positive_int, help="tiny nets: convs at low resolution (n_layers)")
+    m.add_argument("--expand", type=positive_int, help="tiny nets: re-parameterisation factor while training "
+                   "(1: plain convs)")
     d = p.add_argument_group("data and run folder")
     d.add_argument("--train-data", nargs="+", metavar="DIR", help="image folder(s), concatenated")
     v = d.add_mutually_exclusive_group()
