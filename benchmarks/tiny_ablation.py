@@ -13,7 +13,9 @@ Fine-tuning experiments: `--init` starts from weights (a bundled name, run folde
 .pt); `--revive` first re-initialises the hidden units active on < `--revive-threshold` of the pixels of 40
 training images (outgoing weights zeroed, so the output is unchanged at step 0; the library's version is
 `tinysr.revive`); `--teacher M --distill W` adds W x the same loss against model M's luma (distillation);
-`--revive-every N --final-mse F` mirror the library's training options; `--ema D` validates a weight average.
+`--revive-every N --final-mse F` mirror the library's training options; `--ema D` validates a weight average;
+`--zoom 0.9,0.8,0.7,0.6` adds shrunk copies of the training images (FSRCNN's scale augmentation; the held-out images
+stay as they are); `--loss-crop N` leaves N LR pixels per patch side out of the loss.
 E.g. ``--arch "tiny(n_feats=7, n_layers=3)" --init tiny-1k-x2 --revive --lr 1e-3 --steps 8000 --save a.pt``.
 
 Architectures (`--arch`, a Python expression over these constructors):

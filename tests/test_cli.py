@@ -61,3 +61,15 @@ def test_bad_input_gets_one_line_errors(tmp_path):
     _one_line_error(_run("eval", "--model", "edsr-huge", "--data", str(good), "--scale", "2"), "edsr-huge")
     for bad_scale in ("0", "5"):
         _one_line_error(_run("eval", "--model", "bicubic", "--data", str(good), "--scale", bad_scale), "--scale")
+
+
+def test_eval_self_ensemble_of_a_bundled_model_is_labelled_and_needs_a_network(data_dir, capsys):
+    set5 = str(data_dir / "Set5")
+    assert main(["eval", "--model", "tiny-1k-x4", "--data", set5, "--scale", "4", "--json"]) == 0
+    single = json.loads(capsys.readouterr().out)
+    assert main(["eval", "--model", "tiny-1k-x4", "--data", set5, "--scale", "4", "--json", "--self-ensemble"]) == 0
+    averaged = json.loads(capsys.readouterr().out)
+    assert averaged["model"] == single["model"] + " + self-ensemble (x8)"
+    assert averaged["mean"]["psnr"] > single["mean"]["psnr"] + 0.05  # the average of 8 passes is better here
+    _one_line_error(_run("eval", "--model", "bicubic", "--data", set5, "--scale", "2", "--self-ensemble"),
+                    "--self-ensemble needs a network")
