@@ -258,3 +258,15 @@ def test_checkpoint_state_takes_a_device_loss_sum_as_a_float(tmp_path):
     runs.save_last(tmp_path, train_mod._checkpoint_state(model, optimizer, scheduler, sampler, state))
     loop = runs.load_last(tmp_path)["loop"]
     assert (loop["step"], loop["loss_sum"], loop["loss_count"]) == (3, 6.0, 3)
+
+
+def test_tiny_preset_fields_from_the_command_line(tmp_path, folders, capsys, monkeypatch):
+    monkeypatch.setenv("TINYSR_CACHE", str(tmp_path / "cache"))
+    run = tmp_path / "run"
+    argv = _argv(folders, run, "--layers", "5", "--feats", "5", "--expand", "2", "--steps", "2", "--eval-every", "2")
+    argv[argv.index("edsr-tiny")] = "tiny-1k-x2"
+    assert main(argv) == 0
+    model = runs.read_config(run)["model"]
+    assert (model["family"], model["n_layers"], model["n_feats"], model["expand"]) == ("tiny", 5, 5, 2)
+    assert main(_argv(folders, tmp_path / "edsr", "--layers", "3")) == 2  # EDSR has blocks, not layers
+    assert "model 'edsr-tiny'" in _error_line(capsys) and not (tmp_path / "edsr").exists()
