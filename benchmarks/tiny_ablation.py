@@ -35,6 +35,7 @@ on one core.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -47,11 +48,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from tinysr.data.cache import concat, load_pairs
+from tinysr.data.degrade import bicubic, mod_crop
 from tinysr.data.folder import image_folder
 from tinysr.data.sampler import PatchSampler
 from tinysr.data.split import split_pairs
 from tinysr.models.tiny import TinyConfig, TinySR, deployed_params
 from tinysr.models.ycbcr import bicubic_upsample, rgb_to_ycbcr, ycbcr_to_rgb
+from tinysr.resize import imresize, to_uint8
 from tinysr.train import validate
 
 REPO = Path(__file__).resolve().parents[1]
@@ -170,13 +173,14 @@ def log_mse(sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
     return torch.log10(((sr - hr) ** 2).mean(dim=(1, 2, 3)) + 1e-10).mean()
 
 
+def crop_border(images: list[torch.Tensor], border: int) -> list[torch.Tensor]:
+    """Each NCHW tensor without `border` pixels at each side (`--loss-crop`; 0: unchanged)."""
+    return [t[..., border:-border, border:-border] for t in images] if border else images
+
+
 def zoomed(pairs, factors: list[float]):
-    """`pairs` plus each HR image shrunk by each factor (MATLAB bicubic, antialiased), its LR the bicubic of that."""
-    import dataclasses
-
-    from tinysr.data.degrade import bicubic, mod_crop
-    from tinysr.resize import imresize, to_uint8
-
+    """`pairs` plus each HR image shrunk by each factor (MATLAB bicubic, antialiased), its LR the bicubic of that.
+    (`tinysr.data.degrade.shrink_hr` takes integer factors only, for the study's Table I.)"""
     names, hrs, lrs = list(pairs.names), list(pairs.hr), list(pairs.lr)
     for factor in factors:
         for name, hr in zip(pairs.names, pairs.hr):
@@ -279,16 +283,14 @@ def main() -> None:
         loss_name = "mse" if step > args.steps * (1 - args.final_mse) else args.loss
         if loss_name in ("y", "mse", "logmse"):
             pointwise = {"y": F.l1_loss, "mse": F.mse_loss, "logmse": log_mse}[loss_name]
-            sr = net(rgb_to_ycbcr(lr)[:, :1] / 255.0)
-            target = rgb_to_ycbcr(hr)[:, :1] / 255.0
-            if args.loss_crop:
-                c = args.loss_crop * args.scale
-                sr, target = sr[..., c:-c, c:-c], target[..., c:-c, c:-c]
-            loss = pointwise(sr, target)
+            targets = [rgb_to_ycbcr(hr)[:, :1] / 255.0]
             if teacher is not None:
                 with torch.no_grad():
-                    target = teacher(lr)
-                loss = loss + args.distill * pointwise(sr, target)
+                    targets.append(teacher(lr))
+            sr, *targets = crop_border([net(rgb_to_ycbcr(lr)[:, :1] / 255.0), *targets], args.loss_crop * args.scale)
+            loss = pointwise(sr, targets[0])
+            if teacher is not None:
+                loss = loss + args.distill * pointwise(sr, targets[1])
         else:
             loss = F.l1_loss(model(lr), hr)
         optimizer.zero_grad()
