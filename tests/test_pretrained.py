@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import tinysr.pretrained as pretrained
+from tinysr import fused
 from tinysr.checkpoint import save_weights
 from tinysr.cli import main
 from tinysr.data.io import read_image
@@ -37,7 +38,11 @@ def test_bundled_model_loads_matches_its_row_and_tiles_exactly(name, data_dir):
     assert pretrained_path(name).stat().st_size == row.bytes
     img = read_image(data_dir / "Set5" / "bird.png")[0][:70, :90]
     with torch.backends.mkldnn.flags(enabled=False):
-        assert np.array_equal(upscale(img, model, tile=32), upscale(img, model))
+        assert np.array_equal(upscale(img, model, tile=32, fused=False), upscale(img, model, fused=False))
+        if fused.available() and getattr(model, "luma_phases", None):  # the one-pass HR stage of the tiny nets
+            whole = upscale(img, model, fused=True)
+            assert np.array_equal(upscale(img, model, tile=32, fused=True), whole)
+            assert np.abs(whole.astype(int) - upscale(img, model, fused=False)).max() <= 1
 
 
 @pytest.fixture()

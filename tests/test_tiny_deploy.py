@@ -120,7 +120,8 @@ def test_tiled_equals_untiled(photo, key, tmp_path):
     loaded = runtime.load(tmp_path / "m.npz")
     onnx_fn = onnx_window_fn(onnx_session(tmp_path / "m.onnx", threads=1))
     paths = {
-        "torch": lambda tile, overlap: upscale(photo, model, tile=tile, overlap=overlap),
+        "torch": lambda tile, overlap: upscale(photo, model, tile=tile, overlap=overlap, fused=False),
+        "torch, fused HR stage": lambda tile, overlap: upscale(photo, model, tile=tile, overlap=overlap),
         "numpy": lambda tile, overlap: runtime.upscale(photo, loaded, tile=tile, overlap=overlap),
         "onnx": lambda tile, overlap: run_tiled(onnx_fn, photo, scale=s, tile=tile, overlap=overlap, out_channels=3),
     }
