@@ -4,10 +4,13 @@
 
 Paths, each from an HWC uint8 image to an HWC uint8 3840x2160 result (rounding included):
 Pillow `Image.resize(BICUBIC)` (the yardstick), torch (whole image; tiles, as `tinysr upscale --tile 512` runs them:
-one tile per core, and one tile at a time on all cores; the collapsed single conv), ONNX
-Runtime (the exported chain, the collapsed conv, int8 QDQ), and the NumPy runtime. The collapsed-conv paths exist
-for the linear EDSR (0 blocks) only; for other nets they are skipped. Prints the median of `--repeats` runs after
-one warm-up, and the ratio to Pillow, plus the machine. `--model` is anything `tinysr upscale --model` takes
+one tile per core, and one tile at a time on all cores; the collapsed single conv), the fused compiled kernels
+(`tinysr.fused`, Numba: what `tinysr upscale` runs for a Y-only tiny net when Numba is installed), ONNX Runtime (the
+exported chain, the collapsed conv, int8 QDQ), and the NumPy runtime. The collapsed-conv paths exist for the linear
+EDSR (0 blocks) only, the fused ones for Y-only tiny nets with Numba installed; otherwise they are skipped.
+Each path's runs alternate with Pillow's (Pillow, path, Pillow, path, ...; one warm-up each), so that a slow or fast
+spell of a shared machine moves both; prints the medians of `--repeats` runs, the path's ratio to the Pillow runs
+interleaved with it, and the machine. `--model` is anything `tinysr upscale --model` takes
 (default: the bundled `tiny-1k-x2`); the network runs folded (`tinysr.models.deployed`), as `tinysr upscale` runs
 it. `--big` also upscales an 8000x8000 image x2 in tiles of 512 in a fresh subprocess and reports its peak RSS
 (`resource.getrusage(...).ru_maxrss`).
@@ -34,7 +37,8 @@ from tinysr.export.linear import is_linear_edsr, collapse_linear, collapsed_wind
 from tinysr.export.numpy_export import export_numpy
 from tinysr.export.onnx import export_onnx, onnx_session, onnx_window_fn
 from tinysr.export.quantize import calibration_crops, quantize_onnx
-from tinysr.inference import receptive_radius, upscale, upscale_with
+from tinysr.errors import TinySRError
+from tinysr.inference import network_window_fn, receptive_radius, upscale, upscale_with
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("TINYSR_DATA", REPO.parent / "shared" / "data")).resolve()
@@ -53,14 +57,17 @@ def load_model(spec: str) -> torch.nn.Module:
     return load_network(spec, scale=None)[0].eval()
 
 
-def median_ms(fn, repeats: int) -> float:
-    fn()  # warm-up: oneDNN primitives, ORT arenas, page faults
-    times = []
+def interleaved_ms(fn, pillow, repeats: int) -> tuple[float, float]:
+    """Median ms of `fn` and of `pillow`, run alternately `repeats` times each after one warm-up each (oneDNN
+    primitives, ORT arenas, Numba's cache load, page faults)."""
+    fn(), pillow()
+    times, pillow_times = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
+        for f, into in ((pillow, pillow_times), (fn, times)):
+            start = time.perf_counter()
+            f()
+            into.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times), 1000 * statistics.median(pillow_times)
 
 
 def build_paths(model, img: np.ndarray, tmp: Path) -> dict:
@@ -81,15 +88,18 @@ def build_paths(model, img: np.ndarray, tmp: Path) -> dict:
     big = Image.fromarray(img)
     paths = {
         "pillow bicubic": lambda: big.resize((img.shape[1] * s, img.shape[0] * s), Image.BICUBIC),
-        "torch whole": lambda: upscale(img, model),
-        "torch tiles 512": lambda: upscale(img, model, tile=512),  # one tile per core (workers = torch threads)
-        "torch tiles 512, one at a time": lambda: upscale(img, model, tile=512, workers=1),
+        "torch whole": lambda: upscale(img, model, fused=False),
+        "torch tiles 512": lambda: upscale(img, model, tile=512, fused=False),  # a tile per core (workers = threads)
+        "torch tiles 512, one at a time": lambda: upscale(img, model, tile=512, workers=1, fused=False),
         "onnxruntime chain": lambda: upscale_with(onnx_window_fn(chain), img, scale=s, tile=None, overlap=r),
         "onnxruntime chain, tiles 512": lambda: upscale_with(onnx_window_fn(chain), img, scale=s, tile=512,
                                                              overlap=r),
         "onnxruntime int8 (QDQ)": lambda: upscale_with(onnx_window_fn(int8), img, scale=s, tile=None, overlap=r),
         "numpy runtime, tiles 256": lambda: runtime.upscale(img, numpy_model, tile=256),
     }
+    if fuses(model):
+        paths["fused (Numba), tiles 512"] = lambda: upscale(img, model, tile=512, fused=True)
+        paths["fused (Numba), tiles 256"] = lambda: upscale(img, model, tile=256, fused=True)
     if linear:
         collapsed = onnx_session(tmp / "collapsed.onnx")
         ort_collapsed = collapsed_window_fn(
@@ -98,6 +108,15 @@ def build_paths(model, img: np.ndarray, tmp: Path) -> dict:
                                                              overlap=r)
         paths["onnxruntime collapsed conv"] = lambda: upscale_with(ort_collapsed, img, scale=s, tile=None, overlap=r)
     return paths
+
+
+def fuses(model) -> bool:
+    """Whether `tinysr.fused` serves this model here (a Y-only ReLU tiny net, Numba installed)."""
+    try:
+        network_window_fn(model, device="cpu", self_ensemble=False, quantize=True, fused=True)
+    except TinySRError:
+        return False
+    return True
 
 
 def machine() -> str:
@@ -113,12 +132,11 @@ def run_speed(args: argparse.Namespace) -> None:
           f"{machine()}")
     with tempfile.TemporaryDirectory() as tmp:
         paths = build_paths(model, img, Path(tmp))
-        pillow = median_ms(paths.pop("pillow bicubic"), args.repeats)
-        print(f"{'path':<32} {'ms':>9} {'x Pillow':>9}")
-        print(f"{'pillow bicubic':<32} {pillow:9.1f} {1.0:9.2f}")
+        pillow = paths.pop("pillow bicubic")
+        print(f"{'path':<36} {'ms':>9} {'Pillow ms':>10} {'x Pillow':>9}")
         for name, fn in paths.items():
-            ms = median_ms(fn, args.repeats if "numpy" not in name else 1)
-            print(f"{name:<32} {ms:9.1f} {ms / pillow:9.2f}", flush=True)
+            ms, pillow_ms = interleaved_ms(fn, pillow, args.repeats if "numpy" not in name else 1)
+            print(f"{name:<36} {ms:9.1f} {pillow_ms:10.1f} {ms / pillow_ms:9.2f}", flush=True)
 
 
 def run_big_child(spec: str) -> None:

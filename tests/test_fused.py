@@ -1,8 +1,9 @@
-"""tinysr.fused: the one-pass HR stage of Y-only tiny nets against MATLAB's bicubic and the torch path."""
+"""tinysr.fused: Y-only tiny nets as compiled kernels, against MATLAB's bicubic and the torch path."""
 
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -73,14 +74,14 @@ def test_residual_goes_to_its_sub_pixel_phase_with_the_channel_gain():
     assert got.min() == 0 and got.max() > 200  # the clip is exercised
 
 
-@pytest.mark.parametrize(("preset", "scale"), [("tiny-1k-x2", 2), ("tiny-100-x3", 3), ("tiny-500-x4", 4)])
+@pytest.mark.parametrize(("preset", "scale"), [("tiny-1k-x2", 2), ("tiny-100-x3", 3), ("tiny-500-x4", 4),
+                                               ("tiny-5k-x2", 2)])
 def test_fused_upscale_matches_the_torch_path(photo, preset, scale):
     model = random_tiny(preset)
-    with torch.backends.mkldnn.flags(enabled=False):
-        plain = upscale(photo, model, fused=False)
-        fast = upscale(photo, model, fused=True)
-        tiled = upscale(photo, model, tile=7, fused=True, workers=2)
-        short = upscale(photo, model, tile=7, overlap=model.receptive_radius() - 1, fused=True)
+    plain = upscale(photo, model, fused=False)
+    fast = upscale(photo, model, fused=True)
+    tiled = upscale(photo, model, tile=7, fused=True, workers=2)  # no oneDNN caveat: same ops for every window
+    short = upscale(photo, model, tile=7, overlap=model.receptive_radius() - 1, fused=True)
     diff = np.abs(plain.astype(int) - fast)
     assert fast.shape == (41 * scale, 33 * scale, 3)
     assert diff.max() <= 1 and (diff > 0).mean() < 1e-3  # float order only: a .5 tie may round the other way
@@ -88,13 +89,28 @@ def test_fused_upscale_matches_the_torch_path(photo, preset, scale):
     assert np.abs(short.astype(int) - fast).max() > 1
 
 
+def test_an_expanded_net_runs_collapsed_and_identity_nets_run_too(photo):
+    torch.manual_seed(1)
+    expanded = TinySR(dataclasses.replace(PRESETS["tiny-1k-x2"], expand=4)).eval()
+    with torch.no_grad():
+        for p in expanded.parameters():
+            p.normal_(0, 0.1)
+    net = fused.fused_net(expanded)
+    assert [w.shape for w in net.weights] == [(6, 1, 3, 3), (6, 6, 3, 3), (6, 6, 3, 3), (4, 6, 3, 3)] and net.relu
+    diff = np.abs(upscale(photo, expanded.collapse(), fused=False).astype(int) - upscale(photo, expanded, fused=True))
+    assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
+    linear = random_tiny("tiny-250-x2", act="identity")
+    assert not fused.fused_net(linear).relu
+    diff = np.abs(upscale(photo, linear, fused=False).astype(int) - upscale(photo, linear, fused=True))
+    assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
+
+
 def test_rgba_and_thin_images_take_the_fused_path_or_fall_back(photo):
     model = random_tiny("tiny-1k-x2")
     rgba = np.concatenate([photo, np.full(photo.shape[:2] + (1,), 200, np.uint8)], axis=2)
     thin = photo[:1, :9]  # 1 pixel high: bicubic's mirror needs 2, so the torch path serves it
-    with torch.backends.mkldnn.flags(enabled=False):
-        assert np.array_equal(upscale(rgba, model, fused=True)[..., :3], upscale(photo, model, fused=True))
-        assert np.array_equal(upscale(thin, model, fused=True), upscale(thin, model, fused=False))
+    assert np.array_equal(upscale(rgba, model, fused=True)[..., :3], upscale(photo, model, fused=True))
+    assert np.array_equal(upscale(thin, model, fused=True), upscale(thin, model, fused=False))
     grey = photo[:, :, 0]  # grey averages float channels: the fused path does not apply, the default skips it
     assert upscale(grey, model).shape == (82, 66)
 
@@ -105,11 +121,12 @@ def test_fused_true_where_it_cannot_apply_is_an_error(photo, monkeypatch):
         (random_edsr("edsr-tiny"), {}, "a Y-only tiny net with a bicubic anchor"),
         (random_tiny("tiny-1k-x2", channels="rgb"), {}, "a Y-only tiny net with a bicubic anchor"),
         (random_tiny("tiny-1k-x2", anchor="nearest"), {}, "a Y-only tiny net with a bicubic anchor"),
+        (random_tiny("tiny-1k-x2", act="prelu"), {}, "a Y-only tiny net with a bicubic anchor and ReLU"),
         (tiny, {"self_ensemble": True}, "RGB input without self-ensemble"),
         (random_tiny("tiny-1k-x2").double(), {}, "a float32 model on CPU"),
     ]
     for model, options, why in cases:
-        with pytest.raises(TinySRError, match=f"^the fused HR stage needs {why}"):
+        with pytest.raises(TinySRError, match=f"^the fused path needs {re.escape(why)}"):
             network_window_fn(model, device="cpu", quantize=True, fused=True, **{"self_ensemble": False, **options})
         network_window_fn(model, device="cpu", self_ensemble=False, quantize=True, fused=None)  # auto: no error
     monkeypatch.setattr(fused, "available", lambda: False)
@@ -121,5 +138,7 @@ def test_fused_true_where_it_cannot_apply_is_an_error(photo, monkeypatch):
 def test_kernel_checks_its_inputs(photo):
     with pytest.raises(TinySRError, match="HWC RGB uint8 of at least 2x2"):
         fused.anchor_add_round(photo[:1], np.zeros((4, 1, 33), np.float32), np.ones(3, np.float32), 2)
+    with pytest.raises(TinySRError, match="HWC RGB uint8 of at least 2x2"):
+        fused.window(fused.fused_net(random_tiny("tiny-1k-x2")), photo[:, :1])
     with pytest.raises(TinySRError, match=r"need \(4, 41, 33\) float32 phases"):
         fused.anchor_add_round(photo, np.zeros((4, 41, 32), np.float32), np.ones(3, np.float32), 2)

@@ -64,3 +64,51 @@ def fused(lr, phases, gain, offsets, taps, out):
                         v = v0 * r0[k] + v1 * r1[k] + v2 * r2[k] + v3 * r3[k] + gain[c] * res
                         v = min(max(v, np.float32(0.0)), np.float32(255.0))
                         out[y, X, c] = np.uint8(np.rint(v))
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def luma(lr, coeffs, offset, out):
+    # (h, w, 3) uint8 -> out (h + 2p, w + 2p) float32, its interior (p = (out.shape - lr.shape) / 2) set to
+    # (coeffs . rgb + offset) / 255 in `rgb_to_luma`'s order; the border is left to the caller (zeros)
+    h, w = lr.shape[0], lr.shape[1]
+    p = (out.shape[0] - h) // 2
+    for y in range(h):
+        for x in range(w):
+            v = coeffs[0] * np.float32(lr[y, x, 0]) + coeffs[1] * np.float32(lr[y, x, 1]) \
+                + coeffs[2] * np.float32(lr[y, x, 2])
+            out[y + p, x + p] = (v + offset) / np.float32(255.0)
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def conv(inp, weight, bias, relu, out):
+    # one conv, stride 1, 'same' size: inp (C, h + k - 1, w + k - 1) zero-padded, weight (O, C, k, k), bias (O,);
+    # out (O, h, w) (a view into the next layer's padded buffer is fine), ReLU applied if `relu`.
+    # Row by row: each (c, ky, kx) tap is a multiply-add of a contiguous input row into O accumulator rows that
+    # stay in L1, which the compiler vectorises across x.
+    n_out, n_in, k = weight.shape[0], weight.shape[1], weight.shape[2]
+    h, w = out.shape[1], out.shape[2]
+    acc = np.empty((n_out, w), np.float32)
+    for y in range(h):
+        for o in range(n_out):
+            b = bias[o]
+            for x in range(w):
+                acc[o, x] = b
+        for c in range(n_in):
+            for ky in range(k):
+                row = inp[c, y + ky]
+                for kx in range(k):
+                    seg = row[kx:kx + w]
+                    for o in range(n_out):
+                        wt = weight[o, c, ky, kx]
+                        a = acc[o]
+                        for x in range(w):
+                            a[x] += wt * seg[x]
+        for o in range(n_out):
+            dst = out[o, y]
+            a = acc[o]
+            if relu:
+                for x in range(w):
+                    dst[x] = max(a[x], np.float32(0.0))
+            else:
+                for x in range(w):
+                    dst[x] = a[x]

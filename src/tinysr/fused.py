@@ -1,26 +1,32 @@
-"""The fused high-resolution stage of a Y-only, bicubic-anchored tiny net: anchor, residual and rounding in one pass.
+"""Y-only tiny nets as compiled CPU kernels: luma, the convs, and the HR stage fused into one pass.
 
-A Y-only tiny net's RGB output is ``bicubic(RGB) + gain * residual`` (`TinySR.forward`). In torch that takes four
-passes over float32 HR tensors (two bicubic passes, the multiply-add with the pixel shuffle, then clamp, round and
-the uint8 HWC layout), which cost more than the network's convolutions on CPU (benchmarks/RESULTS.md "upscale").
-`anchor_add_round` does all of it in one compiled pass per HR row, reading the uint8 HWC input and the residual's
-sub-pixel phases (the last conv's output before the pixel shuffle) and writing HWC uint8, with no float HR image.
+A Y-only tiny net's RGB output is ``bicubic(RGB) + gain * residual`` (`TinySR.forward`). In torch the HR stage takes
+four passes over float32 HR tensors (two bicubic passes, the multiply-add with the pixel shuffle, then clamp, round
+and the uint8 HWC layout), which cost more than the convs, and oneDNN runs convs of 1 to 6 channels at a few GMAC/s
+(benchmarks/RESULTS.md "upscale"). Here:
+* `anchor_add_round` does the whole HR stage in one compiled pass per HR row, from the uint8 HWC input and the
+  residual's sub-pixel phases (the last conv's output before the pixel shuffle) to HWC uint8: no float HR image;
+* `window` runs a whole net (`FusedNet`, read from a model by `fused_net`) on a window: luma, each conv row by row
+  (a contiguous multiply-add per tap, vectorised by the compiler, accumulators in L1), then `anchor_add_round`.
 
 Hand-rolled because no library does this fusion: Pillow's resize is fixed-point with renormalised borders (not
 MATLAB's bicubic), and neither torch eager nor ONNX Runtime fuse a resize into the ops around it. Compiled with
 Numba, an optional dependency (``pip install tinysr[fast]``): `available()` says whether it is installed, and
-callers fall back to the torch passes when it is not. The kernel releases the GIL, so tiles run on a thread pool.
+callers fall back to torch when it is not. The kernels release the GIL, so tiles run on a thread pool.
 
-Numerics: the same arithmetic as `tinysr.models.ycbcr.bicubic_upsample` in float32 (horizontal pass on the
-half-sample-symmetric padded input, then vertical), then ``+ gain * residual``, clipped to 0..255 and rounded half
-to even. Float rounding may differ from torch's vectorised order in the last bit, so a pixel at a .5 tie can land
-one level apart from the torch path (tested: at most 1 level, on a tiny fraction of pixels).
+Numerics, float32 throughout: the bicubic is `tinysr.models.ycbcr.bicubic_upsample`'s arithmetic in its order
+(horizontal pass on the half-sample-symmetric padded input, then vertical), then ``+ gain * residual``, clipped to
+0..255 and rounded half to even. The convs sum in their own order (bias, then input channel, row, column), so the
+output can differ from torch's by one level where a value sits at a .5 tie (tested: at most 1 level, on a tiny
+fraction of pixels). Every output pixel is computed by the same operations whatever the window, so tiled equals
+untiled bit for bit.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib.util
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -70,3 +76,84 @@ def anchor_add_round(lr: np.ndarray, phases: np.ndarray, gain: np.ndarray, scale
 
     fused(lr, np.ascontiguousarray(phases), np.ascontiguousarray(gain, dtype=np.float32), offsets, taps, out)
     return out
+
+
+@dataclass(frozen=True)
+class FusedNet:
+    """A Y-only, bicubic-anchored tiny net with ReLU (or no) activations, as plain float32 arrays: everything
+    `window` needs to run it without torch.
+
+    scale: upscaling factor. weights: (O, C, k, k) per conv, first to last (collapsed: plain convs only).
+    biases: (O,) per conv. relu: whether the hidden convs are followed by a ReLU. luma: (3,) RGB -> Y weights on
+    0..255 (MATLAB's first `rgb2ycbcr` row / 255), luma_offset 16. gain: (3,) RGB levels per unit of residual.
+    """
+
+    scale: int
+    weights: tuple[np.ndarray, ...]
+    biases: tuple[np.ndarray, ...]
+    relu: bool
+    luma: np.ndarray
+    luma_offset: float
+    gain: np.ndarray
+
+
+def fused_net(model) -> FusedNet | None:
+    """The `FusedNet` of a `tinysr.models.tiny.TinySR` (collapsed first if it was trained expanded), or None when
+    the net is not Y-only with a bicubic anchor and ReLU (or identity) activations. Reads the model's float32
+    weights; the model is not changed."""
+    from tinysr.color import _OFFSET, _RGB_TO_YCBCR
+    from tinysr.models.tiny import TinySR
+    from tinysr.models.ycbcr import _YCBCR_TO_RGB
+
+    config = getattr(model, "config", None)
+    if (not isinstance(model, TinySR) or config.channels != "y" or config.anchor != "bicubic"
+            or config.act not in ("relu", "identity")):
+        return None
+    plain = model.collapse() if config.expand > 1 else model
+    arrays = [(conv.weight.detach().cpu().float().numpy(), conv.bias.detach().cpu().float().numpy())
+              for conv in plain.convs]
+    return FusedNet(
+        scale=config.scale,
+        weights=tuple(np.ascontiguousarray(w) for w, _ in arrays),
+        biases=tuple(np.ascontiguousarray(b) for _, b in arrays),
+        relu=config.act == "relu",
+        luma=(_RGB_TO_YCBCR[0] / 255.0).astype(np.float32),
+        luma_offset=float(_OFFSET[0]),
+        # `luma_gain(lr) * 255.0` of `TinySR.forward`, rounded as there: float32, then times 255 in float32
+        gain=(_YCBCR_TO_RGB[:, 0] * 255.0).astype(np.float32) * np.float32(255.0),
+    )
+
+
+def window(net: FusedNet, lr: np.ndarray) -> np.ndarray:
+    """Run `net` on an HWC RGB uint8 window (h, w >= 2): HWC uint8 at `scale`x, rounded half to even.
+
+    Luma, each conv (zero 'same' padding, as torch's) and the fused HR stage (`anchor_add_round`), all compiled;
+    the padded float32 planes between convs are the only intermediates (LR size).
+    """
+    from tinysr import _fused_kernel as kernel
+
+    h, w = lr.shape[:2]
+    if lr.dtype != np.uint8 or lr.ndim != 3 or lr.shape[2] != 3 or min(h, w) < 2:
+        raise TinySRError(f"fused net: need HWC RGB uint8 of at least 2x2, got {lr.dtype} {lr.shape}")
+    pad = net.weights[0].shape[2] // 2
+    plane = _padded(1, h, w, pad)
+    kernel.luma(lr, net.luma, np.float32(net.luma_offset), plane[0])
+    last = len(net.weights) - 1
+    for i, (weight, bias) in enumerate(zip(net.weights, net.biases)):
+        if i == last:
+            out = np.empty((weight.shape[0], h, w), np.float32)
+            kernel.conv(plane, weight, bias, False, out)
+        else:
+            nxt_pad = net.weights[i + 1].shape[2] // 2
+            nxt = _padded(weight.shape[0], h, w, nxt_pad)
+            kernel.conv(plane, weight, bias, net.relu, nxt[:, nxt_pad:nxt_pad + h, nxt_pad:nxt_pad + w])
+            plane = nxt
+    return anchor_add_round(lr, out, net.gain, net.scale)
+
+
+def _padded(channels: int, h: int, w: int, pad: int) -> np.ndarray:
+    """(channels, h + 2 pad, w + 2 pad) float32 with a zero border and an uninitialised interior."""
+    buf = np.empty((channels, h + 2 * pad, w + 2 * pad), np.float32)
+    if pad:
+        buf[:, :pad], buf[:, -pad:], buf[:, :, :pad], buf[:, :, -pad:] = 0, 0, 0, 0
+    return buf

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from tinysr.errors import TinySRError
+from tinysr.fused import FusedNet
 from tinysr.resize import imresize, to_uint8
 from tinysr.tiling import WindowFn, receptive_radius_of, run_tiled
 
@@ -96,12 +97,14 @@ def network_window_fn(model: nn.Module, *, device: str | torch.device, self_ense
     """The window function of `run_tiled` for a torch network: HWC uint8 -> HWC float32 0..255, or with `quantize`
     HWC uint8 already rounded (the same pixels; for RGB, where no channel mean follows).
 
-    fused: compute the HR stage of a Y-only bicubic-anchored net in one compiled pass (`tinysr.fused`; same pixels,
-    ~4x less time for that stage on CPU). None: when it applies and Numba is installed; True: required (an error
-    when it cannot be used); False: never.
+    fused: run a Y-only bicubic-anchored ReLU tiny net as compiled CPU kernels (`tinysr.fused`: luma, convs, and
+    the bicubic anchor, residual and rounding in one pass; the same pixels up to float rounding, about twice as
+    fast). None: when it applies and Numba is installed; True: required (an error when it cannot apply); False:
+    never.
     """
-    if _use_fused(model, device=device, self_ensemble=self_ensemble, quantize=quantize, fused=fused):
-        return _fused_window_fn(model, network_window_fn(model, device=device, self_ensemble=False, quantize=True))
+    net = _use_fused(model, device=device, self_ensemble=self_ensemble, quantize=quantize, fused=fused)
+    if net is not None:
+        return _fused_window_fn(net, network_window_fn(model, device=device, self_ensemble=False, quantize=True))
     finish = to_uint8_image if quantize else to_image
 
     @torch.inference_mode()
@@ -118,48 +121,34 @@ def network_window_fn(model: nn.Module, *, device: str | torch.device, self_ense
 
 
 def _use_fused(model: nn.Module, *, device: str | torch.device, self_ensemble: bool, quantize: bool,
-               fused: bool | None) -> bool:
-    """Whether `network_window_fn` takes the fused path (see there); `fused=True` where it cannot is an error."""
+               fused: bool | None) -> FusedNet | None:
+    """The net `network_window_fn`'s fused path runs (see there), or None; `fused=True` where it cannot apply is an
+    error."""
     if fused is False:
-        return False
+        return None
     from tinysr import fused as fused_stage
 
-    why = None
-    probe = getattr(model, "luma_phases", None)
+    why, net = None, None
     param = next(model.parameters(), None)
     if torch.device(device).type != "cpu" or param is None or param.dtype != torch.float32:
         why = "a float32 model on CPU"
-    elif not callable(probe) or _no_grad_call(probe, torch.zeros(1, 3, 2, 2)) is None:
-        why = "a Y-only tiny net with a bicubic anchor"
+    elif (net := fused_stage.fused_net(model)) is None:
+        why = "a Y-only tiny net with a bicubic anchor and ReLU (or no) activations"
     elif self_ensemble or not quantize:
         why = "RGB input without self-ensemble"
     elif not fused_stage.available():
         why = "Numba (pip install 'tinysr[fast]')"
     if why is not None and fused:
-        raise TinySRError(f"the fused HR stage needs {why}")
-    return why is None
+        raise TinySRError(f"the fused path needs {why}")
+    return None if why else net
 
 
-@torch.no_grad()
-def _no_grad_call(fn: Callable, *args):
-    return fn(*args)
+def _fused_window_fn(net: FusedNet, fallback: WindowFn) -> WindowFn:
+    """Window function of the fused path (`tinysr.fused.window`); windows thinner than 2 pixels (which bicubic's
+    mirror padding cannot serve) take `fallback`, the torch path."""
+    from tinysr.fused import window as fused_window
 
-
-def _fused_window_fn(model: nn.Module, fallback: WindowFn) -> WindowFn:
-    """Window function of the fused path: the net's convs in torch, then `tinysr.fused.anchor_add_round`; windows
-    thinner than 2 pixels (which the bicubic mirror padding cannot serve) take `fallback`, the torch path."""
-    from tinysr.fused import anchor_add_round
-
-    scale = model.config.scale
-
-    @torch.inference_mode()
-    def run(window: np.ndarray) -> np.ndarray:
-        if min(window.shape[:2]) < 2:
-            return fallback(window)
-        phases, gain = model.luma_phases(to_tensor(window))
-        return anchor_add_round(window, phases[0].numpy(), gain.numpy(), scale)
-
-    return run
+    return lambda window: fallback(window) if min(window.shape[:2]) < 2 else fused_window(net, window)
 
 
 def _grey_window_fn(fn: WindowFn) -> WindowFn:
@@ -213,8 +202,8 @@ def upscale(image: np.ndarray, model: nn.Module, *, tile: int | None = None, ove
     CPU, each with one torch thread (None: torch's thread count; 1 on other devices). On CPU this is as fast as one
     tile at a time on all threads at tile 512 and faster at 256 (benchmarks/RESULTS.md "upscale"): a tiny net's
     1-channel convs scale poorly across threads, and the passes around the network run on one core each. The
-    output does not depend on `workers`. fused: the HR stage of a Y-only tiny net in one compiled pass
-    (`network_window_fn`; None: whenever it applies and Numba is installed). The same pixels either way.
+    output does not depend on `workers`. fused: run a Y-only ReLU tiny net as compiled kernels
+    (`network_window_fn`; None: whenever it applies and Numba is installed): the same pixels up to float rounding.
     """
     overlap = receptive_radius(model) if overlap is None else overlap
     model = model.eval().to(device)

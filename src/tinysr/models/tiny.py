@@ -148,27 +148,13 @@ class TinySR(nn.Module):
 
     def residual(self, x: torch.Tensor) -> torch.Tensor:
         """NCHW in 0..1 (C = n_colors) -> NCHW at scale x, in 0..1 units: the convs, nearest anchor, shuffle."""
-        return self.shuffle(self.residual_phases(x))
-
-    def residual_phases(self, x: torch.Tensor) -> torch.Tensor:
-        """`residual` before the pixel shuffle: N x (scale^2 * C) x H x W, the sub-pixel phases at LR size."""
         h = x
         for conv, act in zip(self.convs[:-1], self.acts):
             h = act(conv(h))
         h = self.convs[-1](h)
         if self.config.anchor == "nearest":
             h = h + x.repeat_interleave(self.config.scale**2, dim=1)
-        return h
-
-    def luma_phases(self, lr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """For a Y-only, bicubic-anchored net: (phases, gain) such that ``forward(lr)`` equals
-        ``bicubic(lr) + gain * pixel_shuffle(phases)``: phases N x scale^2 x H x W (0..1 luma units), gain (3,)
-        (RGB levels per unit). The split that `tinysr.fused` computes in one pass; None for other nets."""
-        if self.config.channels != "y" or self.config.anchor != "bicubic":
-            return None
-        if lr.ndim != 4 or lr.shape[1] != 3:
-            raise TinySRError(f"tiny model: expected an NCHW RGB tensor, got shape {tuple(lr.shape)}")
-        return self.residual_phases(rgb_to_luma(lr) / 255.0), (luma_gain(lr) * 255.0).flatten()
+        return self.shuffle(h)
 
     def forward(self, lr: torch.Tensor) -> torch.Tensor:
         if lr.ndim != 4 or lr.shape[1] != 3:
