@@ -19,51 +19,62 @@ def mirror(j, n):
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
-def horizontal(lr, row, offsets, taps, out):
-    # one LR row (w, 3) uint8 -> out (s * w * 3,) float32: the horizontal bicubic pass, HWC order
+def horizontal(lr, row, offsets, taps, padded, out):
+    # LR row `row` of lr (h, w, 3) uint8 -> out (3, s, w) float32: the horizontal bicubic pass, channel- and
+    # phase-major (out[c, q, x] is output column x * s + q), so that every loop below is contiguous.
+    # padded: (3, w + 4) scratch for the row's channels with MATLAB's mirror, 2 pixels each side.
     w = lr.shape[1]
     s = offsets.shape[0]
-    padded = np.empty((w + 2 * 2) * 3, np.float32)
     for x in range(-2, w + 2):
         src = mirror(x, w)
         for c in range(3):
-            padded[(x + 2) * 3 + c] = np.float32(lr[row, src, c])
-    for x in range(w):
+            padded[c, x + 2] = np.float32(lr[row, src, c])
+    for c in range(3):
         for q in range(s):
-            base = (x * s + q) * 3
-            for c in range(3):
-                acc = taps[q, 0] * padded[(x + 2 + offsets[q, 0]) * 3 + c]
-                for t in range(1, 4):
-                    acc += taps[q, t] * padded[(x + 2 + offsets[q, t]) * 3 + c]
-                out[base + c] = acc
+            t0, t1, t2, t3 = taps[q, 0], taps[q, 1], taps[q, 2], taps[q, 3]
+            a0 = padded[c, 2 + offsets[q, 0]:2 + offsets[q, 0] + w]
+            a1 = padded[c, 2 + offsets[q, 1]:2 + offsets[q, 1] + w]
+            a2 = padded[c, 2 + offsets[q, 2]:2 + offsets[q, 2] + w]
+            a3 = padded[c, 2 + offsets[q, 3]:2 + offsets[q, 3] + w]
+            dst = out[c, q]
+            for x in range(w):
+                dst[x] = t0 * a0[x] + t1 * a1[x] + t2 * a2[x] + t3 * a3[x]
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
 def fused(lr, phases, gain, offsets, taps, out):
+    # out (h * s, w * s, 3) uint8 = round(clip(bicubic(lr) + gain[c] * shuffle(phases))), row by row: the
+    # horizontal passes of the 5 LR rows an HR row needs sit in a ring; the vertical pass, the residual and the
+    # rounding run on (3, s, w) rows (contiguous loops), and only the final uint8 store interleaves to HWC.
     h, w = lr.shape[0], lr.shape[1]
     s = offsets.shape[0]
-    ring = np.empty((8, s * w * 3), np.float32)  # horizontal passes of padded rows j, slot (j + 2) % 8
+    ring = np.empty((8, 3, s, w), np.float32)  # horizontal passes of padded rows j, slot (j + 2) % 8
+    padded = np.empty((3, w + 4), np.float32)
+    row = np.empty((3, s, w), np.float32)
     done = -3  # last padded row computed
     for i in range(h):
         while done < i + 2:
             done += 1
-            horizontal(lr, mirror(done, h), offsets, taps, ring[(done + 2) % 8])
+            horizontal(lr, mirror(done, h), offsets, taps, padded, ring[(done + 2) % 8])
         for p in range(s):
-            r0 = ring[(i + offsets[p, 0] + 2) % 8]
-            r1 = ring[(i + offsets[p, 1] + 2) % 8]
-            r2 = ring[(i + offsets[p, 2] + 2) % 8]
-            r3 = ring[(i + offsets[p, 3] + 2) % 8]
             v0, v1, v2, v3 = taps[p, 0], taps[p, 1], taps[p, 2], taps[p, 3]
-            y = i * s + p
+            for c in range(3):
+                g = gain[c]
+                for q in range(s):
+                    r0 = ring[(i + offsets[p, 0] + 2) % 8, c, q]
+                    r1 = ring[(i + offsets[p, 1] + 2) % 8, c, q]
+                    r2 = ring[(i + offsets[p, 2] + 2) % 8, c, q]
+                    r3 = ring[(i + offsets[p, 3] + 2) % 8, c, q]
+                    res = phases[p * s + q, i]
+                    dst = row[c, q]
+                    for x in range(w):
+                        v = v0 * r0[x] + v1 * r1[x] + v2 * r2[x] + v3 * r3[x] + g * res[x]
+                        dst[x] = np.rint(min(max(v, np.float32(0.0)), np.float32(255.0)))
+            hr = out[i * s + p]
             for x in range(w):
                 for q in range(s):
-                    res = phases[p * s + q, i, x]
-                    X = x * s + q
                     for c in range(3):
-                        k = X * 3 + c
-                        v = v0 * r0[k] + v1 * r1[k] + v2 * r2[k] + v3 * r3[k] + gain[c] * res
-                        v = min(max(v, np.float32(0.0)), np.float32(255.0))
-                        out[y, X, c] = np.uint8(np.rint(v))
+                        hr[x * s + q, c] = np.uint8(row[c, q, x])
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
@@ -80,35 +91,59 @@ def luma(lr, coeffs, offset, out):
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
-def conv(inp, weight, bias, relu, out):
-    # one conv, stride 1, 'same' size: inp (C, h + k - 1, w + k - 1) zero-padded, weight (O, C, k, k), bias (O,);
+def conv3x3(inp, weight, bias, relu, out):
+    # one 3x3 conv, stride 1, 'same' size: inp (C, h + 2, w + 2) zero-padded, weight (O, C, 3, 3), bias (O,);
     # out (O, h, w) (a view into the next layer's padded buffer is fine), ReLU applied if `relu`.
-    # Row by row: each (c, ky, kx) tap is a multiply-add of a contiguous input row into O accumulator rows that
-    # stay in L1, which the compiler vectorises across x.
-    n_out, n_in, k = weight.shape[0], weight.shape[1], weight.shape[2]
+    # Per output row and channel, one pass per input channel adds its 9 taps at once into an accumulator row in L1
+    # (9 multiply-adds per accumulator load and store), which the compiler vectorises across x.
+    n_out, n_in = weight.shape[0], weight.shape[1]
     h, w = out.shape[1], out.shape[2]
-    acc = np.empty((n_out, w), np.float32)
+    acc = np.empty(w, np.float32)
     for y in range(h):
         for o in range(n_out):
             b = bias[o]
             for x in range(w):
-                acc[o, x] = b
-        for c in range(n_in):
-            for ky in range(k):
-                row = inp[c, y + ky]
-                for kx in range(k):
-                    seg = row[kx:kx + w]
-                    for o in range(n_out):
-                        wt = weight[o, c, ky, kx]
-                        a = acc[o]
-                        for x in range(w):
-                            a[x] += wt * seg[x]
+                acc[x] = b
+            for c in range(n_in):
+                r0, r1, r2 = inp[c, y], inp[c, y + 1], inp[c, y + 2]
+                k = weight[o, c]
+                w00, w01, w02 = k[0, 0], k[0, 1], k[0, 2]
+                w10, w11, w12 = k[1, 0], k[1, 1], k[1, 2]
+                w20, w21, w22 = k[2, 0], k[2, 1], k[2, 2]
+                for x in range(w):
+                    acc[x] += (w00 * r0[x] + w01 * r0[x + 1] + w02 * r0[x + 2]
+                               + w10 * r1[x] + w11 * r1[x + 1] + w12 * r1[x + 2]
+                               + w20 * r2[x] + w21 * r2[x + 1] + w22 * r2[x + 2])
+            _store(acc, relu, out[o, y])
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def conv(inp, weight, bias, relu, out):
+    # `conv3x3` for any odd k (k x k weights, inp padded by k // 2): one multiply-add pass per tap
+    n_out, n_in, k = weight.shape[0], weight.shape[1], weight.shape[2]
+    h, w = out.shape[1], out.shape[2]
+    acc = np.empty(w, np.float32)
+    for y in range(h):
         for o in range(n_out):
-            dst = out[o, y]
-            a = acc[o]
-            if relu:
-                for x in range(w):
-                    dst[x] = max(a[x], np.float32(0.0))
-            else:
-                for x in range(w):
-                    dst[x] = a[x]
+            b = bias[o]
+            for x in range(w):
+                acc[x] = b
+            for c in range(n_in):
+                for ky in range(k):
+                    row = inp[c, y + ky]
+                    for kx in range(k):
+                        wt = weight[o, c, ky, kx]
+                        seg = row[kx:kx + w]
+                        for x in range(w):
+                            acc[x] += wt * seg[x]
+            _store(acc, relu, out[o, y])
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def _store(acc, relu, dst):
+    if relu:
+        for x in range(acc.shape[0]):
+            dst[x] = max(acc[x], np.float32(0.0))
+    else:
+        for x in range(acc.shape[0]):
+            dst[x] = acc[x]

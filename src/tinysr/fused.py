@@ -7,7 +7,7 @@ and the uint8 HWC layout), which cost more than the convs, and oneDNN runs convs
 * `anchor_add_round` does the whole HR stage in one compiled pass per HR row, from the uint8 HWC input and the
   residual's sub-pixel phases (the last conv's output before the pixel shuffle) to HWC uint8: no float HR image;
 * `window` runs a whole net (`FusedNet`, read from a model by `fused_net`) on a window: luma, each conv row by row
-  (a contiguous multiply-add per tap, vectorised by the compiler, accumulators in L1), then `anchor_add_round`.
+  (contiguous multiply-adds vectorised by the compiler, accumulator rows in L1), then `anchor_add_round`.
 
 Hand-rolled because no library does this fusion: Pillow's resize is fixed-point with renormalised borders (not
 MATLAB's bicubic), and neither torch eager nor ONNX Runtime fuse a resize into the ops around it. Compiled with
@@ -16,7 +16,7 @@ callers fall back to torch when it is not. The kernels release the GIL, so tiles
 
 Numerics, float32 throughout: the bicubic is `tinysr.models.ycbcr.bicubic_upsample`'s arithmetic in its order
 (horizontal pass on the half-sample-symmetric padded input, then vertical), then ``+ gain * residual``, clipped to
-0..255 and rounded half to even. The convs sum in their own order (bias, then input channel, row, column), so the
+0..255 and rounded half to even. The convs sum in their own order (bias, then per input channel its taps by row and column), so the
 output can differ from torch's by one level where a value sits at a .5 tie (tested: at most 1 level, on a tiny
 fraction of pixels). Every output pixel is computed by the same operations whatever the window, so tiled equals
 untiled bit for bit.
@@ -74,7 +74,8 @@ def anchor_add_round(lr: np.ndarray, phases: np.ndarray, gain: np.ndarray, scale
     out = np.empty((h * scale, w * scale, 3), np.uint8)
     from tinysr._fused_kernel import fused
 
-    fused(lr, np.ascontiguousarray(phases), np.ascontiguousarray(gain, dtype=np.float32), offsets, taps, out)
+    # a tile is a strided view of the image: a contiguous copy (LR, uint8: cheap) lets the kernel vectorise
+    fused(np.ascontiguousarray(lr), np.ascontiguousarray(phases), np.ascontiguousarray(gain, dtype=np.float32), offsets, taps, out)
     return out
 
 
@@ -135,18 +136,20 @@ def window(net: FusedNet, lr: np.ndarray) -> np.ndarray:
     h, w = lr.shape[:2]
     if lr.dtype != np.uint8 or lr.ndim != 3 or lr.shape[2] != 3 or min(h, w) < 2:
         raise TinySRError(f"fused net: need HWC RGB uint8 of at least 2x2, got {lr.dtype} {lr.shape}")
+    lr = np.ascontiguousarray(lr)  # a tile is a strided view of the image; see `anchor_add_round`
     pad = net.weights[0].shape[2] // 2
     plane = _padded(1, h, w, pad)
     kernel.luma(lr, net.luma, np.float32(net.luma_offset), plane[0])
     last = len(net.weights) - 1
     for i, (weight, bias) in enumerate(zip(net.weights, net.biases)):
+        conv = kernel.conv3x3 if weight.shape[2] == 3 else kernel.conv
         if i == last:
             out = np.empty((weight.shape[0], h, w), np.float32)
-            kernel.conv(plane, weight, bias, False, out)
+            conv(plane, weight, bias, False, out)
         else:
             nxt_pad = net.weights[i + 1].shape[2] // 2
             nxt = _padded(weight.shape[0], h, w, nxt_pad)
-            kernel.conv(plane, weight, bias, net.relu, nxt[:, nxt_pad:nxt_pad + h, nxt_pad:nxt_pad + w])
+            conv(plane, weight, bias, net.relu, nxt[:, nxt_pad:nxt_pad + h, nxt_pad:nxt_pad + w])
             plane = nxt
     return anchor_add_round(lr, out, net.gain, net.scale)
 
