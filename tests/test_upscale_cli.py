@@ -139,3 +139,24 @@ def test_one_line_errors(weights, photos, tmp_path, capsys, case, message):
         return
     code, _, err = run(argv, capsys)
     assert code == 2 and err.startswith("tinysr: error: ") and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_engine_option_picks_the_path_and_refuses_what_cannot_run(weights, photos, tmp_path, capsys):
+    pytest.importorskip("numba")
+    outputs = {}
+    for engine in ("auto", "torch", "fused"):
+        out_dir = tmp_path / engine
+        code, out, err = run(["upscale", "--model", "tiny-1k-x2", photos / "a.png", photos / "one.png",
+                              "-o", out_dir, "--engine", engine], capsys)
+        assert code == 0, err
+        outputs[engine] = np.asarray(Image.open(out_dir / "a.png")).astype(int)
+    assert np.array_equal(outputs["auto"], outputs["fused"])  # Numba installed: auto is fused
+    assert np.abs(outputs["torch"] - outputs["fused"]).max() <= 1
+    code, out, err = run(["upscale", "--model", weights, photos, "-o", tmp_path / "no", "--engine", "fused"], capsys)
+    assert code != 0 and not (tmp_path / "no").exists()
+    assert err.strip() == ("tinysr: error: --engine fused: the fused path needs a Y-only tiny net with a bicubic "
+                           "anchor and ReLU (or no) activations")
+    code, out, err = run(["upscale", "--model", "tiny-1k-x2", photos / "sub" / "b.png", "-o", tmp_path / "grey",
+                          "--engine", "fused"], capsys)
+    assert code == 1 and not (tmp_path / "grey" / "b.png").exists()
+    assert f"tinysr: failed: {photos / 'sub' / 'b.png'}: the fused path needs RGB input without self-ensemble" in err

@@ -36,7 +36,7 @@ RADIUS = 2  # LR pixels each side that MATLAB bicubic upscaling reads (the paddi
 
 
 def available() -> bool:
-    """True when Numba is installed (then `anchor_add_round` can run)."""
+    """True when Numba is installed (then the kernels here can run)."""
     return importlib.util.find_spec("numba") is not None
 
 
@@ -70,12 +70,13 @@ def anchor_add_round(lr: np.ndarray, phases: np.ndarray, gain: np.ndarray, scale
     if phases.shape != (scale * scale, h, w) or phases.dtype != np.float32:
         raise TinySRError(f"fused anchor: need ({scale * scale}, {h}, {w}) float32 phases, got "
                           f"{phases.dtype} {phases.shape}")
-    offsets, taps = phase_taps(scale)
-    out = np.empty((h * scale, w * scale, 3), np.uint8)
     from tinysr._fused_kernel import fused
 
+    offsets, taps = phase_taps(scale)
+    out = np.empty((h * scale, w * scale, 3), np.uint8)
     # a tile is a strided view of the image: a contiguous copy (LR, uint8: cheap) lets the kernel vectorise
-    fused(np.ascontiguousarray(lr), np.ascontiguousarray(phases), np.ascontiguousarray(gain, dtype=np.float32), offsets, taps, out)
+    lr, phases = np.ascontiguousarray(lr), np.ascontiguousarray(phases)
+    fused(lr, phases, np.ascontiguousarray(gain, dtype=np.float32), offsets, taps, out)
     return out
 
 

@@ -35,6 +35,8 @@ EXPORT_FORMATS = ("onnx", "onnx-int8", "numpy")
 #: The default tile side: memory bounded on any image size, and on 2 cores the fastest CPU setting measured
 #: (benchmarks/upscale.py: one 512 tile per core against the whole 1920x1080 frame at once).
 DEFAULT_TILE = 512
+#: --engine -> `tinysr.upscale(..., fused=)`: None picks the fused kernels where they apply (`tinysr.fused`)
+ENGINES = {"auto": None, "torch": False, "fused": True}
 
 
 def add_upscale_parser(sub: argparse._SubParsersAction) -> None:
@@ -50,6 +52,10 @@ def add_upscale_parser(sub: argparse._SubParsersAction) -> None:
                    help="LR context per tile side; default: the receptive radius (exact)")
     p.add_argument("--self-ensemble", action="store_true", help="average the 8 flips/rotations (8x slower)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--engine", choices=tuple(ENGINES), default="auto",
+                   help="fused: Y-only tiny nets as compiled CPU kernels (needs Numba: pip install 'tinysr[fast]'; "
+                        "same pixels up to float rounding, ~2x faster); torch: always torch; auto (default): fused "
+                        "where it applies and Numba is installed")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
 
 
@@ -115,14 +121,17 @@ def read_for_upscale(path: Path) -> np.ndarray:
 
 
 def upscale_file(src: Path, dst: Path, model, *, tile: int | None, overlap: int | None, self_ensemble: bool,
-                 device: str) -> None:
+                 device: str, fused: bool | None = None) -> None:
     """Read, upscale and atomically write one image; every failure is a TinySRError naming a file."""
     from tinysr.data.io import write_image
     from tinysr.inference import upscale
 
     image = read_for_upscale(src)
     try:
-        sr = upscale(image, model, tile=tile, overlap=overlap, self_ensemble=self_ensemble, device=device)
+        sr = upscale(image, model, tile=tile, overlap=overlap, self_ensemble=self_ensemble, device=device,
+                     fused=fused)
+    except TinySRError as exc:  # e.g. a grey image with --engine fused: name the file, keep going
+        raise TinySRError(f"{src}: {exc}") from None
     except (RuntimeError, MemoryError) as exc:  # e.g. out of memory: name the file, keep going
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise TinySRError(f"{src}: upscaling failed ({first}); try --tile 256") from None
@@ -155,6 +164,14 @@ def run_upscale(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     model, description = load_network_for_cli(args.model, scale=args.scale)
+    fused = ENGINES[args.engine]
+    if fused:  # fail before any file when the model or the options rule the fused path out
+        from tinysr.inference import network_window_fn
+
+        try:
+            network_window_fn(model, device=args.device, self_ensemble=args.self_ensemble, quantize=True, fused=True)
+        except TinySRError as exc:
+            raise TinySRError(f"--engine fused: {exc}") from None
     out = output_folder(args.output)
     jobs, failures = list_inputs(args.inputs)
     n_bad_inputs = len(failures)
@@ -165,7 +182,7 @@ def run_upscale(args: argparse.Namespace) -> int:
             check_output(src, dst, inputs=inputs, planned=planned, force=args.force)
             planned.add(dst.resolve())
             upscale_file(src, dst, model, tile=args.tile, overlap=args.overlap, self_ensemble=args.self_ensemble,
-                         device=args.device)
+                         device=args.device, fused=fused)
         except (TinySRError, OSError) as exc:
             failures.append(str(exc) if isinstance(exc, TinySRError) else f"{src}: {exc}")
     done = len(jobs) - (len(failures) - n_bad_inputs)
