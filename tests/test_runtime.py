@@ -123,3 +123,32 @@ def test_load_errors_are_one_line(tmp_path):
     model = exported(random_edsr(**CONFIGS[0]), tmp_path)
     with pytest.raises(TinySRError, match="HWC RGB or HW grey uint8"):
         runtime.upscale(np.zeros((4, 4, 4), np.uint8), model)
+
+
+def test_runtime_runs_a_tiny_net_fused_without_torch(photo, tmp_path):
+    """With Numba installed, the runtime runs Y-only tiny nets through `tinysr.fused`, still never importing
+    torch; without it (or with fused=False) through the interpreter. Both agree with torch within a level."""
+    pytest.importorskip("numba")
+    from tinysr.resolve import load_network
+
+    model = load_network("tiny-1k-x2", scale=2)[0]
+    export_numpy(model, tmp_path / "m.npz")
+    np.save(tmp_path / "lr.npy", photo)
+    code = (
+        "import sys, numpy as np; import tinysr.runtime as rt\n"
+        f"m = rt.load({str(tmp_path / 'm.npz')!r})\n"
+        f"np.save({str(tmp_path / 'sr.npy')!r}, rt.upscale(np.load({str(tmp_path / 'lr.npy')!r}), m, tile=16))\n"
+        "print(sorted(k for k in sys.modules if k == 'torch' or k.startswith('torch.')), 'numba' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[] True"
+    fused = np.load(tmp_path / "sr.npy").astype(int)
+    interpreted = runtime.upscale(photo, runtime.load(tmp_path / "m.npz"), tile=16, fused=False).astype(int)
+    reference = upscale(photo, model, fused=False)
+    for got in (fused, interpreted):
+        diff = np.abs(got - reference)
+        assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
+    with pytest.raises(TinySRError, match="^the fused path needs RGB input$"):
+        runtime.upscale(photo[:, :, 0].copy(), runtime.load(tmp_path / "m.npz"), fused=True)
+    with pytest.raises(TinySRError, match="^the fused path needs a Y-only tiny net"):
+        runtime.upscale(photo, exported(random_edsr(**CONFIGS[0]), tmp_path), fused=True)

@@ -122,7 +122,8 @@ def test_tiled_equals_untiled(photo, key, tmp_path):
     paths = {
         "torch": lambda tile, overlap: upscale(photo, model, tile=tile, overlap=overlap, fused=False),
         "torch, fused HR stage": lambda tile, overlap: upscale(photo, model, tile=tile, overlap=overlap),
-        "numpy": lambda tile, overlap: runtime.upscale(photo, loaded, tile=tile, overlap=overlap),
+        "numpy": lambda tile, overlap: runtime.upscale(photo, loaded, tile=tile, overlap=overlap, fused=False),
+        "numpy, fused kernels": lambda tile, overlap: runtime.upscale(photo, loaded, tile=tile, overlap=overlap),
         "onnx": lambda tile, overlap: run_tiled(onnx_fn, photo, scale=s, tile=tile, overlap=overlap, out_channels=3),
     }
     whole = paths["torch"](None, 0).astype(int)

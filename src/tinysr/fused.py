@@ -24,9 +24,12 @@ untiled bit for bit.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib.util
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -99,31 +102,38 @@ class FusedNet:
     gain: np.ndarray
 
 
-def fused_net(model) -> FusedNet | None:
-    """The `FusedNet` of a `tinysr.models.tiny.TinySR` (collapsed first if it was trained expanded), or None when
-    the net is not Y-only with a bicubic anchor and ReLU (or identity) activations. Reads the model's float32
-    weights; the model is not changed."""
+def fused_net_from_arrays(config: Mapping[str, Any], weights: Mapping[str, np.ndarray]) -> FusedNet | None:
+    """The `FusedNet` of a plain (collapsed or expand 1) tiny net given as its config dict and its state dict as
+    arrays (``convs.{i}.weight`` / ``.bias``): what a NumPy export holds. None when the net is not a Y-only tiny
+    net with a bicubic anchor and ReLU (or identity) activations, or is still expanded. No torch needed."""
     from tinysr.color import _OFFSET, _RGB_TO_YCBCR
-    from tinysr.models.tiny import TinySR
-    from tinysr.models.ycbcr import _YCBCR_TO_RGB
 
-    config = getattr(model, "config", None)
-    if (not isinstance(model, TinySR) or config.channels != "y" or config.anchor != "bicubic"
-            or config.act not in ("relu", "identity")):
+    if (config.get("family") != "tiny" or config.get("channels") != "y" or config.get("anchor") != "bicubic"
+            or config.get("act") not in ("relu", "identity") or config.get("expand", 1) > 1):
         return None
-    plain = model.collapse() if config.expand > 1 else model
-    arrays = [(conv.weight.detach().cpu().float().numpy(), conv.bias.detach().cpu().float().numpy())
-              for conv in plain.convs]
+    n = int(config["n_layers"])
     return FusedNet(
-        scale=config.scale,
-        weights=tuple(np.ascontiguousarray(w) for w, _ in arrays),
-        biases=tuple(np.ascontiguousarray(b) for _, b in arrays),
-        relu=config.act == "relu",
+        scale=int(config["scale"]),
+        weights=tuple(np.ascontiguousarray(weights[f"convs.{i}.weight"], dtype=np.float32) for i in range(n)),
+        biases=tuple(np.ascontiguousarray(weights[f"convs.{i}.bias"], dtype=np.float32) for i in range(n)),
+        relu=config["act"] == "relu",
         luma=(_RGB_TO_YCBCR[0] / 255.0).astype(np.float32),
         luma_offset=float(_OFFSET[0]),
         # `luma_gain(lr) * 255.0` of `TinySR.forward`, rounded as there: float32, then times 255 in float32
-        gain=(_YCBCR_TO_RGB[:, 0] * 255.0).astype(np.float32) * np.float32(255.0),
+        gain=(np.linalg.inv(_RGB_TO_YCBCR)[:, 0] * 255.0).astype(np.float32) * np.float32(255.0),
     )
+
+
+def fused_net(model) -> FusedNet | None:
+    """`fused_net_from_arrays` of a torch `tinysr.models.tiny.TinySR` (collapsed first if it was trained
+    expanded); None for any other model. The model is not changed."""
+    from tinysr.models.tiny import TinySR
+
+    if not isinstance(model, TinySR):
+        return None
+    plain = model.collapse() if model.config.expand > 1 else model
+    arrays = {k: v.detach().cpu().float().numpy() for k, v in plain.state_dict().items()}
+    return fused_net_from_arrays(dataclasses.asdict(plain.config), arrays)
 
 
 def window(net: FusedNet, lr: np.ndarray) -> np.ndarray:
