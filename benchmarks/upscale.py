@@ -8,7 +8,7 @@ one tile per core, and one tile at a time on all cores; the collapsed single con
 (`tinysr.fused`, Numba: what `tinysr upscale` runs for a Y-only tiny net when Numba is installed), ONNX Runtime (the
 exported chain, the collapsed conv, int8 QDQ), and the NumPy runtime. The collapsed-conv paths exist for the linear
 EDSR (0 blocks) only, the fused ones for Y-only tiny nets with Numba installed; otherwise they are skipped.
-Each path's runs alternate with Pillow's (Pillow, path, Pillow, path, ...; one warm-up each), so that a slow or fast
+Each path's runs alternate with Pillow's (the NumPy interpreter: once) (Pillow, path, Pillow, path, ...; one warm-up each), so that a slow or fast
 spell of a shared machine moves both; prints the medians of `--repeats` runs, the path's ratio to the Pillow runs
 interleaved with it, and the machine. `--model` is anything `tinysr upscale --model` takes
 (default: the bundled `tiny-1k-x2`); the network runs folded (`tinysr.models.deployed`), as `tinysr upscale` runs
@@ -95,11 +95,13 @@ def build_paths(model, img: np.ndarray, tmp: Path) -> dict:
         "onnxruntime chain, tiles 512": lambda: upscale_with(onnx_window_fn(chain), img, scale=s, tile=512,
                                                              overlap=r),
         "onnxruntime int8 (QDQ)": lambda: upscale_with(onnx_window_fn(int8), img, scale=s, tile=None, overlap=r),
-        "numpy runtime, tiles 256": lambda: runtime.upscale(img, numpy_model, tile=256),
+        "numpy runtime, tiles 256": lambda: runtime.upscale(img, numpy_model, tile=256, fused=False),
     }
     if fuses(model):
         paths["fused (Numba), tiles 512"] = lambda: upscale(img, model, tile=512, fused=True)
         paths["fused (Numba), tiles 256"] = lambda: upscale(img, model, tile=256, fused=True)
+        paths["numpy runtime + fused, tiles 512"] = lambda: runtime.upscale(img, numpy_model, tile=512, fused=True,
+                                                                            workers=os.cpu_count() or 1)
     if linear:
         collapsed = onnx_session(tmp / "collapsed.onnx")
         ort_collapsed = collapsed_window_fn(
@@ -135,7 +137,7 @@ def run_speed(args: argparse.Namespace) -> None:
         pillow = paths.pop("pillow bicubic")
         print(f"{'path':<36} {'ms':>9} {'Pillow ms':>10} {'x Pillow':>9}")
         for name, fn in paths.items():
-            ms, pillow_ms = interleaved_ms(fn, pillow, args.repeats if "numpy" not in name else 1)
+            ms, pillow_ms = interleaved_ms(fn, pillow, 1 if name == "numpy runtime, tiles 256" else args.repeats)
             print(f"{name:<36} {ms:9.1f} {pillow_ms:10.1f} {ms / pillow_ms:9.2f}", flush=True)
 
 

@@ -144,6 +144,8 @@ def test_runtime_runs_a_tiny_net_fused_without_torch(photo, tmp_path):
     assert result.stdout.strip() == "[] True"
     fused = np.load(tmp_path / "sr.npy").astype(int)
     interpreted = runtime.upscale(photo, runtime.load(tmp_path / "m.npz"), tile=16, fused=False).astype(int)
+    two = runtime.upscale(photo, runtime.load(tmp_path / "m.npz"), tile=16, workers=2)
+    assert np.array_equal(two, fused)
     reference = upscale(photo, model, fused=False)
     for got in (fused, interpreted):
         diff = np.abs(got - reference)

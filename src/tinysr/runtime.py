@@ -178,13 +178,14 @@ def receptive_radius(model: NumpyModel) -> int:
 
 
 def upscale(image: np.ndarray, model: NumpyModel, *, tile: int | None = None,
-            overlap: int | None = None, fused: bool | None = None) -> np.ndarray:
+            overlap: int | None = None, fused: bool | None = None, workers: int = 1) -> np.ndarray:
     """HWC RGB uint8 or HW grey uint8 -> the same layout `model.scale`x larger, uint8 (see the module docstring).
 
     tile: LR pixels per tile side (None: whole image). overlap: None uses `receptive_radius(model)` (exact).
     fused: run a Y-only ReLU tiny net on RGB as compiled kernels (`tinysr.fused`, Numba, still no torch; the same
     pixels up to float rounding, ~10x faster than the interpreter). None: where it applies and Numba is
-    installed; True: required (an error where it cannot apply); False: never.
+    installed; True: required (an error where it cannot apply); False: never. workers: tiles run at once on a
+    thread pool (`run_tiled`; the compiled kernels and BLAS release the GIL); the output does not depend on it.
     """
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or not (
             image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)):
@@ -207,7 +208,8 @@ def upscale(image: np.ndarray, model: NumpyModel, *, tile: int | None = None,
             return interpreted(window) if min(window.shape[:2]) < 2 else fused_window(net, window)
 
     colour = image[:, :, None] if image.ndim == 2 else image
-    sr = run_tiled(window_fn, colour, scale=model.scale, tile=tile, overlap=overlap, out_channels=colour.shape[2])
+    sr = run_tiled(window_fn, colour, scale=model.scale, tile=tile, overlap=overlap, out_channels=colour.shape[2],
+                   workers=workers)
     return sr[:, :, 0] if image.ndim == 2 else sr
 
 
