@@ -6,11 +6,12 @@ Paths, each from an HWC uint8 image to an HWC uint8 3840x2160 result (rounding i
 Pillow `Image.resize(BICUBIC)` (the yardstick), torch (whole image; tiles, as `tinysr upscale --tile 512` runs them:
 one tile per core, and one tile at a time on all cores; the collapsed single conv), the fused compiled kernels
 (`tinysr.fused`, Numba: what `tinysr upscale` runs for a Y-only tiny net when Numba is installed), ONNX Runtime (the
-exported chain, the collapsed conv, int8 QDQ), and the NumPy runtime. The collapsed-conv paths exist for the linear
-EDSR (0 blocks) only, the fused ones for Y-only tiny nets with Numba installed; otherwise they are skipped.
-Each path's runs alternate with Pillow's (the NumPy interpreter: once) (Pillow, path, Pillow, path, ...; one warm-up each), so that a slow or fast
-spell of a shared machine moves both; prints the medians of `--repeats` runs, the path's ratio to the Pillow runs
-interleaved with it, and the machine. `--model` is anything `tinysr upscale --model` takes
+exported chain, the collapsed conv, int8 QDQ), and the NumPy runtime (its interpreter, and the fused kernels with a
+tile per core). The collapsed-conv paths exist for the linear EDSR (0 blocks) only, the fused ones for Y-only tiny
+nets with Numba installed; otherwise they are skipped. Each path's runs alternate with Pillow's (Pillow, path,
+Pillow, path, ...; one warm-up each; the NumPy interpreter runs once), so that a slow or fast spell of a shared
+machine moves both; prints the medians of `--repeats` runs, the path's ratio to the Pillow runs interleaved with it,
+and the machine. `--model` is anything `tinysr upscale --model` takes
 (default: the bundled `tiny-1k-x2`); the network runs folded (`tinysr.models.deployed`), as `tinysr upscale` runs
 it. `--big` also upscales an 8000x8000 image x2 in tiles of 512 in a fresh subprocess and reports its peak RSS
 (`resource.getrusage(...).ru_maxrss`).
