@@ -83,16 +83,25 @@ def test_runtime_upscale_tiles_exactly_and_matches_torch_upscale(photo, tmp_path
 def test_runtime_never_imports_torch(photo, tmp_path):
     model = random_edsr(**CONFIGS[1])
     export_numpy(model, tmp_path / "m.npz")
+    sr, torch_modules, numba_loaded = upscale_in_fresh_process(tmp_path / "m.npz", photo, tmp_path)
+    assert torch_modules == []
+    assert np.abs(sr.astype(int) - upscale(photo, model)).max() <= 1
+
+
+def upscale_in_fresh_process(npz, photo, tmp_path) -> tuple[np.ndarray, list[str], bool]:
+    """`runtime.upscale(photo, runtime.load(npz), tile=16)` in a new interpreter: (the result, the torch modules it
+    imported, whether it imported Numba)."""
     np.save(tmp_path / "lr.npy", photo)
     code = (
-        "import sys, numpy as np; import tinysr.runtime as rt\n"
-        f"m = rt.load({str(tmp_path / 'm.npz')!r})\n"
+        "import json, sys, numpy as np; import tinysr.runtime as rt\n"
+        f"m = rt.load({str(npz)!r})\n"
         f"np.save({str(tmp_path / 'sr.npy')!r}, rt.upscale(np.load({str(tmp_path / 'lr.npy')!r}), m, tile=16))\n"
-        "print(sorted(k for k in sys.modules if k == 'torch' or k.startswith('torch.')))\n")
+        "print(json.dumps([sorted(k for k in sys.modules if k == 'torch' or k.startswith('torch.')),\n"
+        "                  'numba' in sys.modules]))\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "[]"
-    assert np.abs(np.load(tmp_path / "sr.npy").astype(int) - upscale(photo, model)).max() <= 1
+    torch_modules, numba_loaded = json.loads(result.stdout)
+    return np.load(tmp_path / "sr.npy"), torch_modules, numba_loaded
 
 
 def test_npz_holds_no_pickles_and_the_config(tmp_path):
@@ -133,16 +142,9 @@ def test_runtime_runs_a_tiny_net_fused_without_torch(photo, tmp_path):
 
     model = load_network("tiny-1k-x2", scale=2)[0]
     export_numpy(model, tmp_path / "m.npz")
-    np.save(tmp_path / "lr.npy", photo)
-    code = (
-        "import sys, numpy as np; import tinysr.runtime as rt\n"
-        f"m = rt.load({str(tmp_path / 'm.npz')!r})\n"
-        f"np.save({str(tmp_path / 'sr.npy')!r}, rt.upscale(np.load({str(tmp_path / 'lr.npy')!r}), m, tile=16))\n"
-        "print(sorted(k for k in sys.modules if k == 'torch' or k.startswith('torch.')), 'numba' in sys.modules)\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "[] True"
-    fused = np.load(tmp_path / "sr.npy").astype(int)
+    fused, torch_modules, numba_loaded = upscale_in_fresh_process(tmp_path / "m.npz", photo, tmp_path)
+    assert torch_modules == [] and numba_loaded
+    fused = fused.astype(int)
     interpreted = runtime.upscale(photo, runtime.load(tmp_path / "m.npz"), tile=16, fused=False).astype(int)
     two = runtime.upscale(photo, runtime.load(tmp_path / "m.npz"), tile=16, workers=2)
     assert np.array_equal(two, fused)

@@ -91,35 +91,12 @@ def luma(lr, coeffs, offset, out):
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
-def conv3x3(inp, weight, bias, relu, out):
-    # one 3x3 conv, stride 1, 'same' size: inp (C, h + 2, w + 2) zero-padded, weight (O, C, 3, 3), bias (O,);
-    # out (O, h, w) (a view into the next layer's padded buffer is fine), ReLU applied if `relu`.
-    # Per output row and channel, one pass per input channel adds its 9 taps at once into an accumulator row in L1
-    # (9 multiply-adds per accumulator load and store), which the compiler vectorises across x.
-    n_out, n_in = weight.shape[0], weight.shape[1]
-    h, w = out.shape[1], out.shape[2]
-    acc = np.empty(w, np.float32)
-    for y in range(h):
-        for o in range(n_out):
-            b = bias[o]
-            for x in range(w):
-                acc[x] = b
-            for c in range(n_in):
-                r0, r1, r2 = inp[c, y], inp[c, y + 1], inp[c, y + 2]
-                k = weight[o, c]
-                w00, w01, w02 = k[0, 0], k[0, 1], k[0, 2]
-                w10, w11, w12 = k[1, 0], k[1, 1], k[1, 2]
-                w20, w21, w22 = k[2, 0], k[2, 1], k[2, 2]
-                for x in range(w):
-                    acc[x] += (w00 * r0[x] + w01 * r0[x + 1] + w02 * r0[x + 2]
-                               + w10 * r1[x] + w11 * r1[x + 1] + w12 * r1[x + 2]
-                               + w20 * r2[x] + w21 * r2[x + 1] + w22 * r2[x + 2])
-            _store(acc, relu, out[o, y])
-
-
-@numba.njit(nogil=True, cache=True, error_model="numpy")
 def conv(inp, weight, bias, relu, out):
-    # `conv3x3` for any odd k (k x k weights, inp padded by k // 2): one multiply-add pass per tap
+    # one conv, stride 1, 'same' size: inp (C, h + k - 1, w + k - 1) zero-padded, weight (O, C, k, k) with odd k,
+    # bias (O,); out (O, h, w) (a view into the next layer's padded buffer is fine), ReLU applied if `relu`.
+    # Per output row and channel, an accumulator row in L1 takes each input channel's taps; a 3x3 kernel adds its
+    # 9 taps in one pass (9 multiply-adds per accumulator load and store), other sizes one pass per tap. The
+    # compiler vectorises these contiguous loops across x.
     n_out, n_in, k = weight.shape[0], weight.shape[1], weight.shape[2]
     h, w = out.shape[1], out.shape[2]
     acc = np.empty(w, np.float32)
@@ -129,6 +106,9 @@ def conv(inp, weight, bias, relu, out):
             for x in range(w):
                 acc[x] = b
             for c in range(n_in):
+                if k == 3:
+                    _add_3x3(acc, inp[c, y], inp[c, y + 1], inp[c, y + 2], weight[o, c])
+                    continue
                 for ky in range(k):
                     row = inp[c, y + ky]
                     for kx in range(k):
@@ -137,6 +117,17 @@ def conv(inp, weight, bias, relu, out):
                         for x in range(w):
                             acc[x] += wt * seg[x]
             _store(acc, relu, out[o, y])
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def _add_3x3(acc, r0, r1, r2, k):
+    w00, w01, w02 = k[0, 0], k[0, 1], k[0, 2]
+    w10, w11, w12 = k[1, 0], k[1, 1], k[1, 2]
+    w20, w21, w22 = k[2, 0], k[2, 1], k[2, 2]
+    for x in range(acc.shape[0]):
+        acc[x] += (w00 * r0[x] + w01 * r0[x + 1] + w02 * r0[x + 2]
+                   + w10 * r1[x] + w11 * r1[x + 1] + w12 * r1[x + 2]
+                   + w20 * r2[x] + w21 * r2[x + 1] + w22 * r2[x + 2])
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")

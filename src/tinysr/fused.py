@@ -43,6 +43,23 @@ def available() -> bool:
     return importlib.util.find_spec("numba") is not None
 
 
+#: What a net must be for `fused_net` / `fused_net_from_arrays` to return one (the error text of `use`).
+NET_NEEDS = "a Y-only tiny net with a bicubic anchor and ReLU (or no) activations"
+
+
+def use(fused: bool | None, unmet: list[str]) -> bool:
+    """Whether a caller takes the fused path. `unmet`: what its model and input lack, in order (empty when they
+    qualify); Numba comes last. fused=False: never; None: when nothing is unmet; True: required, and the first
+    unmet need is a one-line error."""
+    if fused is False:
+        return False
+    if not unmet and not available():
+        unmet = ["Numba (pip install 'tinysr[fast]')"]
+    if unmet and fused:
+        raise TinySRError(f"the fused path needs {unmet[0]}")
+    return not unmet
+
+
 @functools.lru_cache(maxsize=8)
 def phase_taps(scale: int) -> tuple[np.ndarray, np.ndarray]:
     """(offsets int64 (scale, 4), weights float32 (scale, 4)): per output phase, the input offsets -2..2 and MATLAB
@@ -104,8 +121,8 @@ class FusedNet:
 
 def fused_net_from_arrays(config: Mapping[str, Any], weights: Mapping[str, np.ndarray]) -> FusedNet | None:
     """The `FusedNet` of a plain (collapsed or expand 1) tiny net given as its config dict and its state dict as
-    arrays (``convs.{i}.weight`` / ``.bias``): what a NumPy export holds. None when the net is not a Y-only tiny
-    net with a bicubic anchor and ReLU (or identity) activations, or is still expanded. No torch needed."""
+    arrays (``convs.{i}.weight`` / ``.bias``): what a NumPy export holds. None when the net is not `NET_NEEDS`,
+    or is still expanded. No torch needed."""
     from tinysr.color import _OFFSET, _RGB_TO_YCBCR
 
     if (config.get("family") != "tiny" or config.get("channels") != "y" or config.get("anchor") != "bicubic"
@@ -153,14 +170,13 @@ def window(net: FusedNet, lr: np.ndarray) -> np.ndarray:
     kernel.luma(lr, net.luma, np.float32(net.luma_offset), plane[0])
     last = len(net.weights) - 1
     for i, (weight, bias) in enumerate(zip(net.weights, net.biases)):
-        conv = kernel.conv3x3 if weight.shape[2] == 3 else kernel.conv
         if i == last:
             out = np.empty((weight.shape[0], h, w), np.float32)
-            conv(plane, weight, bias, False, out)
+            kernel.conv(plane, weight, bias, False, out)
         else:
             nxt_pad = net.weights[i + 1].shape[2] // 2
             nxt = _padded(weight.shape[0], h, w, nxt_pad)
-            conv(plane, weight, bias, net.relu, nxt[:, nxt_pad:nxt_pad + h, nxt_pad:nxt_pad + w])
+            kernel.conv(plane, weight, bias, net.relu, nxt[:, nxt_pad:nxt_pad + h, nxt_pad:nxt_pad + w])
             plane = nxt
     return anchor_add_round(lr, out, net.gain, net.scale)
 

@@ -122,25 +122,17 @@ def network_window_fn(model: nn.Module, *, device: str | torch.device, self_ense
 
 def _use_fused(model: nn.Module, *, device: str | torch.device, self_ensemble: bool, quantize: bool,
                fused: bool | None) -> FusedNet | None:
-    """The net `network_window_fn`'s fused path runs (see there), or None; `fused=True` where it cannot apply is an
-    error."""
-    if fused is False:
-        return None
+    """The net `network_window_fn`'s fused path runs (see there), or None (`tinysr.fused.use` decides)."""
     from tinysr import fused as fused_stage
 
-    why, net = None, None
+    if fused is False:
+        return None
     param = next(model.parameters(), None)
-    if torch.device(device).type != "cpu" or param is None or param.dtype != torch.float32:
-        why = "a float32 model on CPU"
-    elif (net := fused_stage.fused_net(model)) is None:
-        why = "a Y-only tiny net with a bicubic anchor and ReLU (or no) activations"
-    elif self_ensemble or not quantize:
-        why = "RGB input without self-ensemble"
-    elif not fused_stage.available():
-        why = "Numba (pip install 'tinysr[fast]')"
-    if why is not None and fused:
-        raise TinySRError(f"the fused path needs {why}")
-    return None if why else net
+    on_cpu = torch.device(device).type == "cpu" and param is not None and param.dtype == torch.float32
+    net = fused_stage.fused_net(model) if on_cpu else None
+    needs = [(on_cpu, "a float32 model on CPU"), (net is not None, fused_stage.NET_NEEDS),
+             (quantize and not self_ensemble, "RGB input without self-ensemble")]
+    return net if fused_stage.use(fused, [why for met, why in needs if not met]) else None
 
 
 def _fused_window_fn(net: FusedNet, fallback: WindowFn) -> WindowFn:

@@ -214,19 +214,11 @@ def upscale(image: np.ndarray, model: NumpyModel, *, tile: int | None = None,
 
 
 def _fused_net(model: NumpyModel, *, rgb: bool, fused: bool | None):
-    """The `tinysr.fused.FusedNet` that `upscale` runs, or None; `fused=True` where it cannot apply is an error."""
-    if fused is False:
-        return None
+    """The `tinysr.fused.FusedNet` that `upscale` runs, or None (`tinysr.fused.use` decides)."""
     from tinysr import fused as fused_stage
 
+    if fused is False:
+        return None
     net = fused_stage.fused_net_from_arrays(model.config, model.weights)
-    why = None
-    if net is None:
-        why = "a Y-only tiny net with a bicubic anchor and ReLU (or no) activations"
-    elif not rgb:
-        why = "RGB input"
-    elif not fused_stage.available():
-        why = "Numba (pip install 'tinysr[fast]')"
-    if why is not None and fused:
-        raise TinySRError(f"the fused path needs {why}")
-    return None if why else net
+    needs = [(net is not None, fused_stage.NET_NEEDS), (rgb, "RGB input")]
+    return net if fused_stage.use(fused, [why for met, why in needs if not met]) else None
