@@ -35,3 +35,12 @@ def smooth_pngs(folder: Path, n: int, seed: int, *, coarse: int = 6, size: int =
         Image.fromarray(rng.integers(0, 256, (coarse, coarse, 3), dtype=np.uint8)).resize(
             (size, size), Image.BICUBIC).save(folder / f"img{i}.png")
     return folder
+
+
+class NoCacheLocator:
+    """A Numba cache locator that finds no place (as on a read-only install with no writable home): set
+    ``NUMBA_CACHE_LOCATOR_CLASSES=helpers.NoCacheLocator`` to make ``cache=True`` fail."""
+
+    @classmethod
+    def from_function(cls, py_func, source_path):
+        return None

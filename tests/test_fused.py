@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -142,3 +146,22 @@ def test_kernel_checks_its_inputs(photo):
         fused.window(fused.fused_net(random_tiny("tiny-1k-x2")), photo[:, :1])
     with pytest.raises(TinySRError, match=r"need \(4, 41, 33\) float32 phases"):
         fused.anchor_add_round(photo, np.zeros((4, 41, 32), np.float32), np.ones(3, np.float32), 2)
+
+
+def test_kernels_compile_without_a_writable_cache(tmp_path):
+    """Where Numba finds nowhere to cache (read-only install, no writable home), `cache=True` raises at import; the
+    kernels must then compile per process instead of failing."""
+    code = ("import numpy as np; from tinysr import fused\n"
+            "out = fused.anchor_add_round(np.full((3, 4, 3), 7, np.uint8), np.zeros((4, 3, 4), np.float32),"
+            " np.ones(3, np.float32), 2)\n"
+            "import tinysr._fused_kernel as k\n"
+            "print(out.shape, int(out.min()), int(out.max()), type(k.fused._cache).__name__)\n")
+    env = {**os.environ, "NUMBA_CACHE_LOCATOR_CLASSES": "helpers.NoCacheLocator",
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "(6, 8, 3) 7 7 NullCache"  # compiled, not cached
+    env.pop("NUMBA_CACHE_LOCATOR_CLASSES")
+    probe = "import tinysr._fused_kernel as k; print(k.conv._cache.__class__.__name__)"
+    cached = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, env=env)
+    assert cached.stdout.strip() == "FunctionCache"  # the normal case does cache

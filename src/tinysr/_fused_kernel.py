@@ -8,7 +8,16 @@ import numba
 import numpy as np
 
 
-@numba.njit(nogil=True, cache=True, error_model="numpy")
+def jit(fn):
+    """`numba.njit` releasing the GIL, cached on disk where Numba finds a writable place (next to this file, or
+    its user-wide cache); compiled per process where it finds none (Numba refuses ``cache=True`` there)."""
+    try:
+        return numba.njit(nogil=True, cache=True, error_model="numpy")(fn)
+    except RuntimeError:  # "cannot cache function ...: no locator available"
+        return numba.njit(nogil=True, error_model="numpy")(fn)
+
+
+@jit
 def mirror(j, n):
     # MATLAB's half-sample symmetric index, valid for -2 <= j <= n + 1 and n >= 2
     if j < 0:
@@ -18,7 +27,7 @@ def mirror(j, n):
     return j
 
 
-@numba.njit(nogil=True, cache=True, error_model="numpy")
+@jit
 def horizontal(lr, row, offsets, taps, padded, out):
     # LR row `row` of lr (h, w, 3) uint8 -> out (3, s, w) float32: the horizontal bicubic pass, channel- and
     # phase-major (out[c, q, x] is output column x * s + q), so that every loop below is contiguous.
@@ -41,7 +50,7 @@ def horizontal(lr, row, offsets, taps, padded, out):
                 dst[x] = t0 * a0[x] + t1 * a1[x] + t2 * a2[x] + t3 * a3[x]
 
 
-@numba.njit(nogil=True, cache=True, error_model="numpy")
+@jit
 def fused(lr, phases, gain, offsets, taps, out):
     # out (h * s, w * s, 3) uint8 = round(clip(bicubic(lr) + gain[c] * shuffle(phases))), row by row: the
     # horizontal passes of the 5 LR rows an HR row needs sit in a ring; the vertical pass, the residual and the
@@ -77,7 +86,7 @@ def fused(lr, phases, gain, offsets, taps, out):
                         hr[x * s + q, c] = np.uint8(row[c, q, x])
 
 
-@numba.njit(nogil=True, cache=True, error_model="numpy")
+@jit
 def luma(lr, coeffs, offset, out):
     # (h, w, 3) uint8 -> out (h + 2p, w + 2p) float32, its interior (p = (out.shape - lr.shape) / 2) set to
     # (coeffs . rgb + offset) / 255 in `rgb_to_luma`'s order; the border is left to the caller (zeros)
@@ -90,7 +99,7 @@ def luma(lr, coeffs, offset, out):
             out[y + p, x + p] = (v + offset) / np.float32(255.0)
 
 
-@numba.njit(nogil=True, cache=True, error_model="numpy")
+@jit
 def conv(inp, weight, bias, relu, out):
     # one conv, stride 1, 'same' size: inp (C, h + k - 1, w + k - 1) zero-padded, weight (O, C, k, k) with odd k,
     # bias (O,); out (O, h, w) (a view into the next layer's padded buffer is fine), ReLU applied if `relu`.
@@ -119,7 +128,7 @@ def conv(inp, weight, bias, relu, out):
             _store(acc, relu, out[o, y])
 
 
-@numba.njit(nogil=True, cache=True, error_model="numpy")
+@jit
 def _add_3x3(acc, r0, r1, r2, k):
     w00, w01, w02 = k[0, 0], k[0, 1], k[0, 2]
     w10, w11, w12 = k[1, 0], k[1, 1], k[1, 2]
@@ -130,7 +139,7 @@ def _add_3x3(acc, r0, r1, r2, k):
                    + w20 * r2[x] + w21 * r2[x + 1] + w22 * r2[x + 2])
 
 
-@numba.njit(nogil=True, cache=True, error_model="numpy")
+@jit
 def _store(acc, relu, dst):
     if relu:
         for x in range(acc.shape[0]):
