@@ -27,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib.util
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -179,6 +179,12 @@ def window(net: FusedNet, lr: np.ndarray) -> np.ndarray:
             kernel.conv(plane, weight, bias, net.relu, nxt[:, nxt_pad:nxt_pad + h, nxt_pad:nxt_pad + w])
             plane = nxt
     return anchor_add_round(lr, out, net.gain, net.scale)
+
+
+def window_fn(net: FusedNet, fallback: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
+    """`window` as a window function of `tinysr.tiling.run_tiled`; windows thinner than 2 pixels (which bicubic's
+    mirror padding cannot serve) go to `fallback`, the caller's own path."""
+    return lambda lr: fallback(lr) if min(lr.shape[:2]) < 2 else window(net, lr)
 
 
 def _padded(channels: int, h: int, w: int, pad: int) -> np.ndarray:

@@ -104,7 +104,9 @@ def network_window_fn(model: nn.Module, *, device: str | torch.device, self_ense
     """
     net = _use_fused(model, device=device, self_ensemble=self_ensemble, quantize=quantize, fused=fused)
     if net is not None:
-        return _fused_window_fn(net, network_window_fn(model, device=device, self_ensemble=False, quantize=True))
+        from tinysr.fused import window_fn
+
+        return window_fn(net, fallback=network_window_fn(model, device=device, self_ensemble=False, quantize=True))
     finish = to_uint8_image if quantize else to_image
 
     @torch.inference_mode()
@@ -133,14 +135,6 @@ def _use_fused(model: nn.Module, *, device: str | torch.device, self_ensemble: b
     needs = [(on_cpu, "a float32 model on CPU"), (net is not None, fused_stage.NET_NEEDS),
              (quantize and not self_ensemble, "RGB input without self-ensemble")]
     return net if fused_stage.use(fused, [why for met, why in needs if not met]) else None
-
-
-def _fused_window_fn(net: FusedNet, fallback: WindowFn) -> WindowFn:
-    """Window function of the fused path (`tinysr.fused.window`); windows thinner than 2 pixels (which bicubic's
-    mirror padding cannot serve) take `fallback`, the torch path."""
-    from tinysr.fused import window as fused_window
-
-    return lambda window: fallback(window) if min(window.shape[:2]) < 2 else fused_window(net, window)
 
 
 def _grey_window_fn(fn: WindowFn) -> WindowFn:

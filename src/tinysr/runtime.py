@@ -199,16 +199,13 @@ def upscale(image: np.ndarray, model: NumpyModel, *, tile: int | None = None,
         return sr.mean(axis=2, keepdims=True) if window.shape[2] == 1 else sr
 
     net = _fused_net(model, rgb=image.ndim == 3, fused=fused)
+    fn = window_fn
     if net is not None:
-        from tinysr.fused import window as fused_window
+        from tinysr import fused as fused_stage
 
-        interpreted = window_fn  # windows thinner than 2 pixels: bicubic's mirror padding needs 2
-
-        def window_fn(window: np.ndarray) -> np.ndarray:
-            return interpreted(window) if min(window.shape[:2]) < 2 else fused_window(net, window)
-
+        fn = fused_stage.window_fn(net, fallback=window_fn)
     colour = image[:, :, None] if image.ndim == 2 else image
-    sr = run_tiled(window_fn, colour, scale=model.scale, tile=tile, overlap=overlap, out_channels=colour.shape[2],
+    sr = run_tiled(fn, colour, scale=model.scale, tile=tile, overlap=overlap, out_channels=colour.shape[2],
                    workers=workers)
     return sr[:, :, 0] if image.ndim == 2 else sr
 
