@@ -123,9 +123,21 @@ def fuses(model) -> bool:
 
 
 def machine() -> str:
+    import PIL
+
     load = os.getloadavg()
-    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch threads "
-            f"{torch.get_num_threads()}, torch {torch.__version__}, load average {load[0]:.1f} at start")
+    cpu = platform.processor() or platform.machine()
+    if Path("/proc/cpuinfo").exists():  # Linux: the model name, which platform.processor() leaves empty
+        names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                 if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    try:
+        import numba
+        numba_version = numba.__version__
+    except ImportError:
+        numba_version = "not installed"
+    return (f"{cpu}, {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}, torch {torch.__version__}, "
+            f"Pillow {PIL.__version__}, Numba {numba_version}, load average {load[0]:.1f} at start")
 
 
 def run_speed(args: argparse.Namespace) -> None:
