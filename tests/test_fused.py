@@ -165,3 +165,22 @@ def test_kernels_compile_without_a_writable_cache(tmp_path):
     probe = "import tinysr._fused_kernel as k; print(k.conv._cache.__class__.__name__)"
     cached = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, env=env)
     assert cached.stdout.strip() == "FunctionCache"  # the normal case does cache
+
+
+def test_fused_none_takes_the_kernels_only_where_they_pay(photo, monkeypatch):
+    """In a process that has not loaded the kernels, fused=None runs a small image through torch (the kernels'
+    ~1 s start would cost more than they save) and an image of `AUTO_MIN_PIXELS` through them."""
+    model = random_tiny("tiny-1k-x2")
+    calls = []
+    real_window = fused.window
+    monkeypatch.setattr(fused, "window", lambda net, lr: calls.append(lr.shape) or real_window(net, lr))
+    monkeypatch.setattr(fused, "loaded", lambda: False)
+    upscale(photo, model)
+    assert calls == []
+    monkeypatch.setattr(fused, "AUTO_MIN_PIXELS", 41 * 33)
+    upscale(photo, model)
+    assert calls == [(41, 33, 3)]
+    monkeypatch.setattr(fused, "AUTO_MIN_PIXELS", 41 * 33 + 1)
+    monkeypatch.setattr(fused, "loaded", lambda: True)  # loaded: every size takes them
+    upscale(photo, model, tile=16)
+    assert len(calls) == 1 + 9

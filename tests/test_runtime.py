@@ -88,14 +88,15 @@ def test_runtime_never_imports_torch(photo, tmp_path):
     assert np.abs(sr.astype(int) - upscale(photo, model)).max() <= 1
 
 
-def upscale_in_fresh_process(npz, photo, tmp_path) -> tuple[np.ndarray, list[str], bool]:
-    """`runtime.upscale(photo, runtime.load(npz), tile=16)` in a new interpreter: (the result, the torch modules it
-    imported, whether it imported Numba)."""
+def upscale_in_fresh_process(npz, photo, tmp_path, *, fused=None) -> tuple[np.ndarray, list[str], bool]:
+    """`runtime.upscale(photo, runtime.load(npz), tile=16, fused=fused)` in a new interpreter: (the result, the
+    torch modules it imported, whether it imported Numba)."""
     np.save(tmp_path / "lr.npy", photo)
+    lr = f"np.load({str(tmp_path / 'lr.npy')!r})"
     code = (
         "import json, sys, numpy as np; import tinysr.runtime as rt\n"
         f"m = rt.load({str(npz)!r})\n"
-        f"np.save({str(tmp_path / 'sr.npy')!r}, rt.upscale(np.load({str(tmp_path / 'lr.npy')!r}), m, tile=16))\n"
+        f"np.save({str(tmp_path / 'sr.npy')!r}, rt.upscale({lr}, m, tile=16, fused={fused!r}))\n"
         "print(json.dumps([sorted(k for k in sys.modules if k == 'torch' or k.startswith('torch.')),\n"
         "                  'numba' in sys.modules]))\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
@@ -135,18 +136,22 @@ def test_load_errors_are_one_line(tmp_path):
 
 
 def test_runtime_runs_a_tiny_net_fused_without_torch(photo, tmp_path):
-    """With Numba installed, the runtime runs Y-only tiny nets through `tinysr.fused`, still never importing
-    torch; without it (or with fused=False) through the interpreter. Both agree with torch within a level."""
+    """The runtime runs Y-only tiny nets through `tinysr.fused` (fused=True), still never importing torch, or
+    through the interpreter (fused=False, or by default for a small image in a fresh process). Both agree with
+    torch within a level."""
     pytest.importorskip("numba")
     from tinysr.resolve import load_network
 
     model = load_network("tiny-1k-x2", scale=2)[0]
     export_numpy(model, tmp_path / "m.npz")
-    fused, torch_modules, numba_loaded = upscale_in_fresh_process(tmp_path / "m.npz", photo, tmp_path)
+    fused, torch_modules, numba_loaded = upscale_in_fresh_process(tmp_path / "m.npz", photo, tmp_path, fused=True)
     assert torch_modules == [] and numba_loaded
     fused = fused.astype(int)
+    # by default a small image in a fresh process is not worth the kernels' start: the interpreter runs it
+    _, torch_modules, numba_loaded = upscale_in_fresh_process(tmp_path / "m.npz", photo, tmp_path)
+    assert torch_modules == [] and not numba_loaded
     interpreted = runtime.upscale(photo, runtime.load(tmp_path / "m.npz"), tile=16, fused=False).astype(int)
-    two = runtime.upscale(photo, runtime.load(tmp_path / "m.npz"), tile=16, workers=2)
+    two = runtime.upscale(photo, runtime.load(tmp_path / "m.npz"), tile=16, workers=2, fused=True)
     assert np.array_equal(two, fused)
     reference = upscale(photo, model, fused=False)
     for got in (fused, interpreted):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from tinysr import runtime
+from tinysr import fused, runtime
 from tinysr.data.io import read_image
 from tinysr.export.numpy_export import export_numpy
 from tinysr.export.onnx import export_onnx, onnx_session, onnx_window_fn
@@ -121,11 +121,13 @@ def test_tiled_equals_untiled(photo, key, tmp_path):
     onnx_fn = onnx_window_fn(onnx_session(tmp_path / "m.onnx", threads=1))
     paths = {
         "torch": lambda tile, overlap: upscale(photo, model, tile=tile, overlap=overlap, fused=False),
-        "torch, fused HR stage": lambda tile, overlap: upscale(photo, model, tile=tile, overlap=overlap),
         "numpy": lambda tile, overlap: runtime.upscale(photo, loaded, tile=tile, overlap=overlap, fused=False),
-        "numpy, fused kernels": lambda tile, overlap: runtime.upscale(photo, loaded, tile=tile, overlap=overlap),
         "onnx": lambda tile, overlap: run_tiled(onnx_fn, photo, scale=s, tile=tile, overlap=overlap, out_channels=3),
     }
+    if fused.available():  # the compiled kernels (tinysr.fused), from torch and from the runtime
+        paths["fused"] = lambda tile, overlap: upscale(photo, model, tile=tile, overlap=overlap, fused=True)
+        paths["numpy, fused"] = lambda tile, overlap: runtime.upscale(photo, loaded, tile=tile, overlap=overlap,
+                                                                      fused=True)
     whole = paths["torch"](None, 0).astype(int)
     for name, run in paths.items():
         assert np.abs(run(None, 0).astype(int) - whole).max() <= 1, name

@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib.util
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -38,9 +39,34 @@ from tinysr.errors import TinySRError
 RADIUS = 2  # LR pixels each side that MATLAB bicubic upscaling reads (the padding of both passes)
 
 
+#: LR pixels from which ``fused=None`` takes the fused path in a process that has not loaded the kernels yet. The
+#: first fused call of a process costs ~1.2 s on the 2-core dev box (Numba's import, 0.5 s, and its first load of
+#: cached machine code, 0.7 s); each LR pixel then costs ~0.07 us instead of torch's ~0.16 us (1080p x2: 0.15 s
+#: against 0.33 s), so one call pays back from ~12 M pixels, six 1080p frames (benchmarks/RESULTS.md "upscale").
+AUTO_MIN_PIXELS = 12_000_000
+
+
 def available() -> bool:
     """True when Numba is installed (then the kernels here can run)."""
     return importlib.util.find_spec("numba") is not None
+
+
+def loaded() -> bool:
+    """True once this process has loaded the kernels (`load`, or a first fused run): no start cost is left."""
+    return "tinysr._fused_kernel" in sys.modules
+
+
+def load() -> None:
+    """Load the kernels now (Numba's import; the cached machine code follows at the first call), so that
+    ``fused=None`` takes the fused path for every size from here on: for a caller that knows it has much to do
+    (`tinysr upscale` with a large batch)."""
+    import tinysr._fused_kernel  # noqa: F401
+
+
+def worth_it(pixels: int) -> bool:
+    """Whether ``fused=None`` takes the fused path for a call on `pixels` LR pixels: once loaded, or when the
+    call alone repays the start (`AUTO_MIN_PIXELS`)."""
+    return loaded() or pixels >= AUTO_MIN_PIXELS
 
 
 #: What a net must be for `fused_net` / `fused_net_from_arrays` to return one (the error text of `use`).

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from tinysr.errors import TinySRError
+from tinysr import fused as fused_stage
 from tinysr.fused import FusedNet
 from tinysr.resize import imresize, to_uint8
 from tinysr.tiling import WindowFn, receptive_radius_of, run_tiled
@@ -125,8 +126,6 @@ def network_window_fn(model: nn.Module, *, device: str | torch.device, self_ense
 def _use_fused(model: nn.Module, *, device: str | torch.device, self_ensemble: bool, quantize: bool,
                fused: bool | None) -> FusedNet | None:
     """The net `network_window_fn`'s fused path runs (see there), or None (`tinysr.fused.use` decides)."""
-    from tinysr import fused as fused_stage
-
     if fused is False:
         return None
     param = next(model.parameters(), None)
@@ -189,14 +188,16 @@ def upscale(image: np.ndarray, model: nn.Module, *, tile: int | None = None, ove
     tile at a time on all threads at tile 512 and faster at 256 (benchmarks/RESULTS.md "upscale"): a tiny net's
     1-channel convs scale poorly across threads, and the passes around the network run on one core each. The
     output does not depend on `workers`. fused: run a Y-only ReLU tiny net as compiled kernels
-    (`network_window_fn`; None: whenever it applies and Numba is installed): the same pixels up to float rounding.
+    (`network_window_fn`; the same pixels up to float rounding). None: where it applies, Numba is installed and
+    it pays (`tinysr.fused.worth_it`: the kernels are loaded, or the image has `AUTO_MIN_PIXELS`).
     """
     overlap = receptive_radius(model) if overlap is None else overlap
     model = model.eval().to(device)
     # grey output averages the float channels, so only RGB(A) windows may come back rounded
     rgb_only = getattr(image, "ndim", 0) == 3 and image.shape[2] in (3, 4)
-    fn = network_window_fn(model, device=device, self_ensemble=self_ensemble, quantize=rgb_only,
-                           fused=fused)
+    if fused is None and not fused_stage.worth_it(int(np.prod(getattr(image, "shape", (0,))[:2]))):
+        fused = False  # a small job in a fresh process: the kernels' start would cost more than they save
+    fn = network_window_fn(model, device=device, self_ensemble=self_ensemble, quantize=rgb_only, fused=fused)
     if workers is None:
         workers = torch.get_num_threads() if torch.device(device).type == "cpu" and tile is not None else 1
     threads = torch.get_num_threads()

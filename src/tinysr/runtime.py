@@ -183,8 +183,8 @@ def upscale(image: np.ndarray, model: NumpyModel, *, tile: int | None = None,
 
     tile: LR pixels per tile side (None: whole image). overlap: None uses `receptive_radius(model)` (exact).
     fused: run a Y-only ReLU tiny net on RGB as compiled kernels (`tinysr.fused`, Numba, still no torch; the same
-    pixels up to float rounding, ~10x faster than the interpreter). None: where it applies and Numba is
-    installed; True: required (an error where it cannot apply); False: never. workers: tiles run at once on a
+    pixels up to float rounding, ~10x faster than the interpreter). None: where it applies, Numba is installed and
+    it pays (`tinysr.fused.worth_it`); True: required (an error where it cannot apply); False: never. workers: tiles run at once on a
     thread pool (`run_tiled`; the compiled kernels and BLAS release the GIL); the output does not depend on it.
     """
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or not (
@@ -198,7 +198,7 @@ def upscale(image: np.ndarray, model: NumpyModel, *, tile: int | None = None,
         sr = run(model, rgb.transpose(2, 0, 1)).transpose(1, 2, 0)
         return sr.mean(axis=2, keepdims=True) if window.shape[2] == 1 else sr
 
-    net = _fused_net(model, rgb=image.ndim == 3, fused=fused)
+    net = _fused_net(model, rgb=image.ndim == 3, pixels=image.shape[0] * image.shape[1], fused=fused)
     fn = window_fn
     if net is not None:
         from tinysr import fused as fused_stage
@@ -210,11 +210,12 @@ def upscale(image: np.ndarray, model: NumpyModel, *, tile: int | None = None,
     return sr[:, :, 0] if image.ndim == 2 else sr
 
 
-def _fused_net(model: NumpyModel, *, rgb: bool, fused: bool | None):
-    """The `tinysr.fused.FusedNet` that `upscale` runs, or None (`tinysr.fused.use` decides)."""
+def _fused_net(model: NumpyModel, *, rgb: bool, pixels: int, fused: bool | None):
+    """The `tinysr.fused.FusedNet` that `upscale` runs, or None (`tinysr.fused.use` decides; with fused=None only
+    where it pays, `tinysr.fused.worth_it`)."""
     from tinysr import fused as fused_stage
 
-    if fused is False:
+    if fused is False or (fused is None and not fused_stage.worth_it(pixels)):
         return None
     net = fused_stage.fused_net_from_arrays(model.config, model.weights)
     needs = [(net is not None, fused_stage.NET_NEEDS), (rgb, "RGB input")]
