@@ -12,6 +12,7 @@ import json
 import os
 import pickle
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -69,10 +70,14 @@ def read_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict
             raise TinySRError(f"{path}: safetensors file without a tinysr config")
         return state, json.loads(metadata["tinysr_config"]), json.loads(metadata.get("tinysr_meta", "{}"))
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols first: the error must stay one line
+            warnings.simplefilter("ignore", UserWarning)
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsupported pickle"
-        raise TinySRError(f"{path}: refused to load a pickle that would run code ({first})") from None
+        # torch's text is a paragraph that suggests weights_only=False; keep only what it found
+        found = [line.strip() for line in str(exc).splitlines() if "unsupported" in line.lower()]
+        detail = f" ({found[0]})" if found else ""
+        raise TinySRError(f"{path}: refused to load a pickle that would run code{detail}") from None
     except Exception as exc:  # torch raises assorted types for non-checkpoint files
         raise TinySRError(f"{path}: not a readable weights file ({type(exc).__name__})") from None
     if not isinstance(obj, dict) or "config" not in obj or "model" not in obj:
