@@ -16,10 +16,10 @@ callers fall back to torch when it is not. The kernels release the GIL, so tiles
 
 Numerics, float32 throughout: the bicubic is `tinysr.models.ycbcr.bicubic_upsample`'s arithmetic in its order
 (horizontal pass on the half-sample-symmetric padded input, then vertical), then ``+ gain * residual``, clipped to
-0..255 and rounded half to even. The convs sum in their own order (bias, then per input channel its taps by row and column), so the
-output can differ from torch's by one level where a value sits at a .5 tie (tested: at most 1 level, on a tiny
-fraction of pixels). Every output pixel is computed by the same operations whatever the window, so tiled equals
-untiled bit for bit.
+0..255 and rounded half to even (taps: `tinysr.resize.phase_taps`). The convs sum in their own order (bias,
+then per input channel its taps by row and column), so the output can differ from torch's by one level where a
+value sits at a .5 tie (tested: at most 1 level, on a tiny fraction of pixels). Every output pixel is computed
+by the same operations whatever the window, so tiled equals untiled bit for bit.
 """
 
 from __future__ import annotations
@@ -35,9 +35,6 @@ from typing import Any
 import numpy as np
 
 from tinysr.errors import TinySRError
-
-RADIUS = 2  # LR pixels each side that MATLAB bicubic upscaling reads (the padding of both passes)
-
 
 #: LR pixels from which ``fused=None`` takes the fused path in a process that has not loaded the kernels yet. The
 #: first fused call of a process costs ~1.2 s on the 2-core dev box (Numba's import, 0.5 s, and its first load of
@@ -88,19 +85,21 @@ def use(fused: bool | None, unmet: list[str]) -> bool:
 
 @functools.lru_cache(maxsize=8)
 def phase_taps(scale: int) -> tuple[np.ndarray, np.ndarray]:
-    """(offsets int64 (scale, 4), weights float32 (scale, 4)): per output phase, the input offsets -2..2 and MATLAB
-    cubic weights of `bicubic_upsample` (its non-zero taps, padded with weight 0 where a phase has fewer than 4)."""
-    from tinysr.resize import cubic
+    """`tinysr.resize.phase_taps` as the kernel's arrays: (offsets int64 (scale, 4), weights float32 (scale, 4)),
+    padded with weight 0 where a phase has fewer than 4 taps."""
+    from tinysr.resize import phase_taps as matlab_taps
 
-    d = (np.arange(scale) + 0.5) / scale - 0.5
-    weights = cubic(d[:, None] - np.arange(-RADIUS, RADIUS + 1)[None, :])  # (scale, 5), at most 4 non-zero
     offsets = np.zeros((scale, 4), np.int64)
     taps = np.zeros((scale, 4), np.float32)
-    for p, row in enumerate(weights):
-        nonzero = [(k - RADIUS, w) for k, w in enumerate(row) if w != 0.0]
-        for t, (k, w) in enumerate(nonzero):
+    for p, phase in enumerate(matlab_taps(scale)):
+        for t, (k, w) in enumerate(phase):
             offsets[p, t], taps[p, t] = k, w
     return offsets, taps
+
+
+def _check_window(lr: np.ndarray, what: str) -> None:
+    if lr.dtype != np.uint8 or lr.ndim != 3 or lr.shape[2] != 3 or min(lr.shape[:2]) < 2:
+        raise TinySRError(f"{what}: need HWC RGB uint8 of at least 2x2, got {lr.dtype} {lr.shape}")
 
 
 def anchor_add_round(lr: np.ndarray, phases: np.ndarray, gain: np.ndarray, scale: int) -> np.ndarray:
@@ -110,9 +109,8 @@ def anchor_add_round(lr: np.ndarray, phases: np.ndarray, gain: np.ndarray, scale
     sub-pixel phases, phase p * scale + q giving output pixel (i * scale + p, j * scale + q) (torch's
     `pixel_shuffle` order). gain: (3,) float32, how much each RGB channel moves per unit of residual.
     """
+    _check_window(lr, "fused anchor")
     h, w = lr.shape[:2]
-    if lr.dtype != np.uint8 or lr.ndim != 3 or lr.shape[2] != 3 or min(h, w) < 2:
-        raise TinySRError(f"fused anchor: need HWC RGB uint8 of at least 2x2, got {lr.dtype} {lr.shape}")
     if phases.shape != (scale * scale, h, w) or phases.dtype != np.float32:
         raise TinySRError(f"fused anchor: need ({scale * scale}, {h}, {w}) float32 phases, got "
                           f"{phases.dtype} {phases.shape}")
@@ -187,9 +185,8 @@ def window(net: FusedNet, lr: np.ndarray) -> np.ndarray:
     """
     from tinysr import _fused_kernel as kernel
 
+    _check_window(lr, "fused net")
     h, w = lr.shape[:2]
-    if lr.dtype != np.uint8 or lr.ndim != 3 or lr.shape[2] != 3 or min(h, w) < 2:
-        raise TinySRError(f"fused net: need HWC RGB uint8 of at least 2x2, got {lr.dtype} {lr.shape}")
     lr = np.ascontiguousarray(lr)  # a tile is a strided view of the image; see `anchor_add_round`
     pad = net.weights[0].shape[2] // 2
     plane = _padded(1, h, w, pad)

@@ -19,9 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from tinysr.errors import TinySRError
 from tinysr import fused as fused_stage
-from tinysr.fused import FusedNet
+from tinysr.errors import TinySRError
 from tinysr.resize import imresize, to_uint8
 from tinysr.tiling import WindowFn, receptive_radius_of, run_tiled
 
@@ -105,9 +104,8 @@ def network_window_fn(model: nn.Module, *, device: str | torch.device, self_ense
     """
     net = _use_fused(model, device=device, self_ensemble=self_ensemble, quantize=quantize, fused=fused)
     if net is not None:
-        from tinysr.fused import window_fn
-
-        return window_fn(net, fallback=network_window_fn(model, device=device, self_ensemble=False, quantize=True))
+        torch_path = network_window_fn(model, device=device, self_ensemble=False, quantize=True)
+        return fused_stage.window_fn(net, fallback=torch_path)
     finish = to_uint8_image if quantize else to_image
 
     @torch.inference_mode()
@@ -124,7 +122,7 @@ def network_window_fn(model: nn.Module, *, device: str | torch.device, self_ense
 
 
 def _use_fused(model: nn.Module, *, device: str | torch.device, self_ensemble: bool, quantize: bool,
-               fused: bool | None) -> FusedNet | None:
+               fused: bool | None) -> fused_stage.FusedNet | None:
     """The net `network_window_fn`'s fused path runs (see there), or None (`tinysr.fused.use` decides)."""
     if fused is False:
         return None

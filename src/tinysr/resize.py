@@ -55,6 +55,16 @@ def cubic(x: np.ndarray) -> np.ndarray:
     return inner + outer
 
 
+@functools.lru_cache(maxsize=8)
+def phase_taps(scale: int) -> tuple[tuple[tuple[int, float], ...], ...]:
+    """MATLAB bicubic upscaling by an integer `scale` as periodic taps: per output phase p (output ``i * scale + p``),
+    the non-zero ``(k, cubic(d_p - k))`` for input offsets k = -2..2, ``d_p = (p + 0.5) / scale - 0.5`` (float64).
+    On MATLAB's half-sample-symmetric padding they reproduce `imresize` exactly (Keys' kernel sums to 1)."""
+    offsets = (np.arange(scale) + 0.5) / scale - 0.5
+    weights = cubic(offsets[:, None] - np.arange(-2, 3)[None, :])
+    return tuple(tuple((k - 2, float(w)) for k, w in enumerate(row) if w != 0.0) for row in weights)
+
+
 @functools.lru_cache(maxsize=64)
 def contributions(in_len: int, out_len: int, scale: float) -> tuple[np.ndarray, np.ndarray]:
     """Per output sample, the weights and 0-based input indices along one axis (MATLAB's ``contributions``).

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from tinysr import fused as fused_stage
 from tinysr.errors import TinySRError
 from tinysr.resize import imresize_matrices
 from tinysr.tiling import receptive_radius_of, run_tiled
@@ -184,8 +185,9 @@ def upscale(image: np.ndarray, model: NumpyModel, *, tile: int | None = None,
     tile: LR pixels per tile side (None: whole image). overlap: None uses `receptive_radius(model)` (exact).
     fused: run a Y-only ReLU tiny net on RGB as compiled kernels (`tinysr.fused`, Numba, still no torch; the same
     pixels up to float rounding, ~10x faster than the interpreter). None: where it applies, Numba is installed and
-    it pays (`tinysr.fused.worth_it`); True: required (an error where it cannot apply); False: never. workers: tiles run at once on a
-    thread pool (`run_tiled`; the compiled kernels and BLAS release the GIL); the output does not depend on it.
+    it pays (`tinysr.fused.worth_it`); True: required (an error where it cannot apply); False: never.
+    workers: tiles run at once on a thread pool (`run_tiled`; the compiled kernels and BLAS release the GIL); the
+    output does not depend on it.
     """
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or not (
             image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)):
@@ -201,8 +203,6 @@ def upscale(image: np.ndarray, model: NumpyModel, *, tile: int | None = None,
     net = _fused_net(model, rgb=image.ndim == 3, pixels=image.shape[0] * image.shape[1], fused=fused)
     fn = window_fn
     if net is not None:
-        from tinysr import fused as fused_stage
-
         fn = fused_stage.window_fn(net, fallback=window_fn)
     colour = image[:, :, None] if image.ndim == 2 else image
     sr = run_tiled(fn, colour, scale=model.scale, tile=tile, overlap=overlap, out_channels=colour.shape[2],
@@ -213,8 +213,6 @@ def upscale(image: np.ndarray, model: NumpyModel, *, tile: int | None = None,
 def _fused_net(model: NumpyModel, *, rgb: bool, pixels: int, fused: bool | None):
     """The `tinysr.fused.FusedNet` that `upscale` runs, or None (`tinysr.fused.use` decides; with fused=None only
     where it pays, `tinysr.fused.worth_it`)."""
-    from tinysr import fused as fused_stage
-
     if fused is False or (fused is None and not fused_stage.worth_it(pixels)):
         return None
     net = fused_stage.fused_net_from_arrays(model.config, model.weights)

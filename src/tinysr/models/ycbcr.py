@@ -10,13 +10,11 @@ The matrices come from `tinysr.color`, so the numpy and torch conversions cannot
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import torch
 
 from tinysr.color import _OFFSET, _RGB_TO_YCBCR
-from tinysr.resize import imresize_torch
+from tinysr.resize import imresize_torch, phase_taps
 
 _YCBCR_TO_RGB = np.linalg.inv(_RGB_TO_YCBCR)
 
@@ -73,18 +71,8 @@ def bicubic_upsample(x: torch.Tensor, scale: int) -> torch.Tensor:
     """
     if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1 or min(x.shape[-2:]) < 2:
         return imresize_torch(x, scale)
-    taps = _phase_taps(scale)
+    taps = phase_taps(scale)
     return _upsample_axis(_upsample_axis(x, taps, dim=-1), taps, dim=-2)
-
-
-@functools.lru_cache(maxsize=8)
-def _phase_taps(scale: int) -> tuple[tuple[tuple[int, float], ...], ...]:
-    """Per phase p, the non-zero (k, cubic(d_p - k)) for k = -2..2 (MATLAB's `cubic`, float64)."""
-    from tinysr.resize import cubic
-
-    offsets = (np.arange(scale) + 0.5) / scale - 0.5
-    weights = cubic(offsets[:, None] - np.arange(-2, 3)[None, :])
-    return tuple(tuple((k - 2, float(w)) for k, w in enumerate(row) if w != 0.0) for row in weights)
 
 
 def _upsample_axis(x: torch.Tensor, taps: tuple, *, dim: int) -> torch.Tensor:
