@@ -99,3 +99,32 @@ def test_val_split_and_val_data_are_exclusive_and_one_is_required(folders, tmp_p
     assert main(_argv(folders, tmp_path / "r", "--val-split", "7")) == 2
     assert "--val-split 7: the training set has only 7 images" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_split_seed_holds_out_the_same_images_under_another_training_seed(folders, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TINYSR_CACHE", str(tmp_path / "cache"))
+    all_names = sorted(f"{f}{i}" for f, n in (("a", 3), ("b", 4)) for i in range(n))
+    by_seed = {s: [all_names[i] for i in held_out_indices(all_names, 2, seed=s)] for s in (0, 1)}
+    assert by_seed == {0: ["b1", "b2"], 1: ["a2", "b0"]}  # the two seeds draw different images
+
+    run = tmp_path / "run"
+    assert main(_argv(folders, run, "--seed", "1", "--split-seed", "0")) == 0
+    config = json.loads((run / "config.json").read_text())
+    assert (config["seed"], config["data"]["split_seed"], config["data"]["val_names"]) == (1, 0, by_seed[0])
+    _, val_pairs = load_data(dict(config, data=dict(config["data"])), progress=False)
+    assert list(val_pairs.names) == by_seed[0]
+    assert main(["train", "--resume", str(run), "--steps", "6", "--threads", "1", "--no-progress"]) == 0
+    assert json.loads((run / "config.json").read_text())["data"] == config["data"]  # kept on resume
+
+    plain = tmp_path / "plain"  # without the option, the run's seed draws the split and nothing new is recorded
+    assert main(_argv(folders, plain, "--seed", "1")) == 0
+    data = json.loads((plain / "config.json").read_text())["data"]
+    assert "split_seed" not in data and data["val_names"] == by_seed[1]
+
+    capsys.readouterr()
+    argv = _argv(folders, tmp_path / "r", "--split-seed", "0")
+    i = argv.index("--val-split")
+    assert main(argv[:i] + argv[i + 2:] + ["--val-data", str(folders / "a")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "tinysr: error: --split-seed seeds the --val-split draw; it needs --val-split")
+    assert not (tmp_path / "r").exists()

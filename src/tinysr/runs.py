@@ -4,7 +4,8 @@ A run is a folder RUN/ holding (the contract shared with `tinysr experiment`, `t
   config.json       written atomically at start (and again on a resume that raises `steps` or is forced):
                     {"tinysr_version", "model", "train", "data": {"train", "val", "scale", "degradation"},
                     "protocol", "seed"}; a run validating on held-out training images has data.val null,
-                    data.val_split N and data.val_names (`tinysr.data.split`)
+                    data.val_split N and data.val_names (`tinysr.data.split`), and data.split_seed when the
+                    draw has its own seed (`--split-seed`; else it is seeded by "seed")
   metrics.jsonl     one JSON line per evaluation, appended and flushed; on resume, lines past the resumed step go
   best.safetensors  the best weights by validation PSNR (`tinysr.checkpoint.save_weights`, config inside)
   last.pt           everything needed to resume; tensors/dicts/lists/numbers/strings only, so
@@ -176,17 +177,23 @@ def last_step(run_dir: Path) -> int:
 
 def run_config(*, model: dict[str, Any], train: dict[str, Any], train_data: list[str], val_data: str | None,
                scale: int, degradation: str, protocol: str, seed: int, val_split: int | None = None,
-               val_names: list[str] | None = None) -> dict[str, Any]:
+               val_names: list[str] | None = None, split_seed: int | None = None) -> dict[str, Any]:
     """The config.json dict of a run (see the module docstring).
 
     With `val_split` N (and `val_data` None), validation holds out N training images (`tinysr.data.split`, seeded
-    by `seed`); data.val_split and data.val_names (the held-out image names, once the data is loaded) record it.
+    by `split_seed`, or by `seed` when that is None); data.val_split and data.val_names (the held-out image names,
+    once the data is loaded) record it, and data.split_seed when given (so a run's config.json without it, from
+    before the option, still resumes unchanged).
     """
     if (val_data is None) == (val_split is None):
         raise TinySRError("validate on either a folder (--val-data) or a split of the training set (--val-split)")
+    if split_seed is not None and val_split is None:
+        raise TinySRError("--split-seed seeds the --val-split draw; it needs --val-split")
     data: dict[str, Any] = {"train": list(train_data), "val": val_data, "scale": scale, "degradation": degradation}
     if val_split is not None:
         data |= {"val_split": val_split, "val_names": None if val_names is None else list(val_names)}
+    if split_seed is not None:
+        data["split_seed"] = split_seed
     return {"tinysr_version": __version__, "model": model, "train": train, "data": data, "protocol": protocol,
             "seed": seed}
 

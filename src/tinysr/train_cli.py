@@ -49,7 +49,10 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     v = d.add_mutually_exclusive_group()
     v.add_argument("--val-data", metavar="DIR", help="image folder for validation (whole images)")
     v.add_argument("--val-split", type=positive_int, metavar="N",
-                   help="validate on N images held out of --train-data (seeded by --seed; names in config.json)")
+                   help="validate on N images held out of --train-data (seeded by --split-seed, else --seed; "
+                   "names in config.json)")
+    d.add_argument("--split-seed", type=int, metavar="S",
+                   help="seed of the --val-split draw, so that runs of different --seed hold out the same images")
     d.add_argument("--degradation", help="how LR is made from HR (default bicubic)")
     d.add_argument("--out", metavar="RUN", help="the new run folder")
     d.add_argument("--resume", metavar="RUN", help="continue this run (options given must agree with it)")
@@ -115,6 +118,7 @@ def plan_run(args: argparse.Namespace) -> tuple[Path, dict[str, Any], bool]:
         train_data = _resolved(args.train_data) if args.train_data else data["train"]
         given = args.val_data is not None or args.val_split is not None
         val_data, val_split = _validation(args) if given else (data["val"], data.get("val_split"))
+        split_seed = args.split_seed if args.split_seed is not None else data.get("split_seed")
         degradation = args.degradation or data["degradation"]
     else:
         missing = [o for o, v in (("--out", args.out), ("--train-data", args.train_data),
@@ -124,10 +128,11 @@ def plan_run(args: argparse.Namespace) -> tuple[Path, dict[str, Any], bool]:
         model = build_config(args.model or "edsr", **model_given)
         train = TrainConfig(**train_given)
         train_data, (val_data, val_split) = _resolved(args.train_data), _validation(args)
+        split_seed = args.split_seed
         degradation = args.degradation or "bicubic"
     config = runs.run_config(model=config_to_dict(model), train=dataclasses.asdict(train), train_data=train_data,
                              val_data=val_data, scale=model.scale, degradation=degradation,
-                             protocol=train.protocol, seed=train.seed, val_split=val_split)
+                             protocol=train.protocol, seed=train.seed, val_split=val_split, split_seed=split_seed)
     return Path(args.resume or args.out), config, bool(args.resume)
 
 
@@ -147,7 +152,7 @@ def load_data(config: dict[str, Any], *, progress: bool) -> tuple[Any, Any]:
     train_pairs = load_pairs(train_set, **opts)
     if data.get("val_split") is None:
         return train_pairs, load_pairs(image_folder(data["val"]), **opts)
-    train_pairs, val_pairs = split_pairs(train_pairs, data["val_split"], seed=config["seed"])
+    train_pairs, val_pairs = split_pairs(train_pairs, data["val_split"], seed=data.get("split_seed", config["seed"]))
     data["val_names"] = list(val_pairs.names)
     return train_pairs, val_pairs
 
