@@ -73,3 +73,13 @@ def test_eval_self_ensemble_of_a_bundled_model_is_labelled_and_needs_a_network(d
     assert averaged["mean"]["psnr"] > single["mean"]["psnr"] + 0.05  # the average of 8 passes is better here
     _one_line_error(_run("eval", "--model", "bicubic", "--data", set5, "--scale", "2", "--self-ensemble"),
                     "--self-ensemble needs a network")
+
+
+def test_library_warnings_print_as_one_line(tmp_path, capsys):
+    from PIL import Image
+
+    Image.new("RGB", (16, 16), (10, 20, 30)).save(tmp_path / "a.png")
+    (tmp_path / "notes.txt").write_text("not an image")
+    assert main(["eval", "--model", "bicubic", "--data", str(tmp_path), "--scale", "2", "--json"]) == 0
+    err = capsys.readouterr().err.strip()
+    assert err == "tinysr: warning: skipped 1 non-image file: notes.txt"  # no second line of Python source

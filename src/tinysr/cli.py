@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 
 from tinysr import __version__
@@ -102,16 +103,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def print_warning(message, category, filename, lineno, file=None, line=None) -> None:  # warnings.showwarning API
+    """A warning (a skipped image, an unverified download) as one `tinysr: warning: ...` line, without Python's
+    second line of source code."""
+    print(f"tinysr: warning: {message}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return COMMANDS[args.command](args)
-    except TinySRError as exc:
-        print(f"tinysr: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("tinysr: interrupted", file=sys.stderr)
-        return 130
+    with warnings.catch_warnings():
+        warnings.showwarning = print_warning
+        try:
+            return COMMANDS[args.command](args)
+        except TinySRError as exc:
+            print(f"tinysr: error: {exc}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("tinysr: interrupted", file=sys.stderr)
+            return 130
 
 
 if __name__ == "__main__":

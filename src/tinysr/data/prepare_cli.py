@@ -7,15 +7,10 @@ Warnings from the library (skipped files, unverified archives, generated LR) are
 from __future__ import annotations
 
 import argparse
-import sys
 import warnings
 from collections.abc import Callable
 
 from tinysr.data.div2k import OFFICIAL_BASE_URL, OFFICIAL_SCALES, SPLITS, div2k, prepare_div2k
-
-
-def _print_warning(message, category, filename, lineno, file=None, line=None) -> None:  # warnings.showwarning API
-    print(f"tinysr: warning: {message}", file=sys.stderr)
 
 
 def add_prepare_parser(sub: argparse._SubParsersAction) -> None:
@@ -67,8 +62,7 @@ PREPARE: dict[str, Callable[[argparse.Namespace], int]] = {"div2k": _run_div2k, 
 
 
 def run_prepare(args: argparse.Namespace) -> int:
-    """Run `tinysr prepare <dataset>`; library warnings print as `tinysr: warning: ...` lines."""
+    """Run `tinysr prepare <dataset>`; every library warning is reported (`tinysr.cli` prints each on one line)."""
     with warnings.catch_warnings():
         warnings.simplefilter("always", UserWarning)  # every skip is reported
-        warnings.showwarning = _print_warning
         return PREPARE[args.dataset](args)
