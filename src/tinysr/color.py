@@ -14,6 +14,7 @@ _RGB_TO_YCBCR = np.array(
     [[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]], dtype=np.float64
 )
 _OFFSET = np.array([16.0, 128.0, 128.0])
+_YCBCR_TO_RGB = np.linalg.inv(_RGB_TO_YCBCR)  # maps (YCbCr - offset) to RGB / 255
 
 
 def _check_rgb(img: np.ndarray) -> np.ndarray:
@@ -36,4 +37,4 @@ def ycbcr_to_rgb(img: np.ndarray) -> np.ndarray:
     """HWC YCbCr (MATLAB ranges) -> HWC RGB float64 0..255, unrounded and unclipped (MATLAB `ycbcr2rgb`)."""
     if img.ndim != 3 or img.shape[2] != 3:
         raise ValueError(f"expected an HWC YCbCr image, got shape {img.shape}")
-    return (img.astype(np.float64) - _OFFSET) @ np.linalg.inv(_RGB_TO_YCBCR).T * 255.0
+    return (img.astype(np.float64) - _OFFSET) @ _YCBCR_TO_RGB.T * 255.0

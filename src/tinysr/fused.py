@@ -147,7 +147,7 @@ def fused_net_from_arrays(config: Mapping[str, Any], weights: Mapping[str, np.nd
     """The `FusedNet` of a plain (collapsed or expand 1) tiny net given as its config dict and its state dict as
     arrays (``convs.{i}.weight`` / ``.bias``): what a NumPy export holds. None when the net is not `NET_NEEDS`,
     or is still expanded. No torch needed."""
-    from tinysr.color import _OFFSET, _RGB_TO_YCBCR
+    from tinysr.color import _OFFSET, _RGB_TO_YCBCR, _YCBCR_TO_RGB
 
     if (config.get("family") != "tiny" or config.get("channels") != "y" or config.get("anchor") != "bicubic"
             or config.get("act") not in ("relu", "identity") or config.get("expand", 1) > 1):
@@ -161,7 +161,7 @@ def fused_net_from_arrays(config: Mapping[str, Any], weights: Mapping[str, np.nd
         luma=(_RGB_TO_YCBCR[0] / 255.0).astype(np.float32),
         luma_offset=float(_OFFSET[0]),
         # `luma_gain(lr) * 255.0` of `TinySR.forward`, rounded as there: float32, then times 255 in float32
-        gain=(np.linalg.inv(_RGB_TO_YCBCR)[:, 0] * 255.0).astype(np.float32) * np.float32(255.0),
+        gain=(_YCBCR_TO_RGB[:, 0] * 255.0).astype(np.float32) * np.float32(255.0),
     )
 
 

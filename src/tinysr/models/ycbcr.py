@@ -13,10 +13,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from tinysr.color import _OFFSET, _RGB_TO_YCBCR
+from tinysr.color import _OFFSET, _RGB_TO_YCBCR, _YCBCR_TO_RGB
 from tinysr.resize import imresize_torch, phase_taps
-
-_YCBCR_TO_RGB = np.linalg.inv(_RGB_TO_YCBCR)
 
 
 def _check_nchw3(x: torch.Tensor, what: str) -> None:
