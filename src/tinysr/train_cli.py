@@ -118,7 +118,8 @@ def plan_run(args: argparse.Namespace) -> tuple[Path, dict[str, Any], bool]:
         train_data = _resolved(args.train_data) if args.train_data else data["train"]
         given = args.val_data is not None or args.val_split is not None
         val_data, val_split = _validation(args) if given else (data["val"], data.get("val_split"))
-        split_seed = args.split_seed if args.split_seed is not None else data.get("split_seed")
+        stored_split_seed = None if given else data.get("split_seed")  # it goes with the stored validation only
+        split_seed = args.split_seed if args.split_seed is not None else stored_split_seed
         degradation = args.degradation or data["degradation"]
     else:
         missing = [o for o, v in (("--out", args.out), ("--train-data", args.train_data),
