@@ -12,6 +12,7 @@ from tinysr import __version__
 from tinysr.data.prepare_cli import add_prepare_parser, run_prepare
 from tinysr.errors import TinySRError
 from tinysr.experiments.cli import add_experiment_parser, add_report_parser, run_experiment, run_report
+from tinysr.polish_cli import add_polish_parser, run_polish
 from tinysr.train_cli import add_train_parser, run_train
 from tinysr.upscale_cli import (add_export_parser, add_models_parser, add_upscale_parser, run_export, run_models,
                                 run_upscale)
@@ -78,6 +79,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "eval": run_eval,
     "demo": run_demo,
     "train": run_train,
+    "polish": run_polish,
     "upscale": run_upscale,
     "models": run_models,
     "export": run_export,
@@ -94,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_eval_parser(sub)
     add_demo_parser(sub)
     add_train_parser(sub)
+    add_polish_parser(sub)
     add_upscale_parser(sub)
     add_models_parser(sub)
     add_export_parser(sub)
