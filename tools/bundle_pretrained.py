@@ -23,17 +23,34 @@ from tinysr.evaluate import bicubic_upscaler, evaluate
 from tinysr.inference import upscale_array
 from tinysr.metrics import PROTOCOLS
 from tinysr.models import count_params, deployed
+from tinysr.polish import PolishConfig
 from tinysr.pretrained import PRETRAINED_DIR, TABLE, TABLE_FORMAT, read_table
 
 TEST_SETS = ("Set5", "Set14", "BSD100", "Urban100")
 REPO = Path(__file__).resolve().parents[1]
+POLISH_DEFAULTS = {"steps": PolishConfig.steps, "evals_per_step": PolishConfig.evals_per_step,
+                   "history": PolishConfig.history}
 
 
 def train_command(run: Path) -> str:
+    """The run's command.txt; for a `tinysr polish` run, its source run's command followed by the polish."""
     saved = run / "command.txt"
     if saved.is_file():
         return saved.read_text().strip()
-    return f"(see {run.name}/config.json)"
+    config = json.loads((run / "config.json").read_text()) if (run / "config.json").is_file() else {}
+    polish = config.get("polish")
+    if polish is None:
+        return f"(see {run.name}/config.json)"
+    source = Path(polish["source_run"])
+    options = [f"--{name.replace('_', '-')} {polish[name]}" for name, default in POLISH_DEFAULTS.items()
+               if polish[name] != default]
+    return " ".join([f"{train_command(source)} && tinysr polish {_shown(source)} --out {_shown(run)}", *options])
+
+
+def _shown(path: Path) -> str:
+    """A path as the commands show it: relative to the repository when inside it."""
+    path = path.resolve()
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
 
 
 def measure_all(upscalers: dict, scale: int, data: Path) -> dict[str, dict[str, float]]:
@@ -70,9 +87,9 @@ def main() -> None:
             if row["name"] in results:
                 row["psnr"] = results[row["name"]]
                 row["psnr"].update({f"bicubic {k}": v for k, v in results[f"bicubic-x{scale}"].items()})
-    given = {row["name"] for row in rows}  # rows of models not named here are kept as they are
-    kept = [asdict(row) for row in read_table() if row.name not in given]
-    table = {"format": TABLE_FORMAT, "models": kept + rows}
+    new = {row["name"]: row for row in rows}  # a named model's row is replaced in place, the others kept as they are
+    old = [new.pop(row.name, None) or asdict(row) for row in read_table()]
+    table = {"format": TABLE_FORMAT, "models": old + list(new.values())}
     (PRETRAINED_DIR / TABLE).write_text(json.dumps(table, indent=2) + "\n")
 
 

@@ -117,6 +117,15 @@ def mean_psnr(model: nn.Module, images: list[tuple[torch.Tensor, torch.Tensor]],
     return PEAK_DB - total
 
 
+def check_polishable(model: nn.Module, protocol: Protocol) -> None:
+    """Refuse a net whose colours go through the network under a luma protocol: fitting Y alone would leave its
+    Cb/Cr free to drift (a Y-only tiny net upsamples them bicubically, so only luma is its to change)."""
+    if protocol.channel == "y" and getattr(getattr(model, "config", None), "channels", "rgb") != "y":
+        raise TinySRError(f"polish: the {protocol.name} protocol measures luma only, and this net changes colour too "
+                          f"(its chroma would be left free); polish Y-only nets, or an RGB net validated under an "
+                          f"RGB protocol (study)")
+
+
 # ---------------------------------------------------------------- step 3: one L-BFGS step
 
 def make_optimizer(model: nn.Module, config: PolishConfig) -> torch.optim.LBFGS:
@@ -152,6 +161,7 @@ def polish(model: nn.Module, train_pairs: PairedImages, val_pairs: PairedImages,
     if train_pairs.scale != val_pairs.scale:
         raise TinySRError(f"polish: training pairs are x{train_pairs.scale}, validation pairs x{val_pairs.scale}")
     scale, protocol = train_pairs.scale, PROTOCOLS[config.protocol]
+    check_polishable(model, protocol)
     images = whole_images(train_pairs)
     start = time.perf_counter()
     train_psnr = mean_psnr(model, images, scale=scale, protocol=protocol)
