@@ -186,3 +186,33 @@ def test_polish_refuses_bad_input_in_one_line_and_writes_nothing(trained_run, tm
     assert exit_.value.code == 2
     _one_line_error_argparse = capsys.readouterr().err.strip()
     assert "--steps" in _one_line_error_argparse and _one_line_error_argparse.count("\n") == 0
+
+
+@pytest.mark.parametrize("raised,code,state", [(KeyboardInterrupt, 130, "interrupted"), (RuntimeError, None, "failed")])
+def test_a_stopped_polish_says_so_and_keeps_the_best_so_far(trained_run, tmp_path, monkeypatch, capsys, raised,
+                                                           code, state):
+    import tinysr.polish as polish_module
+
+    root, run = trained_run
+    monkeypatch.setenv("TINYSR_CACHE", str(root / "cache"))
+    real_step, calls = polish_module.polish_step, []
+
+    def stop_on_second(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise raised("stop")
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(polish_module, "polish_step", stop_on_second)
+    out = tmp_path / "stopped"
+    argv = ["polish", str(run), "--out", str(out), "--steps", "4", "--threads", "1", "--no-progress"]
+    if code is None:
+        with pytest.raises(raised):
+            main(argv)
+    else:
+        assert main(argv) == code
+    status = json.loads((out / "status.json").read_text())
+    assert (status["state"], status["step"]) == (state, 1)  # not "finished": the folder does not look complete
+    assert [r["step"] for r in runs.read_metrics(out)] == [0, 1]
+    _, meta = load_model(out / runs.RUN_BEST)
+    assert meta["val_psnr"] == max(r["val_psnr"] for r in runs.read_metrics(out))
