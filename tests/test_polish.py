@@ -9,7 +9,7 @@ import torch
 from helpers import random_edsr, smooth_pngs
 
 from tinysr import runs
-from tinysr.checkpoint import load_model
+from tinysr.checkpoint import load_model, save_weights
 from tinysr.cli import main
 from tinysr.data.cache import load_pairs
 from tinysr.data.folder import image_folder
@@ -164,6 +164,14 @@ def test_polish_refuses_bad_input_in_one_line_and_writes_nothing(trained_run, tm
     (empty / "config.json").write_text((run / "config.json").read_text())
     assert main(["polish", str(empty), "--out", str(out), "--no-progress"]) == 2
     _one_line_error(capsys, "best.safetensors")
+
+    rgb = tmp_path / "rgb"  # a run whose net changes colour, validated on luma
+    rgb.mkdir()
+    (rgb / "config.json").write_text((run / "config.json").read_text())
+    save_weights(rgb / "best.safetensors", create_model("tiny-1k-x2", channels="rgb"), meta={"step": 1})
+    assert main(["polish", str(rgb), "--out", str(out), "--no-progress"]) == 2
+    _one_line_error(capsys, "luma only")
+    assert not out.exists()
 
     moved = tmp_path / "moved"
     moved.mkdir()

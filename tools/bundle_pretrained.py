@@ -12,6 +12,7 @@ replaces those models' rows in `models.json` (other rows are kept). The training
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 from dataclasses import asdict
@@ -80,7 +81,7 @@ def main() -> None:
         rows.append({"name": name, "file": path.name, "scale": model.config.scale, "params": count_params(model),
                      "bytes": path.stat().st_size, "train_command": train_command(Path(run)),
                      "protocol": "standard", "psnr": {}})
-        by_scale.setdefault(model.config.scale, {})[name] = (lambda m: lambda lr: upscale_array(m, lr))(model)
+        by_scale.setdefault(model.config.scale, {})[name] = functools.partial(upscale_array, model)
     for scale, upscalers in by_scale.items():
         results = measure_all({f"bicubic-x{scale}": bicubic_upscaler(scale), **upscalers}, scale, Path(args.data))
         for row in rows:

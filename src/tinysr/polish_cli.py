@@ -71,12 +71,35 @@ def _load_split(config: dict[str, Any], *, run: Path, progress: bool) -> tuple[A
     return train_pairs, val_pairs
 
 
-def _polish_command(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+class _StepLog:
+    """`tinysr.polish.OnStep` for a run folder: a metrics line per step, best.safetensors when validation improves,
+    status.json, and the progress bar."""
 
+    def __init__(self, out: Path, model: Any, config: Any, *, progress: bool) -> None:
+        from tqdm import tqdm
+
+        self.out, self.model, self.config, self.done = out, model, config, 0
+        self.bar = tqdm(total=config.steps, desc="polish", unit="step", disable=not progress)
+
+    def __call__(self, step: int, train_psnr: float, val_psnr: float, val_ssim: float, seconds: float,
+                 improved: bool) -> None:
+        from tinysr import runs
+
+        runs.append_metrics(self.out, {"step": step, "train_psnr": train_psnr, "val_psnr": val_psnr,
+                                       "val_ssim": val_ssim, "wall_time": seconds})
+        if improved:
+            runs.save_best(self.out, self.model, step=step, val_psnr=val_psnr, protocol=self.config.protocol)
+        runs.write_status(self.out, state="running", step=step, steps=self.config.steps)
+        self.done = step
+        self.bar.update(1 if step else 0)
+        self.bar.set_postfix(train=f"{train_psnr:.3f}", val=f"{val_psnr:.3f}")
+
+
+def _polish_command(args: argparse.Namespace) -> int:
     from tinysr import runs
+    from tinysr.metrics import PROTOCOLS
     from tinysr.models import config_to_dict
-    from tinysr.polish import PolishConfig, polish
+    from tinysr.polish import PolishConfig, check_polishable, polish
     from tinysr.train import validate
 
     run, out = Path(args.run), Path(args.out)
@@ -85,40 +108,27 @@ def _polish_command(args: argparse.Namespace) -> int:
     source, model, meta = _source(run)
     given = {k: getattr(args, k) for k in ("steps", "evals_per_step", "history") if getattr(args, k) is not None}
     config = PolishConfig(**given, protocol=source["protocol"])
-    progress = not args.no_progress
-    train_pairs, val_pairs = _load_split(dict(source, data=dict(source["data"])), run=run, progress=progress)
+    check_polishable(model, PROTOCOLS[config.protocol])  # every refusal comes before OUT exists
+    train_pairs, val_pairs = _load_split(dict(source, data=dict(source["data"])), run=run,
+                                         progress=not args.no_progress)
     record = dict(source, model=config_to_dict(model.config),
                   polish={**dataclasses.asdict(config), "source_run": str(run.resolve()),
                           "source_step": meta.get("step"), "source_val_psnr": meta.get("val_psnr")})
     runs.open_run(out, record, force=args.force)
-    bar = tqdm(total=config.steps, desc="polish", unit="step", disable=not progress)
-    done = [0]
-
-    def on_step(step: int, train_psnr: float, val_psnr: float, val_ssim: float, seconds: float, improved: bool) -> None:
-        runs.append_metrics(out, {"step": step, "train_psnr": train_psnr, "val_psnr": val_psnr, "val_ssim": val_ssim,
-                                  "wall_time": seconds})
-        if improved:
-            runs.save_best(out, model, step=step, val_psnr=val_psnr, protocol=config.protocol)
-        runs.write_status(out, state="running", step=step, steps=config.steps)
-        done[0] = step
-        bar.update(1 if step else 0)
-        bar.set_postfix(train=f"{train_psnr:.3f}", val=f"{val_psnr:.3f}")
-
-    def held_out(net: Any) -> tuple[float, float]:
-        return validate(net, val_pairs, protocol=config.protocol)
-
+    log = _StepLog(out, model, config, progress=not args.no_progress)
     try:
-        result = polish(model, train_pairs, val_pairs, config=config, validate=held_out, on_step=on_step)
+        result = polish(model, train_pairs, val_pairs, config=config, on_step=log,
+                        validate=lambda net: validate(net, val_pairs, protocol=config.protocol))
     except KeyboardInterrupt:
-        runs.write_status(out, state="interrupted", step=done[0], steps=config.steps, message="interrupted")
-        print(f"tinysr: interrupted; {out}/{runs.RUN_BEST} holds the best of polish steps 0-{done[0]}",
+        runs.write_status(out, state="interrupted", step=log.done, steps=config.steps, message="interrupted")
+        print(f"tinysr: interrupted; {out}/{runs.RUN_BEST} holds the best of polish steps 0-{log.done}",
               file=sys.stderr)
         return 130
     except Exception as exc:  # the folder must not look finished
-        runs.write_status(out, state="failed", step=done[0], steps=config.steps, message=str(exc).splitlines()[0])
+        runs.write_status(out, state="failed", step=log.done, steps=config.steps, message=str(exc).splitlines()[0])
         raise
     finally:
-        bar.close()
+        log.bar.close()
     runs.write_status(out, state="finished", step=config.steps, steps=config.steps)
     print(f"{out}: val PSNR {result.start_psnr:.3f} -> {result.best_psnr:.3f} dB ({config.protocol}) at polish step "
           f"{result.best_step} of {config.steps}; weights {out / runs.RUN_BEST}")
