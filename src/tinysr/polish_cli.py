@@ -116,9 +116,10 @@ def _polish_command(args: argparse.Namespace) -> int:
                           "source_step": meta.get("step"), "source_val_psnr": meta.get("val_psnr")})
     runs.open_run(out, record, force=args.force)
     log = _StepLog(out, model, config, progress=not args.no_progress)
+    limit = source["train"].get("val_limit")  # validate as the run did, so that step 0 is its best
     try:
         result = polish(model, train_pairs, val_pairs, config=config, on_step=log,
-                        validate=lambda net: validate(net, val_pairs, protocol=config.protocol))
+                        validate=lambda net: validate(net, val_pairs, protocol=config.protocol, limit=limit))
     except KeyboardInterrupt:
         runs.write_status(out, state="interrupted", step=log.done, steps=config.steps, message="interrupted")
         print(f"tinysr: interrupted; {out}/{runs.RUN_BEST} holds the best of polish steps 0-{log.done}",
