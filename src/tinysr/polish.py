@@ -15,7 +15,7 @@ minimises exactly that, unrounded, on the training images:
    of the candidates, so polishing never loses on them).
 
 A last stage for small nets: one pass costs a forward and a backward over the whole training set per line-search
-evaluation (about 5 s for the 940-parameter x2 net on T91 + BSD200, two threads). Rounding to uint8 has no gradient,
+evaluation (about 6 s for the 940-parameter x2 net on T91 + BSD200, two threads). Rounding to uint8 has no gradient,
 so the objective is the unrounded PSNR; validation uses the protocol as it is (rounded).
 
 Convention: pairs are `PairedImages` (HWC RGB uint8); the model takes and returns NCHW float RGB in 0..255 (the
