@@ -56,9 +56,11 @@ def test_tiny_pareto_is_trained_on_t291_with_a_held_out_split():
     # trained expanded, only the final squared-error phase (the fourth)
     final_mse = dataclasses.replace(recipe, final_loss="mse-y", final_fraction=0.2)
     reviving = dataclasses.replace(final_mse, revive_every=2_500)
+    trained = {s.key: dataclasses.replace(recipe, loss="l1") if s.key in first else
+               reviving if s.key == "1k-x4" else final_mse if s.key == "1k" else recipe for s in rows}
+    # the three <=1k tiny rows then polish for 8 steps (the sixth recipe: their bundled weights are polished)
     assert {s.key: s.recipe for s in rows} == {
-        s.key: dataclasses.replace(recipe, loss="l1") if s.key in first else
-        reviving if s.key == "1k-x4" else final_mse if s.key == "1k" else recipe for s in rows}
+        k: dataclasses.replace(r, polish_steps=8) if k in {"1k", "1k-x3", "1k-x4"} else r for k, r in trained.items()}
     assert {s.key: s.model.expand for s in rows if s.key != "edsr"} == {
         "100": 1, "250": 1, "500": 1, "1k": 4, "2k": 1, "5k": 4, "1k-x3": 4, "1k-x4": 1}
     root = os.environ.get("TINYSR_DATA", "../shared/data")  # read once, when the presets are imported
@@ -92,6 +94,8 @@ def test_overrides_apply_and_round_trip_to_argv():
     assert (spec.reference.params, spec.reference.psnr, spec.reference.bicubic_psnr) == (963, None, None)
     assert runner.plan("table4", only=["4"], overrides=runner.Overrides(steps=5))[0].reference.psnr == 29.85
     assert o.to_argv() == ["--steps", "50", "--eval-every", "10", "--val-data", "v", "--data", "a", "b"]
+    (tiny,) = runner.plan("tiny-pareto", only=["1k"], overrides=runner.Overrides(polish_steps=0))
+    assert tiny.recipe.polish_steps == 0 and runner.Overrides(polish_steps=0).to_argv() == ["--polish-steps", "0"]
     (div2k,) = runner.plan("table1", only=["div2k-493"], overrides=runner.Overrides(val_data="v"))
     assert (div2k.data.hr_downscale, div2k.data.train, div2k.data.hr_size) == (4, TABLES["table1"][2].data.train,
                                                                                "493x359")
@@ -130,6 +134,19 @@ def test_queue_skips_finished_and_resumes_unfinished(tmp_path):
     assert calls == [("table2/b1-f64", True, 100), ("table2/b2-f64", True, 100), ("table2/b8-f64", True, 100),
                      ("table2/b16-f64", False, 100)]
     assert failed == ["table2/b1-f64 (boom)", "table2/b2-f64 (boom)", "table2/b8-f64 (boom)"]  # the rest still ran
+
+
+def test_a_polishing_row_is_done_only_when_its_polished_folder_is_finished(tmp_path):
+    (spec,) = runner.plan("tiny-pareto", only=["1k"], overrides=runner.Overrides(steps=100))
+    run = tmp_path / spec.name
+    fake_status(run, "finished", 100, 100)
+    (job,), _ = runner.make_queue([spec], tmp_path)
+    assert (job.train, job.resume, job.verb, job.run_dir) == (False, True, "polish", run)  # training done, polish left
+    fake_status(tmp_path / "tiny-pareto" / "tiny-1k-x2-polished", "interrupted", 3, 8)
+    assert runner.make_queue([spec], tmp_path)[0][0].verb == "polish"
+    (tmp_path / "tiny-pareto" / "tiny-1k-x2-polished" / "status.json").write_text(
+        json.dumps({"state": "finished", "step": 8, "steps": 8}))
+    assert runner.make_queue([spec], tmp_path) == ([], [(spec.name, "finished (100 steps, polished)")])
 
 
 def test_cli_run_goes_through_the_executor(tmp_path, monkeypatch, capsys):
@@ -252,3 +269,28 @@ def test_a_spec_with_val_split_validates_on_held_out_training_images(tmp_path, m
     assert runner.Overrides(val_data="v").apply(spec).data.val_split is None
     with pytest.raises(ValueError, match="exactly one of val"):
         DataSpec(name="x", train=("t",), val="v", val_split=3)
+
+
+def test_a_tiny_pareto_row_trains_then_polishes_for_real(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TINYSR_CACHE", str(tmp_path / "cache"))
+    train, val = tiny_folder(tmp_path / "train", 3, 0), tiny_folder(tmp_path / "val", 2, 1)
+    argv = ["experiment", "run", "tiny-pareto", "--only", "1k", "--out", str(tmp_path / "runs"), "--data", str(train),
+            "--val-data", str(val), "--batch-size", "2", "--eval-every", "2", "--steps", "4", "--polish-steps", "1",
+            "--device", "cpu", "--threads", "1"]
+    assert main(argv) == 0
+    run, polished = tmp_path / "runs" / "tiny-pareto" / "tiny-1k-x2", tmp_path / "runs" / "tiny-pareto" / "tiny-1k-x2-polished"
+    assert json.loads((run / "status.json").read_text())["state"] == "finished"
+    assert json.loads((polished / "status.json").read_text()) == {"state": "finished", "step": 1, "steps": 1,
+                                                                  "message": ""}
+    config = json.loads((polished / "config.json").read_text())
+    assert config["polish"]["steps"] == 1 and config["polish"]["source_run"] == str(run.resolve())
+    experiment = json.loads((polished / "experiment.json").read_text())
+    assert (experiment["name"], experiment["key"], experiment["polished_from"]) == (
+        "tiny-pareto/tiny-1k-x2-polished", "1k+polish", "tiny-pareto/tiny-1k-x2")
+    assert [m["step"] for m in map(json.loads, (polished / "metrics.jsonl").read_text().splitlines())] == [0, 1]
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert "skip tiny-pareto/tiny-1k-x2: finished (4 steps, polished)" in capsys.readouterr().out
+    assert main(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "report"), "--no-visual"]) == 0
+    table = (tmp_path / "report" / "tiny-pareto.md").read_text()
+    assert "| tiny-1k-x2 |" in table and "| tiny-1k-x2-polished |" in table

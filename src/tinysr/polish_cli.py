@@ -95,42 +95,57 @@ class _StepLog:
         self.bar.set_postfix(train=f"{train_psnr:.3f}", val=f"{val_psnr:.3f}")
 
 
-def _polish_command(args: argparse.Namespace) -> int:
+def polish_run(run: Path, out: Path, *, steps: int | None = None, evals_per_step: int | None = None,
+               history: int | None = None, force: bool = False, progress: bool = True) -> Any:  # -> PolishResult
+    """Polish RUN's best net into the new run folder OUT; None options keep `PolishConfig`'s defaults.
+
+    Every refusal (a TinySRError) comes before OUT exists. Ctrl-C or an error leaves OUT's status.json
+    "interrupted" or "failed" at its last step, with the best step so far in best.safetensors, and is re-raised.
+    """
     from tinysr import runs
     from tinysr.metrics import PROTOCOLS
     from tinysr.models import config_to_dict
     from tinysr.polish import PolishConfig, check_polishable, polish
     from tinysr.train import validate
 
-    run, out = Path(args.run), Path(args.out)
+    run, out = Path(run), Path(out)
     if out.resolve() == run.resolve():
         raise TinySRError(f"--out {out}: polishing writes a new run folder, not into RUN")
     source, model, meta = _source(run)
-    given = {k: getattr(args, k) for k in ("steps", "evals_per_step", "history") if getattr(args, k) is not None}
-    config = PolishConfig(**given, protocol=source["protocol"])
-    check_polishable(model, PROTOCOLS[config.protocol])  # every refusal comes before OUT exists
-    train_pairs, val_pairs = _load_split(dict(source, data=dict(source["data"])), run=run,
-                                         progress=not args.no_progress)
+    given = {"steps": steps, "evals_per_step": evals_per_step, "history": history}
+    config = PolishConfig(**{k: v for k, v in given.items() if v is not None}, protocol=source["protocol"])
+    check_polishable(model, PROTOCOLS[config.protocol])
+    train_pairs, val_pairs = _load_split(dict(source, data=dict(source["data"])), run=run, progress=progress)
     record = dict(source, model=config_to_dict(model.config),
                   polish={**dataclasses.asdict(config), "source_run": str(run.resolve()),
                           "source_step": meta.get("step"), "source_val_psnr": meta.get("val_psnr")})
-    runs.open_run(out, record, force=args.force)
-    log = _StepLog(out, model, config, progress=not args.no_progress)
+    runs.open_run(out, record, force=force)
+    log = _StepLog(out, model, config, progress=progress)
     limit = source["train"].get("val_limit")  # validate as the run did, so that step 0 is its best
     try:
         result = polish(model, train_pairs, val_pairs, config=config, on_step=log,
                         validate=lambda net: validate(net, val_pairs, protocol=config.protocol, limit=limit))
-    except KeyboardInterrupt:
-        runs.write_status(out, state="interrupted", step=log.done, steps=config.steps, message="interrupted")
-        print(f"tinysr: interrupted; {out}/{runs.RUN_BEST} holds the best of polish steps 0-{log.done}",
-              file=sys.stderr)
-        return 130
-    except Exception as exc:  # the folder must not look finished
-        runs.write_status(out, state="failed", step=log.done, steps=config.steps, message=str(exc).splitlines()[0])
+    except BaseException as exc:  # Ctrl-C included: the folder must not look finished
+        state = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        runs.write_status(out, state=state, step=log.done, steps=config.steps,
+                          message=(str(exc).splitlines() or [state])[0])
         raise
     finally:
         log.bar.close()
     runs.write_status(out, state="finished", step=config.steps, steps=config.steps)
-    print(f"{out}: val PSNR {result.start_psnr:.3f} -> {result.best_psnr:.3f} dB ({config.protocol}) at polish step "
-          f"{result.best_step} of {config.steps}; weights {out / runs.RUN_BEST}")
+    return result
+
+
+def _polish_command(args: argparse.Namespace) -> int:
+    from tinysr.runs import RUN_BEST
+
+    out = Path(args.out)
+    try:
+        result = polish_run(Path(args.run), out, steps=args.steps, evals_per_step=args.evals_per_step,
+                            history=args.history, force=args.force, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        print(f"tinysr: interrupted; {out / RUN_BEST} holds the best polish step so far", file=sys.stderr)
+        return 130
+    print(f"{out}: val PSNR {result.start_psnr:.3f} -> {result.best_psnr:.3f} dB at polish step {result.best_step}; "
+          f"weights {out / RUN_BEST}")
     return 0

@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from tinysr.cli_types import positive_int
+from tinysr.cli_types import int_at_least, positive_int
 from tinysr.errors import TinySRError
 
 
@@ -40,6 +40,8 @@ def add_experiment_parser(sub: argparse._SubParsersAction) -> None:
     rp.add_argument("--eval-every", type=positive_int, help="validation interval in steps (study: 1000)")
     rp.add_argument("--learning-rate", type=float, help="Adam learning rate (study: 1e-4)")
     rp.add_argument("--schedule", choices=("step", "cosine"), help="learning-rate schedule (study: step)")
+    rp.add_argument("--polish-steps", type=int_at_least(0),
+                    help="tinysr polish steps after training, into ROW-polished (0: none; tiny-pareto's <=1k rows: 8)")
     rp.add_argument("--data", nargs="+", metavar="DIR", help="training HR folder(s) instead of the table's")
     rp.add_argument("--val-data", metavar="DIR", help="validation HR folder instead of the table's")
     rp.add_argument("--jobs", type=positive_int, default=1, help="runs at once, as subprocesses (default 1)")
@@ -89,13 +91,14 @@ def _run(args: argparse.Namespace) -> int:
     devices = runner.parse_devices(args.devices) if args.devices else None
     overrides = runner.Overrides(steps=args.steps, batch_size=args.batch_size, eval_every=args.eval_every,
                                  learning_rate=args.learning_rate, schedule=args.schedule,
+                                 polish_steps=args.polish_steps,
                                  data=tuple(args.data) if args.data else None, val_data=args.val_data)
     runs_dir = Path(args.out)
     jobs, skipped = runner.make_queue(runner.plan(args.table, only=only, overrides=overrides), runs_dir)
     for name, why in skipped:
         print(f"skip {name}: {why}")
     for job in jobs:
-        print(f"{'resume' if job.resume else 'start'} {job.spec.name} -> {job.run_dir}")
+        print(f"{job.verb} {job.spec.name} -> {job.run_dir}")
     if args.dry_run or not jobs:
         return 0
     for job in jobs:  # fail fast, before hours of training, when a table's data has not been prepared

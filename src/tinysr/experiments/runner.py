@@ -5,6 +5,7 @@ Steps of `tinysr experiment run TABLE`:
    interval, data folders);
 2. `make_queue`: one `Job` per row whose run folder RUNS_DIR/TABLE/ROW is not finished at the requested steps;
    a finished run is skipped, an unfinished one (interrupted, killed, or finished at fewer steps) is resumed;
+   a row whose recipe has a polish stage is done when ROW-polished is finished too;
 3. `run_queue`: the jobs one after another in this process (`execute_job` -> `tinysr.train.train`), or `jobs` at
    a time as subprocesses (`job_command`: `python -m tinysr experiment run TABLE --only ROW ...`), each with
    cores / jobs threads and its output in RUNS_DIR/TABLE/ROW.log.
@@ -36,13 +37,15 @@ class Overrides:
     eval_every: int | None = None
     learning_rate: float | None = None
     schedule: str | None = None
+    polish_steps: int | None = None  # 0: no polish stage
     data: tuple[str, ...] | None = None  # training HR folders
     val_data: str | None = None  # validation HR folder
 
     def apply(self, spec: RunSpec) -> RunSpec:
         recipe = replace(spec.recipe, **{k: v for k, v in (("steps", self.steps), ("batch_size", self.batch_size),
                                                            ("eval_every", self.eval_every), ("learning_rate", self.learning_rate),
-                                                           ("schedule", self.schedule)) if v is not None})
+                                                           ("schedule", self.schedule),
+                                                           ("polish_steps", self.polish_steps)) if v is not None})
         data, reference = spec.data, spec.reference
         if self.data is not None:
             data = replace(data, name="custom", train=tuple(self.data), hr_size="n/a", lr_size="n/a", prepare="")
@@ -57,7 +60,8 @@ class Overrides:
         argv: list[str] = []
         for flag, value in (("--steps", self.steps), ("--batch-size", self.batch_size),
                             ("--eval-every", self.eval_every), ("--learning-rate", self.learning_rate),
-                            ("--schedule", self.schedule), ("--val-data", self.val_data)):
+                            ("--schedule", self.schedule), ("--polish-steps", self.polish_steps),
+                            ("--val-data", self.val_data)):
             if value is not None:
                 argv += [flag, str(value)]
         if self.data is not None:
@@ -72,11 +76,17 @@ def plan(table: str, *, only: list[str] | None = None, overrides: Overrides = Ov
 
 @dataclass(frozen=True)
 class Job:
-    """One spec to execute in `run_dir`; `resume` continues the folder's last.pt."""
+    """One spec to execute in `run_dir`; `resume` continues the folder's last.pt; `train` False: the training is
+    done and only the recipe's polish stage is left."""
 
     spec: RunSpec
     run_dir: Path
     resume: bool
+    train: bool = True
+
+    @property
+    def verb(self) -> str:
+        return "polish" if not self.train else "resume" if self.resume else "start"
 
 
 def read_status(run_dir: Path) -> dict | None:
@@ -100,10 +110,20 @@ def job_for(spec: RunSpec, run_dir: Path) -> Job | str:
     status = read_status(run_dir) or {}
     state, step = status.get("state"), int(status.get("step", 0))
     if state == "finished" and step >= spec.recipe.steps:
-        return f"finished ({step} steps)"
+        if spec.recipe.polish_steps and not polish_finished(run_dir, spec.recipe.polish_steps):
+            return Job(spec, run_dir, resume=True, train=False)
+        return f"finished ({step} steps{', polished' if spec.recipe.polish_steps else ''})"
     if state == "failed":
         return f"failed at step {step} ({status.get('message', '')}); delete {run_dir} to run it again"
     return Job(spec, run_dir, resume=True)
+
+
+def polish_finished(run_dir: Path, steps: int) -> bool:
+    """Whether the polish stage of `run_dir` (in `polished_dir(run_dir)`) finished at `steps` steps."""
+    from tinysr.experiments.training import polished_dir
+
+    status = read_status(polished_dir(run_dir)) or {}
+    return status.get("state") == "finished" and int(status.get("step", 0)) == steps
 
 
 def make_queue(specs: list[RunSpec], runs_dir: Path) -> tuple[list[Job], list[tuple[str, str]]]:
@@ -120,14 +140,18 @@ def make_queue(specs: list[RunSpec], runs_dir: Path) -> tuple[list[Job], list[tu
 
 # --- Executing one job -------------------------------------------------------------------------------------------
 def execute_job(job: Job, *, device: str = "auto", threads: int | None = None) -> None:
-    """Train `job` in this process through `tinysr.train`; writes experiment.json beside the run's files."""
-    from tinysr.experiments.training import train_spec
+    """Train `job` in this process through `tinysr.train` (writing experiment.json beside the run's files), then
+    polish it when its recipe says so (`tinysr.polish`, into `polished_dir(run_dir)`)."""
+    from tinysr.experiments.training import polish_spec, train_spec
 
     if threads is not None:
         import torch
 
         torch.set_num_threads(threads)
-    train_spec(job.spec, job.run_dir, resume=job.resume, device=device)
+    if job.train:
+        train_spec(job.spec, job.run_dir, resume=job.resume, device=device)
+    if job.spec.recipe.polish_steps:
+        polish_spec(job.spec, job.run_dir)
 
 
 def job_command(job: Job, *, runs_dir: Path, overrides: Overrides, threads: int, device: str) -> list[str]:
@@ -145,7 +169,7 @@ def run_sequential(jobs: list[Job], execute: Executor, *, log: Callable[[str], N
     """Execute the jobs one after another; returns "name (error)" for each failure (the others still run)."""
     failed = []
     for i, job in enumerate(jobs, 1):
-        log(f"[{i}/{len(jobs)}] {'resume' if job.resume else 'start'} {job.spec.name} -> {job.run_dir}")
+        log(f"[{i}/{len(jobs)}] {job.verb} {job.spec.name} -> {job.run_dir}")
         try:
             execute(job)
         except TinySRError as exc:

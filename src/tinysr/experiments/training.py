@@ -6,7 +6,8 @@ Steps:
 2. the TrainConfig from the spec's recipe, and config.json through `tinysr.runs.run_config` (paths absolute, so a
    report finds the validation folder from anywhere; `data.hr_downscale` added when it is not 1);
 3. decode/degrade once through the cache (`load_pairs`), then open the run (new) or check and resume it;
-4. write experiment.json (the spec, for reports) and train.
+4. write experiment.json (the spec, for reports) and train;
+5. with a recipe's polish stage, `tinysr polish` the finished run into ROW-polished, with its own experiment.json.
 """
 
 from __future__ import annotations
@@ -100,3 +101,23 @@ def train_spec(spec: RunSpec, run_dir: Path, *, resume: bool, device: str = "aut
     atomic_write_bytes(run_dir / EXPERIMENT, json.dumps(experiment_record(spec, row), indent=2).encode())
     return train(model_from_config(spec.model), train_pairs, val_pairs, config=config, run_dir=run_dir,
                  device=select_device(device), resume=resume, progress=progress)
+
+
+def polished_dir(run_dir: Path) -> Path:
+    """Where the polish stage of the run in `run_dir` writes: the sibling folder ROW-polished."""
+    return run_dir.with_name(f"{run_dir.name}-polished")
+
+
+def polish_spec(spec: RunSpec, run_dir: Path, *, progress: bool = True):  # -> PolishResult
+    """The recipe's polish stage: `spec.recipe.polish_steps` steps of `tinysr polish` from `run_dir` into
+    `polished_dir(run_dir)`, started afresh (a stage of minutes: an interrupted one is redone, not resumed)."""
+    from tinysr.checkpoint import atomic_write_bytes
+    from tinysr.polish_cli import polish_run
+
+    out = polished_dir(run_dir)
+    result = polish_run(run_dir, out, steps=spec.recipe.polish_steps, force=True, progress=progress)
+    row = [s.name for s in get_table(spec.table)].index(spec.name)
+    record = experiment_record(spec, row) | {"name": f"{spec.name}-polished", "key": f"{spec.key}+polish",
+                                             "polished_from": spec.name}
+    atomic_write_bytes(out / EXPERIMENT, json.dumps(record, indent=2).encode())
+    return result
