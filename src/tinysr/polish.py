@@ -47,7 +47,8 @@ class PolishConfig:
     """How to polish; config.json's "polish" entry (with the source run) in a polished run folder.
 
     steps: L-BFGS steps, each followed by a validation.
-    evals_per_step: objective evaluations (passes over the training set) allowed per step (LBFGS max_iter).
+    evals_per_step: L-BFGS iterations per step (LBFGS `max_iter`); with the line search, a step makes up to
+        1.25 x this many objective evaluations (passes over the training set, LBFGS's default `max_eval`).
     history: L-BFGS memory (pairs of updates kept).
     protocol: whose PSNR is maximised and validated, a key of `tinysr.metrics.PROTOCOLS`.
     """

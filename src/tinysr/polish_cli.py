@@ -26,7 +26,8 @@ def add_polish_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run", metavar="RUN", help="a run folder with best.safetensors")
     p.add_argument("--out", required=True, metavar="OUT", help="the new run folder")
     p.add_argument("--steps", type=positive_int, help="L-BFGS steps, each validated (default 8)")
-    p.add_argument("--evals-per-step", type=positive_int, help="passes over the training set per step (default 10)")
+    p.add_argument("--evals-per-step", type=positive_int, help="L-BFGS iterations per step, each one or more passes over the training set "
+                   "(default 10)")
     p.add_argument("--history", type=positive_int, help="L-BFGS memory (default 20)")
     p.add_argument("--threads", type=positive_int, help="torch CPU threads")
     p.add_argument("--force", action="store_true", help="overwrite OUT")
