@@ -141,7 +141,8 @@ def test_a_polishing_row_is_done_only_when_its_polished_folder_is_finished(tmp_p
     run = tmp_path / spec.name
     fake_status(run, "finished", 100, 100)
     (job,), _ = runner.make_queue([spec], tmp_path)
-    assert (job.train, job.resume, job.verb, job.run_dir) == (False, True, "polish", run)  # training done, polish left
+    polished = tmp_path / "tiny-pareto" / "tiny-1k-x2-polished"
+    assert (job.polish_only, job.verb, job.run_dir, job.target) == (True, "polish", run, polished)  # polish left
     fake_status(tmp_path / "tiny-pareto" / "tiny-1k-x2-polished", "interrupted", 3, 8)
     assert runner.make_queue([spec], tmp_path)[0][0].verb == "polish"
     (tmp_path / "tiny-pareto" / "tiny-1k-x2-polished" / "status.json").write_text(
@@ -294,3 +295,27 @@ def test_a_tiny_pareto_row_trains_then_polishes_for_real(tmp_path, monkeypatch, 
     assert main(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "report"), "--no-visual"]) == 0
     table = (tmp_path / "report" / "tiny-pareto.md").read_text()
     assert "| tiny-1k-x2 |" in table and "| tiny-1k-x2-polished |" in table
+
+
+def test_the_polish_stage_never_overwrites_a_folder_it_did_not_make(tmp_path):
+    from tinysr.experiments.training import polish_spec
+
+    (spec,) = runner.plan("tiny-pareto", only=["1k"])
+    run = tmp_path / "tiny-pareto" / "tiny-1k-x2"
+    mine = tmp_path / "tiny-pareto" / "tiny-1k-x2-polished"
+    mine.mkdir(parents=True)
+    (mine / "config.json").write_text("{}")  # e.g. a hand-made `tinysr polish ... --steps 20` of this row
+    with pytest.raises(TinySRError) as err:
+        polish_spec(spec, run, progress=False)
+    assert "was not made by the polish stage of tiny-pareto/tiny-1k-x2" in str(err.value)
+    assert [p.name for p in mine.iterdir()] == ["config.json"]
+
+
+def test_a_polish_stage_that_would_refuse_fails_before_training(tmp_path, monkeypatch, capsys):
+    calls = []
+    monkeypatch.setattr(runner, "execute_job", lambda job, **kw: calls.append(job))
+    (tmp_path / "t").mkdir(), (tmp_path / "v").mkdir()
+    argv = ["experiment", "run", "tiny-pareto", "--only", "edsr", "--out", str(tmp_path), "--data", str(tmp_path / "t"),
+            "--val-data", str(tmp_path / "v"), "--polish-steps", "2"]
+    assert main(argv) == 2  # the RGB EDSR row, validated on luma: polish would refuse it after training
+    assert "luma only" in capsys.readouterr().err and calls == []

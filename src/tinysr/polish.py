@@ -118,10 +118,11 @@ def mean_psnr(model: nn.Module, images: list[tuple[torch.Tensor, torch.Tensor]],
     return PEAK_DB - total
 
 
-def check_polishable(model: nn.Module, protocol: Protocol) -> None:
-    """Refuse a net whose colours go through the network under a luma protocol: fitting Y alone would leave its
-    Cb/Cr free to drift (a Y-only tiny net upsamples them bicubically, so only luma is its to change)."""
-    if protocol.channel == "y" and getattr(getattr(model, "config", None), "channels", "rgb") != "y":
+def check_polishable(model_config: object, protocol: Protocol) -> None:
+    """Refuse a net (given by its config) whose colours go through the network under a luma protocol: fitting Y
+    alone would leave its Cb/Cr free to drift (a Y-only tiny net upsamples them bicubically, so only luma is its
+    to change)."""
+    if protocol.channel == "y" and getattr(model_config, "channels", "rgb") != "y":
         raise TinySRError(f"polish: the {protocol.name} protocol measures luma only, and this net changes colour too "
                           f"(its chroma would be left free); polish Y-only nets, or an RGB net validated under an "
                           f"RGB protocol (study)")
@@ -137,7 +138,7 @@ def make_optimizer(model: nn.Module, config: PolishConfig) -> torch.optim.LBFGS:
 
 def polish_step(model: nn.Module, optimizer: torch.optim.LBFGS, images: list[tuple[torch.Tensor, torch.Tensor]], *,
                 scale: int, protocol: Protocol) -> float:
-    """Up to `evals_per_step` objective evaluations of L-BFGS; the training PSNR after the step."""
+    """One L-BFGS step (`evals_per_step` iterations); the training PSNR after it (one more pass, to report it)."""
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
         return torch.tensor(PEAK_DB - mean_psnr(model, images, scale=scale, protocol=protocol, backward=True))
@@ -162,7 +163,7 @@ def polish(model: nn.Module, train_pairs: PairedImages, val_pairs: PairedImages,
     if train_pairs.scale != val_pairs.scale:
         raise TinySRError(f"polish: training pairs are x{train_pairs.scale}, validation pairs x{val_pairs.scale}")
     scale, protocol = train_pairs.scale, PROTOCOLS[config.protocol]
-    check_polishable(model, protocol)
+    check_polishable(getattr(model, "config", None), protocol)
     images = whole_images(train_pairs)
     start = time.perf_counter()
     train_psnr = mean_psnr(model, images, scale=scale, protocol=protocol)

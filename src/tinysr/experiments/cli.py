@@ -85,7 +85,7 @@ def _list(table: str | None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from tinysr.experiments import runner
-    from tinysr.experiments.training import check_data
+    from tinysr.experiments.training import check_data, check_polish_stage
 
     only = args.only.split(",") if args.only else None
     devices = runner.parse_devices(args.devices) if args.devices else None
@@ -98,11 +98,12 @@ def _run(args: argparse.Namespace) -> int:
     for name, why in skipped:
         print(f"skip {name}: {why}")
     for job in jobs:
-        print(f"{job.verb} {job.spec.name} -> {job.run_dir}")
+        print(f"{job.verb} {job.spec.name} -> {job.target}")
     if args.dry_run or not jobs:
         return 0
-    for job in jobs:  # fail fast, before hours of training, when a table's data has not been prepared
+    for job in jobs:  # fail fast, before hours of training: data not prepared, a polish stage that would refuse
         check_data(job.spec.data)
+        check_polish_stage(job.spec)
     n_jobs = min(len(devices) if devices else args.jobs, len(jobs))
     threads = args.threads or max(1, (os.cpu_count() or 1) // n_jobs)
     if devices:

@@ -76,17 +76,24 @@ def plan(table: str, *, only: list[str] | None = None, overrides: Overrides = Ov
 
 @dataclass(frozen=True)
 class Job:
-    """One spec to execute in `run_dir`; `resume` continues the folder's last.pt; `train` False: the training is
+    """One spec to execute in `run_dir`; `resume` continues the folder's last.pt; `polish_only`: the training is
     done and only the recipe's polish stage is left."""
 
     spec: RunSpec
     run_dir: Path
     resume: bool
-    train: bool = True
+    polish_only: bool = False
 
     @property
     def verb(self) -> str:
-        return "polish" if not self.train else "resume" if self.resume else "start"
+        return "polish" if self.polish_only else "resume" if self.resume else "start"
+
+    @property
+    def target(self) -> Path:
+        """The folder this job writes: the run's, or its polished twin's for a polish-only job."""
+        from tinysr.experiments.training import polished_dir
+
+        return polished_dir(self.run_dir) if self.polish_only else self.run_dir
 
 
 def read_status(run_dir: Path) -> dict | None:
@@ -111,7 +118,7 @@ def job_for(spec: RunSpec, run_dir: Path) -> Job | str:
     state, step = status.get("state"), int(status.get("step", 0))
     if state == "finished" and step >= spec.recipe.steps:
         if spec.recipe.polish_steps and not polish_finished(run_dir, spec.recipe.polish_steps):
-            return Job(spec, run_dir, resume=True, train=False)
+            return Job(spec, run_dir, resume=True, polish_only=True)
         return f"finished ({step} steps{', polished' if spec.recipe.polish_steps else ''})"
     if state == "failed":
         return f"failed at step {step} ({status.get('message', '')}); delete {run_dir} to run it again"
@@ -148,7 +155,7 @@ def execute_job(job: Job, *, device: str = "auto", threads: int | None = None) -
         import torch
 
         torch.set_num_threads(threads)
-    if job.train:
+    if not job.polish_only:
         train_spec(job.spec, job.run_dir, resume=job.resume, device=device)
     if job.spec.recipe.polish_steps:
         polish_spec(job.spec, job.run_dir)
@@ -169,7 +176,7 @@ def run_sequential(jobs: list[Job], execute: Executor, *, log: Callable[[str], N
     """Execute the jobs one after another; returns "name (error)" for each failure (the others still run)."""
     failed = []
     for i, job in enumerate(jobs, 1):
-        log(f"[{i}/{len(jobs)}] {job.verb} {job.spec.name} -> {job.run_dir}")
+        log(f"[{i}/{len(jobs)}] {job.verb} {job.spec.name} -> {job.target}")
         try:
             execute(job)
         except TinySRError as exc:

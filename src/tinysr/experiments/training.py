@@ -108,16 +108,49 @@ def polished_dir(run_dir: Path) -> Path:
     return run_dir.with_name(f"{run_dir.name}-polished")
 
 
+def check_polish_stage(spec: RunSpec) -> None:
+    """Refuse, before any training, a polish stage that `tinysr.polish` would refuse after it."""
+    if not spec.recipe.polish_steps:
+        return
+    from tinysr.metrics import PROTOCOLS
+    from tinysr.polish import check_polishable
+
+    check_polishable(spec.model, PROTOCOLS[spec.recipe.protocol])
+    if spec.data.hr_downscale != 1:
+        raise TinySRError(f"{spec.name}: --polish-steps on HR images shrunk by {spec.data.hr_downscale} (Table I) is "
+                          "not supported; give --polish-steps 0")
+
+
 def polish_spec(spec: RunSpec, run_dir: Path, *, progress: bool = True):  # -> PolishResult
     """The recipe's polish stage: `spec.recipe.polish_steps` steps of `tinysr polish` from `run_dir` into
-    `polished_dir(run_dir)`, started afresh (a stage of minutes: an interrupted one is redone, not resumed)."""
+    `polished_dir(run_dir)`, started afresh (a stage of minutes: an interrupted one is redone, not resumed).
+
+    experiment.json is written first, so a folder whose status says finished always has it. A folder that this
+    stage did not make (no experiment.json naming `spec` as its source) is refused, never overwritten.
+    """
     from tinysr.checkpoint import atomic_write_bytes
-    from tinysr.polish_cli import polish_run
+    from tinysr.polish_run import polish_run
+    from tinysr.runs import STATUS
 
     out = polished_dir(run_dir)
-    result = polish_run(run_dir, out, steps=spec.recipe.polish_steps, force=True, progress=progress)
+    if out.is_dir() and any(out.iterdir()) and _polished_from(out) != spec.name:
+        raise TinySRError(f"{out}: exists and was not made by the polish stage of {spec.name}; move it away, or "
+                          "give --polish-steps 0")
     row = [s.name for s in get_table(spec.table)].index(spec.name)
     record = experiment_record(spec, row) | {"name": f"{spec.name}-polished", "key": f"{spec.key}+polish",
                                              "polished_from": spec.name}
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / STATUS).unlink(missing_ok=True)  # until polish_run opens it, the folder is not finished
+    except OSError as exc:
+        raise TinySRError(f"cannot prepare {out}: {exc.strerror or exc}") from None
     atomic_write_bytes(out / EXPERIMENT, json.dumps(record, indent=2).encode())
-    return result
+    return polish_run(run_dir, out, steps=spec.recipe.polish_steps, force=True, progress=progress)
+
+
+def _polished_from(out: Path) -> str | None:
+    try:
+        return json.loads((out / EXPERIMENT).read_text()).get("polished_from")
+    except (OSError, ValueError, AttributeError):
+        return None
+

@@ -1,0 +1,116 @@
+"""Polish a run folder: RUN's best net, polished by `tinysr.polish`, into a new run folder OUT.
+
+OUT is a run folder like any other (config.json, metrics.jsonl, best.safetensors, status.json), so `tinysr eval`,
+`tinysr report` and the bundling tool read it as they read RUN. Its config.json is RUN's with the deployed model's
+config and a "polish" entry (the `PolishConfig`, the source run and its checkpoint). The training and held-out
+images are RUN's own, rebuilt from its config.json and checked against its recorded held-out names. RUN may be
+finished or still running: its best.safetensors is what is polished.
+
+Steps of `polish_run`:
+1. RUN's config.json and best weights (the deployed net, float32); every refusal comes here, before OUT exists;
+2. RUN's training and held-out images;
+3. OUT opened, then `tinysr.polish.polish` with a logger that writes a metrics line per step and best.safetensors
+   whenever validation improves;
+4. status.json "finished" last; Ctrl-C or an error leaves "interrupted" or "failed" at the last step done.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from tinysr import runs
+from tinysr.errors import TinySRError
+from tinysr.metrics import PROTOCOLS
+from tinysr.models import config_to_dict
+from tinysr.polish import PolishConfig, PolishResult, check_polishable, polish
+
+
+def read_source(run: Path) -> tuple[dict[str, Any], Any, dict[str, Any]]:
+    """(config.json, deployed float32 model, checkpoint meta) of the run to polish."""
+    from tinysr.checkpoint import load_model
+    from tinysr.models import deployed
+
+    config = runs.read_config(run)
+    weights = run / runs.RUN_BEST
+    if not weights.is_file():
+        raise TinySRError(f"{weights}: no best weights (has the run validated yet?)")
+    if config.get("data", {}).get("hr_downscale", 1) != 1:
+        raise TinySRError(f"{run}: trained on HR images shrunk by {config['data']['hr_downscale']} (Table I); "
+                          "polish reads the folders at full size, so it does not polish such runs")
+    model, meta = load_model(weights)
+    return config, deployed(model).float(), meta
+
+
+def load_split(config: dict[str, Any], *, run: Path, progress: bool) -> tuple[Any, Any]:
+    """The run's training and held-out pairs; refuses a split that no longer gives the recorded held-out images."""
+    from tinysr.train_cli import load_data
+
+    recorded = config["data"].get("val_names")
+    train_pairs, val_pairs = load_data(dict(config, data=dict(config["data"])), progress=progress)
+    if recorded is not None and list(val_pairs.names) != list(recorded):
+        raise TinySRError(f"{run}: the training folders now give other held-out images than the run recorded "
+                          f"({', '.join(recorded)}); polishing would validate on images it trains on")
+    return train_pairs, val_pairs
+
+
+class StepLog:
+    """`tinysr.polish.OnStep` for a run folder: a metrics line per step, best.safetensors when validation improves,
+    status.json, and the progress bar."""
+
+    def __init__(self, out: Path, model: Any, config: PolishConfig, *, progress: bool) -> None:
+        from tqdm import tqdm
+
+        self.out, self.model, self.config, self.done = out, model, config, 0
+        self.bar = tqdm(total=config.steps, desc="polish", unit="step", disable=not progress)
+
+    def __call__(self, step: int, train_psnr: float, val_psnr: float, val_ssim: float, seconds: float,
+                 improved: bool) -> None:
+        runs.append_metrics(self.out, {"step": step, "train_psnr": train_psnr, "val_psnr": val_psnr,
+                                       "val_ssim": val_ssim, "wall_time": seconds})
+        if improved:
+            runs.save_best(self.out, self.model, step=step, val_psnr=val_psnr, protocol=self.config.protocol)
+        runs.write_status(self.out, state="running", step=step, steps=self.config.steps)
+        self.done = step
+        self.bar.update(1 if step else 0)
+        self.bar.set_postfix(train=f"{train_psnr:.3f}", val=f"{val_psnr:.3f}")
+
+
+def polish_run(run: Path, out: Path, *, steps: int | None = None, evals_per_step: int | None = None,
+               history: int | None = None, force: bool = False, progress: bool = True) -> PolishResult:
+    """Polish RUN's best net into the new run folder OUT; None options keep `PolishConfig`'s defaults.
+
+    Every refusal (a TinySRError) comes before OUT is touched. Ctrl-C or an error leaves OUT's status.json
+    "interrupted" or "failed" at its last step, with the best step so far in best.safetensors, and is re-raised.
+    """
+    from tinysr.train import validate
+
+    run, out = Path(run), Path(out)
+    if out.resolve() == run.resolve():
+        raise TinySRError(f"--out {out}: polishing writes a new run folder, not into RUN")
+    source, model, meta = read_source(run)
+    given = {"steps": steps, "evals_per_step": evals_per_step, "history": history}
+    config = PolishConfig(**{k: v for k, v in given.items() if v is not None}, protocol=source["protocol"])
+    check_polishable(model.config, PROTOCOLS[config.protocol])
+    train_pairs, val_pairs = load_split(source, run=run, progress=progress)
+    record = dict(source, model=config_to_dict(model.config),
+                  polish={**dataclasses.asdict(config), "source_run": str(run.resolve()),
+                          "source_step": meta.get("step"), "source_val_psnr": meta.get("val_psnr")})
+    runs.open_run(out, record, force=force)
+    runs.write_status(out, state="running", step=0, steps=config.steps)  # open_run wrote the training's steps
+    log = StepLog(out, model, config, progress=progress)
+    limit = source["train"].get("val_limit")  # validate as the run did, so that step 0 is its best
+    try:
+        result = polish(model, train_pairs, val_pairs, config=config, on_step=log,
+                        validate=lambda net: validate(net, val_pairs, protocol=config.protocol, limit=limit))
+    except BaseException as exc:  # Ctrl-C included: the folder must not look finished
+        state = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        runs.write_status(out, state=state, step=log.done, steps=config.steps,
+                          message=(str(exc).splitlines() or [state])[0])
+        raise
+    finally:
+        log.bar.close()
+    runs.write_status(out, state="finished", step=config.steps, steps=config.steps)
+    return result
+
