@@ -190,7 +190,7 @@ def test_polish_refuses_bad_input_in_one_line_and_writes_nothing(trained_run, tm
     out.mkdir()
     (out / "keep.txt").write_text("mine")
     assert main(["polish", str(run), "--out", str(out), "--no-progress"]) == 2
-    _one_line_error(capsys, "already exists")
+    _one_line_error(capsys, "already exists", "--force")
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
 
     with pytest.raises(SystemExit) as exit_:

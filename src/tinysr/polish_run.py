@@ -89,6 +89,8 @@ def polish_run(run: Path, out: Path, *, steps: int | None = None, evals_per_step
     run, out = Path(run), Path(out)
     if out.resolve() == run.resolve():
         raise TinySRError(f"--out {out}: polishing writes a new run folder, not into RUN")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise TinySRError(f"{out}: already exists; polish into a new folder, or give --force to replace its run files")
     source, model, meta = read_source(run)
     given = {"steps": steps, "evals_per_step": evals_per_step, "history": history}
     config = PolishConfig(**{k: v for k, v in given.items() if v is not None}, protocol=source["protocol"])
