@@ -26,6 +26,7 @@ from tinysr.metrics import PROTOCOLS
 from tinysr.models import count_params, deployed
 from tinysr.polish import PolishConfig
 from tinysr.pretrained import PRETRAINED_DIR, TABLE, TABLE_FORMAT, read_table
+from tinysr.runs import read_json
 
 TEST_SETS = ("Set5", "Set14", "BSD100", "Urban100")
 REPO = Path(__file__).resolve().parents[1]
@@ -38,7 +39,7 @@ def train_command(run: Path) -> str:
     saved = run / "command.txt"
     if saved.is_file():
         return saved.read_text().strip()
-    config = json.loads((run / "config.json").read_text()) if (run / "config.json").is_file() else {}
+    config = read_json(run / "config.json") if (run / "config.json").is_file() else {}
     polish = config.get("polish")
     if polish is None:
         return f"(see {run.name}/config.json)"

@@ -99,8 +99,7 @@ def polish_run(run: Path, out: Path, *, steps: int | None = None, evals_per_step
     record = dict(source, model=config_to_dict(model.config),
                   polish={**dataclasses.asdict(config), "source_run": str(run.resolve()),
                           "source_step": meta.get("step"), "source_val_psnr": meta.get("val_psnr")})
-    runs.open_run(out, record, force=force)
-    runs.write_status(out, state="running", step=0, steps=config.steps)  # open_run wrote the training's steps
+    runs.open_run(out, record, force=force, steps=config.steps)
     log = StepLog(out, model, config, progress=progress)
     limit = source["train"].get("val_limit")  # validate as the run did, so that step 0 is its best
     try:
@@ -115,4 +114,3 @@ def polish_run(run: Path, out: Path, *, steps: int | None = None, evals_per_step
         log.bar.close()
     runs.write_status(out, state="finished", step=config.steps, steps=config.steps)
     return result
-

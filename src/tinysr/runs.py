@@ -214,8 +214,11 @@ def config_differences(stored: dict[str, Any], given: dict[str, Any]) -> list[st
     return diffs
 
 
-def open_run(run_dir: str | os.PathLike, config: dict[str, Any], *, force: bool = False) -> Path:
-    """Start a new run in `run_dir`: refuse a non-empty folder unless `force` (which deletes only the run's files)."""
+def open_run(run_dir: str | os.PathLike, config: dict[str, Any], *, force: bool = False,
+             steps: int | None = None) -> Path:
+    """Start a new run in `run_dir`: refuse a non-empty folder unless `force` (which deletes only the run's files).
+
+    status.json starts at step 0 of `steps` (default: the training's, config["train"]["steps"])."""
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise TinySRError(f"{run_dir}: exists and is not a folder")
@@ -231,7 +234,8 @@ def open_run(run_dir: str | os.PathLike, config: dict[str, Any], *, force: bool 
         raise TinySRError(f"cannot create {run_dir}: {exc.strerror or exc}") from None
     _write_json(run_dir / CONFIG, config)
     _write(run_dir / METRICS, b"")
-    write_status(run_dir, state="running", step=0, steps=config["train"]["steps"], message="")
+    write_status(run_dir, state="running", step=0, steps=config["train"]["steps"] if steps is None else steps,
+                 message="")
     return run_dir
 
 

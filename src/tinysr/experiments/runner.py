@@ -26,6 +26,7 @@ from pathlib import Path
 
 from tinysr.errors import TinySRError
 from tinysr.experiments.presets import Reference, RunSpec, select_rows
+from tinysr.experiments.training import polished_dir
 
 
 @dataclass(frozen=True)
@@ -91,8 +92,6 @@ class Job:
     @property
     def target(self) -> Path:
         """The folder this job writes: the run's, or its polished twin's for a polish-only job."""
-        from tinysr.experiments.training import polished_dir
-
         return polished_dir(self.run_dir) if self.polish_only else self.run_dir
 
 
@@ -127,8 +126,6 @@ def job_for(spec: RunSpec, run_dir: Path) -> Job | str:
 
 def polish_finished(run_dir: Path, steps: int) -> bool:
     """Whether the polish stage of `run_dir` (in `polished_dir(run_dir)`) finished at `steps` steps."""
-    from tinysr.experiments.training import polished_dir
-
     status = read_status(polished_dir(run_dir)) or {}
     return status.get("state") == "finished" and int(status.get("step", 0)) == steps
 

@@ -153,4 +153,3 @@ def _polished_from(out: Path) -> str | None:
         return json.loads((out / EXPERIMENT).read_text()).get("polished_from")
     except (OSError, ValueError, AttributeError):
         return None
-
