@@ -25,7 +25,7 @@ from tinysr.data.io import read_image
 from tinysr.evaluate import bicubic_lr, bicubic_upscaler, evaluate, mod_crop
 from tinysr.export.onnx import export_onnx, onnx_session, onnx_window_fn
 from tinysr.export.quantize import calibration_crops, quantize_onnx
-from tinysr.inference import upscale, upscale_with
+from tinysr.infer.upscale import upscale, upscale_with
 from tinysr.metrics import PROTOCOLS
 from tinysr.models import create_model
 
@@ -79,13 +79,13 @@ def main() -> None:
     args = parser.parse_args()
     pairs = training_pairs()
     if args.model:
-        from tinysr.resolve import load_network
+        from tinysr.infer.load import load_network
 
         model = load_network(args.model, scale=SCALE)[0].eval()
     else:
         model = train(pairs, seconds=args.seconds)
     if args.save and not args.model:
-        from tinysr.checkpoint import save_weights
+        from tinysr.models.weights import save_weights
 
         save_weights(args.save, model, meta={"trained": f"benchmarks/int8_psnr.py --seconds {args.seconds}"})
     bsd = [(p.stem, read_image(p)[0]) for p in sorted((DATA / "BSD100").glob("*.png"))]

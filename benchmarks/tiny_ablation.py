@@ -4,7 +4,7 @@
 
 Each run trains one Y-only, bicubic-anchored net for `--steps` Adam steps (cosine to 0, batch 16 of 48x48 LR
 patches) on T91 + BSD200 minus 10 held-out images (`tinysr.data.split`, always seed 0, whatever `--seed`) and
-prints the held-out mean PSNR (`standard` protocol, the same `tinysr.train.validate` as `tinysr train`) every
+prints the held-out mean PSNR (`standard` protocol, the same `tinysr.train.loop.validate` as `tinysr train`) every
 `--eval-every` steps, as JSON lines. Test sets are never read. The loss is L1 on luma (`--loss y`), on RGB
 (`--loss rgb`), the squared luma error (`--loss mse`) or the mean over patches of its log (`--loss logmse`, the
 batch's mean PSNR).
@@ -12,7 +12,7 @@ batch's mean PSNR).
 Fine-tuning experiments: `--init` starts from weights (a bundled name, run folder, weights file, or a `--save`d
 .pt); `--revive` first re-initialises the hidden units active on < `--revive-threshold` of the pixels of 40
 training images (outgoing weights zeroed, so the output is unchanged at step 0; the library's version is
-`tinysr.revive`); `--teacher M --distill W` adds W x the same loss against model M's luma (distillation);
+`tinysr.train.revive`); `--teacher M --distill W` adds W x the same loss against model M's luma (distillation);
 `--revive-every N --final-mse F` mirror the library's training options; `--ema D` validates a weight average;
 `--zoom 0.9,0.8,0.7,0.6` adds shrunk copies of the training images (FSRCNN's scale augmentation; the held-out images
 stay as they are); `--loss-crop N` leaves N LR pixels per patch side out of the loss.
@@ -53,9 +53,9 @@ from tinysr.data.folder import image_folder
 from tinysr.data.sampler import PatchSampler
 from tinysr.data.split import split_pairs
 from tinysr.models.tiny import TinyConfig, TinySR, deployed_params
-from tinysr.models.ycbcr import bicubic_upsample, rgb_to_ycbcr, ycbcr_to_rgb
+from tinysr.models.ops import bicubic_upsample, rgb_to_ycbcr, ycbcr_to_rgb
 from tinysr.resize import imresize, to_uint8
-from tinysr.train import validate
+from tinysr.train.loop import validate
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("TINYSR_DATA", REPO.parent / "shared" / "data")).resolve()
@@ -153,7 +153,7 @@ def revive_dead_units(net: nn.Module, pairs, scale: int, threshold: float = 0.01
 
 
 class _AsTiny(nn.Module):
-    """A `Plain` net seen through `tinysr.revive`'s interface (convs, acts, a Y-only tiny config)."""
+    """A `Plain` net seen through `tinysr.train.revive`'s interface (convs, acts, a Y-only tiny config)."""
 
     def __init__(self, net: Plain) -> None:
         super().__init__()
@@ -163,7 +163,7 @@ class _AsTiny(nn.Module):
 
 
 def revive_plain(net: nn.Module, optimizer, probe) -> None:
-    from tinysr import revive
+    from tinysr.train import revive
 
     revive.revive_dead_units(net.net if isinstance(net, LibraryTiny) else _AsTiny(net), optimizer, probe)
 
@@ -222,7 +222,7 @@ def main() -> None:
                         help="--revive: units active on less than this share of probe pixels count as dead")
     parser.add_argument("--revive-every", type=int, default=0,
                         help="as `tinysr train --revive-every`: revive dead ReLU units every N steps, up to 3/4 of "
-                        "the run (tinysr.revive, whose probe and rule it uses)")
+                        "the run (tinysr.train.revive, whose probe and rule it uses)")
     parser.add_argument("--final-mse", type=float, default=0.0,
                         help="as `--final-loss mse-y --final-fraction F`: the last F of the steps on squared error")
     parser.add_argument("--ema", type=float, default=0.0,
@@ -243,15 +243,15 @@ def main() -> None:
     torch.manual_seed(args.seed)
     net, params = build(args.arch, args.scale)
     if args.init:
-        from tinysr.resolve import load_network
+        from tinysr.infer.load import load_network
 
         state = (torch.load(args.init, weights_only=True) if args.init.endswith(".pt")
                  else load_network(args.init, scale=args.scale)[0].state_dict())
         (net.net if isinstance(net, LibraryTiny) else net).load_state_dict(state)
     teacher = None
     if args.teacher:
-        from tinysr.losses import predict_luma
-        from tinysr.resolve import load_network
+        from tinysr.train.losses import predict_luma
+        from tinysr.infer.load import load_network
 
         teacher_net = load_network(args.teacher, scale=args.scale)[0].eval()
         teacher = lambda lr: predict_luma(teacher_net, lr) / 255.0  # noqa: E731
@@ -275,7 +275,7 @@ def main() -> None:
         model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(args.ema)) if args.ema else None
     probe = None
     if args.revive_every:
-        from tinysr import revive
+        from tinysr.train import revive
 
         probe = revive.probe_batch(train)
     for step in range(1, args.steps + 1):

@@ -3,7 +3,7 @@
     python benchmarks/train_speed.py --quick --json out.json       # the GPU run (gpu_check.sh), about 4-5 minutes
     python benchmarks/train_speed.py --configs 0/64,16/64 --batches 1 --steps 20 --device cpu   # a CPU look
 
-What is timed: `tinysr.fastpath.build_step` (what `tinysr train` runs: fwd + L1 + bwd + Adam, no host sync) on
+What is timed: `tinysr.train.cuda.build_step` (what `tinysr train` runs: fwd + L1 + bwd + Adam, no host sync) on
 SYNTHETIC batches already on the device (no data loading; one `gpu-sampler` row adds the device-side sampler), x2,
 LR patch 48, at each batch size. Variants: `fast` = `FastPath.default_for(device)` (on CUDA: channels-last, bf16
 autocast, CUDA graph), `fp32` = eager fp32 (TF32 off, as on a V100), `compile` = fast + torch.compile. A variant
@@ -28,8 +28,8 @@ from dataclasses import asdict, dataclass, replace
 import torch
 from torch import nn
 
-from tinysr.fastpath import FastPath, build_step, prepare_model
-from tinysr.gpu_sampler import DevicePatchSampler
+from tinysr.train.cuda import FastPath, build_step, prepare_model
+from tinysr.data.gpu_sampler import DevicePatchSampler
 from tinysr.models import EDSR, EDSRConfig, count_params
 
 #: The study's V100 seconds per 1,000 steps (x2, LR patch 48), by n_blocks/n_feats.

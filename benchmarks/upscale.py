@@ -5,7 +5,7 @@
 Paths, each from an HWC uint8 image to an HWC uint8 3840x2160 result (rounding included):
 Pillow `Image.resize(BICUBIC)` (the yardstick), torch (whole image; tiles, as `tinysr upscale --tile 512` runs them:
 one tile per core, and one tile at a time on all cores; the collapsed single conv), the fused compiled kernels
-(`tinysr.fused`, Numba: what `tinysr upscale` runs for a Y-only tiny net when Numba is installed), ONNX Runtime (the
+(`tinysr.infer.fused`, Numba: what `tinysr upscale` runs for a Y-only tiny net when Numba is installed), ONNX Runtime (the
 exported chain, the collapsed conv, int8 QDQ), and the NumPy runtime (its interpreter, and the fused kernels with a
 tile per core). The collapsed-conv paths exist for the linear EDSR (0 blocks) only, the fused ones for Y-only tiny
 nets with Numba installed; otherwise they are skipped. Each path's runs alternate with Pillow's (Pillow, path,
@@ -39,7 +39,7 @@ from tinysr.export.numpy_export import export_numpy
 from tinysr.export.onnx import export_onnx, onnx_session, onnx_window_fn
 from tinysr.export.quantize import calibration_crops, quantize_onnx
 from tinysr.errors import TinySRError
-from tinysr.inference import network_window_fn, receptive_radius, upscale, upscale_with
+from tinysr.infer.upscale import network_window_fn, receptive_radius, upscale, upscale_with
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("TINYSR_DATA", REPO.parent / "shared" / "data")).resolve()
@@ -53,7 +53,7 @@ def test_image(width: int = 1920, height: int = 1080) -> np.ndarray:
 
 
 def load_model(spec: str) -> torch.nn.Module:
-    from tinysr.resolve import load_network
+    from tinysr.infer.load import load_network
 
     return load_network(spec, scale=None)[0].eval()
 
@@ -73,7 +73,7 @@ def interleaved_ms(fn, pillow, repeats: int) -> tuple[float, float]:
 
 def build_paths(model, img: np.ndarray, tmp: Path) -> dict:
     """name -> zero-argument function producing the uint8 result."""
-    from tinysr import runtime
+    from tinysr.export import runtime
 
     r, s = receptive_radius(model), model.config.scale
     linear = is_linear_edsr(model)
@@ -114,7 +114,7 @@ def build_paths(model, img: np.ndarray, tmp: Path) -> dict:
 
 
 def fuses(model) -> bool:
-    """Whether `tinysr.fused` serves this model here (a Y-only ReLU tiny net, Numba installed)."""
+    """Whether `tinysr.infer.fused` serves this model here (a Y-only ReLU tiny net, Numba installed)."""
     try:
         network_window_fn(model, device="cpu", self_ensemble=False, quantize=True, fused=True)
     except TinySRError:

@@ -1,11 +1,11 @@
-"""tinysr.cli_types: the argparse converters accept the bound, refuse below it, and say why on one line."""
+"""tinysr.cli.types: the argparse converters accept the bound, refuse below it, and say why on one line."""
 
 import argparse
 import math
 
 import pytest
 
-from tinysr.cli_types import int_at_least, positive_float, positive_int
+from tinysr.cli.types import int_at_least, positive_float, positive_int
 
 
 def test_int_at_least_accepts_the_bound_and_names_it():

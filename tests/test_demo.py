@@ -1,4 +1,4 @@
-"""The demo: embedded photos, a short training run through `tinysr.train`, its report and figure."""
+"""The demo: embedded photos, a short training run through `tinysr.train.loop`, its report and figure."""
 
 import json
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tinysr import demo
-from tinysr.checkpoint import load_model
+from tinysr.experiments import demo
+from tinysr.models.weights import load_model
 from tinysr.models import count_params
 
 

@@ -1,4 +1,4 @@
-"""tinysr.distributed: torchrun environment, batch split, and 2 gloo ranks x batch 8 == 1 process x batch 16.
+"""tinysr.train.distributed: torchrun environment, batch split, and 2 gloo ranks x batch 8 == 1 process x batch 16.
 
 The equivalence holds because both runs see the same 16 crops: every rank draws the global batch from the shared
 seed and keeps its half (`DevicePatchSampler(rank=, world_size=)`), and DDP averages the two half-batch gradients,
@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from tinysr.distributed import (
+from tinysr.train.distributed import (
     DistContext,
     context_from_env,
     init_distributed,
@@ -25,8 +25,8 @@ from tinysr.distributed import (
     wrap_ddp,
 )
 from tinysr.errors import TinySRError
-from tinysr.fastpath import FastPath, build_step, portable_optimizer_state, prepare_model
-from tinysr.gpu_sampler import DevicePatchSampler
+from tinysr.train.cuda import FastPath, build_step, portable_optimizer_state, prepare_model
+from tinysr.data.gpu_sampler import DevicePatchSampler
 from tinysr.models import EDSR, EDSRConfig
 
 from helpers import smooth_pngs
@@ -151,8 +151,8 @@ def test_torchrun_two_ranks_train_like_one_process_and_resume_in_one(tmp_path, m
     import subprocess
     import sys
 
-    from tinysr import runs
-    from tinysr.checkpoint import read_weights
+    from tinysr.train import runs
+    from tinysr.models.weights import read_weights
     from tinysr.cli import main
 
     smooth_pngs(tmp_path / "train", 3, seed=0)

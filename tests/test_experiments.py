@@ -190,7 +190,7 @@ def tiny_folder(path: Path, n: int, seed: int) -> Path:
 
 
 def test_run_trains_skips_and_resumes_for_real(tmp_path, monkeypatch, capsys):
-    """Through `tinysr.train`: 4 steps, then the same command skips, then --steps 6 resumes; then a report."""
+    """Through `tinysr.train.loop`: 4 steps, then the same command skips, then --steps 6 resumes; then a report."""
     monkeypatch.setenv("TINYSR_CACHE", str(tmp_path / "cache"))
     train, val = tiny_folder(tmp_path / "train", 3, 0), tiny_folder(tmp_path / "val", 2, 1)
     argv = ["experiment", "run", "table4", "--only", "1", "--out", str(tmp_path / "runs"), "--data", str(train),

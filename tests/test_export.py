@@ -9,13 +9,13 @@ import onnx
 import pytest
 import torch
 
-from tinysr.checkpoint import save_weights
+from tinysr.models.weights import save_weights
 from tinysr.cli import main
 from tinysr.data.io import read_image
 from tinysr.errors import TinySRError
 from tinysr.export.onnx import export_onnx, onnx_session, onnx_window_fn, read_onnx_config
 from tinysr.export.quantize import calibration_crops, quantize_onnx
-from tinysr.inference import to_image, to_tensor, upscale_with
+from tinysr.infer.upscale import to_image, to_tensor, upscale_with
 from tinysr.metrics import psnr
 
 from helpers import random_edsr
@@ -68,7 +68,7 @@ def test_int8_is_qdq_and_close_to_float(lr_images, tmp_path):
 def test_int8_of_the_bundled_tiny_net(lr_images, tmp_path):
     """A Y-only tiny net's graph (its bicubic anchor as Gather/Slice/Mul/Add, no Resize) quantises, and stays close
     to the float graph; ORT's symbolic shape pass (which gave up on an earlier Resize anchor) is not needed."""
-    from tinysr.resolve import load_network
+    from tinysr.infer.load import load_network
 
     model, _ = load_network("tiny-1k-x2", scale=2)
     export_onnx(model, tmp_path / "t.onnx")

@@ -1,4 +1,4 @@
-"""tinysr.fastpath: option defaults and checks, CPU equivalence of the fast options, the graph-capture helpers.
+"""tinysr.train.cuda: option defaults and checks, CPU equivalence of the fast options, the graph-capture helpers.
 
 The CUDA tests (`-k cuda`) need a GPU and skip without one (no hardware, not a failure); benchmarks/gpu_check.sh
 runs them on the lent H100.
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from tinysr.errors import TinySRError
-from tinysr.fastpath import (
+from tinysr.train.cuda import (
     FastPath,
     _restore,
     _snapshot,
@@ -218,7 +218,7 @@ def test_cuda_graph_replay_follows_the_scheduler_learning_rate():
 
 def test_train_flags_override_the_device_defaults():
     from tinysr.cli import build_parser
-    from tinysr.train_cli import fast_path
+    from tinysr.cli.train import fast_path
 
     args = build_parser().parse_args(["train", "--bf16", "--no-channels-last", "--no-gpu-data"])
     assert fast_path(args, torch.device("cuda"), world_size=1) == FastPath(

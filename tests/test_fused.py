@@ -1,4 +1,4 @@
-"""tinysr.fused: Y-only tiny nets as compiled kernels, against MATLAB's bicubic and the torch path."""
+"""tinysr.infer.fused: Y-only tiny nets as compiled kernels, against MATLAB's bicubic and the torch path."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from tinysr import fused
+from tinysr.infer import fused
 from tinysr.data.io import read_image
 from tinysr.errors import TinySRError
-from tinysr.inference import network_window_fn, upscale
+from tinysr.infer.upscale import network_window_fn, upscale
 from tinysr.models import PRESETS
 from tinysr.models.tiny import TinySR
 from tinysr.resize import imresize
@@ -151,10 +151,10 @@ def test_kernel_checks_its_inputs(photo):
 def test_kernels_compile_without_a_writable_cache(tmp_path):
     """Where Numba finds nowhere to cache (read-only install, no writable home), `cache=True` raises at import; the
     kernels must then compile per process instead of failing."""
-    code = ("import numpy as np; from tinysr import fused\n"
+    code = ("import numpy as np; from tinysr.infer import fused\n"
             "out = fused.anchor_add_round(np.full((3, 4, 3), 7, np.uint8), np.zeros((4, 3, 4), np.float32),"
             " np.ones(3, np.float32), 2)\n"
-            "import tinysr._fused_kernel as k\n"
+            "import tinysr.infer._fused_kernel as k\n"
             "print(out.shape, int(out.min()), int(out.max()), type(k.fused._cache).__name__)\n")
     env = {**os.environ, "NUMBA_CACHE_LOCATOR_CLASSES": "helpers.NoCacheLocator",
            "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
@@ -162,7 +162,7 @@ def test_kernels_compile_without_a_writable_cache(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "(6, 8, 3) 7 7 NullCache"  # compiled, not cached
     env.pop("NUMBA_CACHE_LOCATOR_CLASSES")
-    probe = "import tinysr._fused_kernel as k; print(k.conv._cache.__class__.__name__)"
+    probe = "import tinysr.infer._fused_kernel as k; print(k.conv._cache.__class__.__name__)"
     cached = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, env=env)
     assert cached.stdout.strip() == "FunctionCache"  # the normal case does cache
 

@@ -1,4 +1,4 @@
-"""tinysr.gpu_sampler on the CPU device (the same code runs on CUDA): crops, dihedral codes, on-the-fly bicubic,
+"""tinysr.data.gpu_sampler on the CPU device (the same code runs on CUDA): crops, dihedral codes, on-the-fly bicubic,
 sharding over ranks, counter-based resume, errors."""
 
 import numpy as np
@@ -8,7 +8,7 @@ import torch
 from tinysr.data.degrade import bicubic
 from tinysr.data.io import read_image
 from tinysr.errors import TinySRError
-from tinysr.gpu_sampler import DevicePatchSampler, batch_seed, dihedral_coords, mirror
+from tinysr.data.gpu_sampler import DevicePatchSampler, batch_seed, dihedral_coords, mirror
 
 
 def dihedral(patch: np.ndarray, code: int) -> np.ndarray:

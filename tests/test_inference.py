@@ -1,4 +1,4 @@
-"""tinysr.inference: receptive radius, tiled == untiled, self-ensemble, grey and alpha, and tinysr.tiling."""
+"""tinysr.infer.upscale: receptive radius, tiled == untiled, self-ensemble, grey and alpha, and tinysr.infer.tiling."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import torch
 
 from tinysr.data.io import read_image
 from tinysr.errors import TinySRError
-from tinysr.inference import (DIHEDRAL, network_window_fn, receptive_radius, to_image, to_tensor, to_uint8_image,
+from tinysr.infer.upscale import (DIHEDRAL, network_window_fn, receptive_radius, to_image, to_tensor, to_uint8_image,
                               upscale, upscale_alpha)
 from tinysr.models import create_model
 from tinysr.resize import imresize, to_uint8
-from tinysr.tiling import quantize_into, receptive_radius_of, run_tiled, tile_grid
+from tinysr.infer.tiling import quantize_into, receptive_radius_of, run_tiled, tile_grid
 
 from helpers import random_edsr
 
@@ -207,6 +207,6 @@ def test_quantizing_window_fn_equals_rounding_the_float_output(photo):
 
 def test_lazy_top_level_upscale_keeps_import_light():
     code = ("import sys, tinysr; assert 'torch' not in sys.modules; f = tinysr.upscale; "
-            "assert 'torch' in sys.modules and f.__module__ == 'tinysr.inference'; print('ok')")
+            "assert 'torch' in sys.modules and f.__module__ == 'tinysr.infer.upscale'; print('ok')")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.stdout.strip() == "ok", result.stderr

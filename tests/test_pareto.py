@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tinysr.checkpoint import save_weights
+from tinysr.models.weights import save_weights
 from tinysr.cli import main
 from tinysr.experiments.references import (
     REFERENCES,

@@ -8,20 +8,20 @@ import pytest
 import torch
 from helpers import random_edsr, smooth_pngs
 
-from tinysr import runs
-from tinysr.checkpoint import load_model, save_weights
+from tinysr.train import runs
+from tinysr.models.weights import load_model, save_weights
 from tinysr.cli import main
 from tinysr.data.cache import load_pairs
 from tinysr.data.folder import image_folder
 from tinysr.errors import TinySRError
 from tinysr.evaluate import bicubic_upscaler
-from tinysr.inference import upscale_array
+from tinysr.infer.upscale import upscale_array
 from tinysr.metrics import PROTOCOLS, Protocol, prepare_pair, psnr
 from tinysr.models import count_params, create_model, deployed
 from tinysr.models.tiny import deployed_params
-from tinysr.polish import PolishConfig, mean_psnr, polish, whole_images
-from tinysr.polish_run import load_split
-from tinysr.train import validate
+from tinysr.train.polish import PolishConfig, mean_psnr, polish, whole_images
+from tinysr.train.polish_run import load_split
+from tinysr.train.loop import validate
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -203,7 +203,7 @@ def test_polish_refuses_bad_input_in_one_line_and_writes_nothing(trained_run, tm
 @pytest.mark.parametrize("raised,code,state", [(KeyboardInterrupt, 130, "interrupted"), (RuntimeError, None, "failed")])
 def test_a_stopped_polish_says_so_and_keeps_the_best_so_far(trained_run, tmp_path, monkeypatch, capsys, raised,
                                                            code, state):
-    import tinysr.polish as polish_module
+    import tinysr.train.polish as polish_module
 
     root, run = trained_run
     monkeypatch.setenv("TINYSR_CACHE", str(root / "cache"))

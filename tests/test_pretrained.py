@@ -13,15 +13,15 @@ import pytest
 import torch
 
 import tinysr.pretrained as pretrained
-from tinysr import fused
-from tinysr.checkpoint import save_weights
+from tinysr.infer import fused
+from tinysr.models.weights import save_weights
 from tinysr.cli import main
 from tinysr.data.io import read_image
 from tinysr.errors import TinySRError
-from tinysr.inference import upscale
+from tinysr.infer.upscale import upscale
 from tinysr.models import count_params, create_model
 from tinysr.pretrained import PRETRAINED_DIR, list_pretrained, pretrained_path, read_table
-from tinysr.resolve import load_network
+from tinysr.infer.load import load_network
 
 
 def test_table_and_files_agree():

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tinysr.checkpoint import save_weights
+from tinysr.models.weights import save_weights
 from tinysr.cli import main
 from tinysr.errors import TinySRError
 from tinysr.experiments.report import Validation, bicubic_psnr, build_report
@@ -128,9 +128,9 @@ def test_visual_window_equals_the_full_image_sr(tmp_path):
     """The visual runs a model on an LR window plus its receptive margin: the same pixels as a full-image SR."""
     import numpy as np
 
-    from tinysr.checkpoint import load_model
+    from tinysr.models.weights import load_model
     from tinysr.experiments.plots import _margin, _upscale_window
-    from tinysr.inference import upscale_array
+    from tinysr.infer.upscale import upscale_array
     from tinysr.metrics import quantize
 
     write_fake_run(tmp_path / "runs" / "b2-f8", 2, 8, FAKE_LOGS["b0-f8"], val=SET5)

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from tinysr.checkpoint import save_weights
+from tinysr.models.weights import save_weights
 from tinysr.errors import TinySRError
 from tinysr.models import count_params, create_model
-from tinysr.resolve import RUN_BEST, load_network, resolve_upscaler
+from tinysr.infer.load import RUN_BEST, load_network, resolve_upscaler
 
 
 def test_a_run_folder_means_its_best_weights_and_tiny_models_come_back_folded(tmp_path):

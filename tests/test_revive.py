@@ -1,4 +1,4 @@
-"""tinysr.revive and the training options around it: dead ReLU units get fresh weights, the output does not move."""
+"""tinysr.train.revive and the training options around it: dead ReLU units get fresh weights, the output does not move."""
 
 import os
 import signal
@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from tinysr import runs
+from tinysr.train import runs
 from tinysr.data.cache import PairedImages
 from tinysr.errors import TinySRError
 from tinysr.models import create_model
 from tinysr.models.tiny import TinyConfig, TinySR
-from tinysr.revive import (PROBE_SIDE, REVIVED_BIAS, check_revivable, hidden_activity, probe_batch,
+from tinysr.train.revive import (PROBE_SIDE, REVIVED_BIAS, check_revivable, hidden_activity, probe_batch,
                            revive_dead_units)
-from tinysr import train as train_mod
-from tinysr.train import REVIVE_UNTIL, TrainConfig, loss_name_at, revive_due, train, train_step
+from tinysr.train import loop as train_mod
+from tinysr.train.loop import REVIVE_UNTIL, TrainConfig, loss_name_at, revive_due, train, train_step
 
 
 def _net(seed: int = 0) -> TinySR:

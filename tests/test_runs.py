@@ -6,7 +6,8 @@ import json
 import pytest
 import torch
 
-from tinysr import checkpoint, runs
+from tinysr.models import weights as checkpoint
+from tinysr.train import runs
 from tinysr.errors import TinySRError
 from tinysr.models import create_model
 

@@ -1,4 +1,4 @@
-"""tinysr.runtime: the torch-free NumPy interpreter matches torch, tiles exactly, and never imports torch."""
+"""tinysr.export.runtime: the torch-free NumPy interpreter matches torch, tiles exactly, and never imports torch."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tinysr import runtime
+from tinysr.export import runtime
 from tinysr.data.io import read_image
 from tinysr.errors import TinySRError
 from tinysr.export.numpy_export import export_numpy
-from tinysr.inference import receptive_radius, to_image, to_tensor, upscale
+from tinysr.infer.upscale import receptive_radius, to_image, to_tensor, upscale
 
 from helpers import random_edsr
 
@@ -94,7 +94,7 @@ def upscale_in_fresh_process(npz, photo, tmp_path, *, fused=None) -> tuple[np.nd
     np.save(tmp_path / "lr.npy", photo)
     lr = f"np.load({str(tmp_path / 'lr.npy')!r})"
     code = (
-        "import json, sys, numpy as np; import tinysr.runtime as rt\n"
+        "import json, sys, numpy as np; import tinysr.export.runtime as rt\n"
         f"m = rt.load({str(npz)!r})\n"
         f"np.save({str(tmp_path / 'sr.npy')!r}, rt.upscale({lr}, m, tile=16, fused={fused!r}))\n"
         "print(json.dumps([sorted(k for k in sys.modules if k == 'torch' or k.startswith('torch.')),\n"
@@ -136,11 +136,11 @@ def test_load_errors_are_one_line(tmp_path):
 
 
 def test_runtime_runs_a_tiny_net_fused_without_torch(photo, tmp_path):
-    """The runtime runs Y-only tiny nets through `tinysr.fused` (fused=True), still never importing torch, or
+    """The runtime runs Y-only tiny nets through `tinysr.infer.fused` (fused=True), still never importing torch, or
     through the interpreter (fused=False, or by default for a small image in a fresh process). Both agree with
     torch within a level."""
     pytest.importorskip("numba")
-    from tinysr.resolve import load_network
+    from tinysr.infer.load import load_network
 
     model = load_network("tiny-1k-x2", scale=2)[0]
     export_numpy(model, tmp_path / "m.npz")

@@ -12,7 +12,7 @@ from tinysr.errors import TinySRError
 from tinysr.models import PRESETS, config_from_dict, config_to_dict, count_params, create_model
 from tinysr.models.reparam import ReparamConv
 from tinysr.models.tiny import BUDGETS, TINY_PRESETS, TinyConfig, TinySR, collapse, deployed_params
-from tinysr.models.ycbcr import rgb_to_ycbcr, ycbcr_to_rgb
+from tinysr.models.ops import rgb_to_ycbcr, ycbcr_to_rgb
 from tinysr.resize import imresize
 
 # Collapsed (deployed) parameter counts of every preset, from the layer plan by hand:
@@ -194,7 +194,7 @@ def test_config_round_trip_and_bad_options():
 @pytest.mark.parametrize("shape", [(2, 3, 9, 7), (1, 1, 2, 5), (1, 2, 17, 31), (1, 1, 1, 6), (1, 1, 6, 1)])
 def test_the_anchor_is_matlab_bicubic(scale, shape):
     """The periodic 5-tap anchor (`bicubic_upsample`) equals the dense-matrix MATLAB imresize, borders included."""
-    from tinysr.models.ycbcr import bicubic_upsample
+    from tinysr.models.ops import bicubic_upsample
     from tinysr.resize import imresize, imresize_torch
 
     x = torch.rand(shape, generator=torch.Generator().manual_seed(scale), dtype=torch.float64) * 255
@@ -208,7 +208,7 @@ def test_the_anchor_is_matlab_bicubic(scale, shape):
 
 def test_y_net_output_is_the_ycbcr_recombination():
     """The Y-only forward (bicubic RGB + gain * residual) equals converting [Y_bic + residual, Cb_bic, Cr_bic]."""
-    from tinysr.models.ycbcr import bicubic_upsample, rgb_to_luma, ycbcr_to_rgb
+    from tinysr.models.ops import bicubic_upsample, rgb_to_luma, ycbcr_to_rgb
 
     model = randomise_(TinySR(TINY_PRESETS["tiny-1k-x2"])).double()
     lr = lr_batch((2, 3, 11, 9), dtype=torch.float64)

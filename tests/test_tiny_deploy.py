@@ -8,14 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from tinysr import fused, runtime
+from tinysr.infer import fused
+from tinysr.export import runtime
 from tinysr.data.io import read_image
 from tinysr.export.numpy_export import export_numpy
 from tinysr.export.onnx import export_onnx, onnx_session, onnx_window_fn
-from tinysr.inference import receptive_radius, upscale
+from tinysr.infer.upscale import receptive_radius, upscale
 from tinysr.models import PRESETS
 from tinysr.models.tiny import TinySR
-from tinysr.tiling import run_tiled
+from tinysr.infer.tiling import run_tiled
 
 TOLERANCE = 1e-3  # on 0..255 float outputs: float32 rounding of differently ordered sums (measured <= 5e-4)
 CONFIGS = {  # name -> (preset, overrides): every program path (Y/RGB, each anchor, each activation, x2/x3/x4)
@@ -124,7 +125,7 @@ def test_tiled_equals_untiled(photo, key, tmp_path):
         "numpy": lambda tile, overlap: runtime.upscale(photo, loaded, tile=tile, overlap=overlap, fused=False),
         "onnx": lambda tile, overlap: run_tiled(onnx_fn, photo, scale=s, tile=tile, overlap=overlap, out_channels=3),
     }
-    if fused.available():  # the compiled kernels (tinysr.fused), from torch and from the runtime
+    if fused.available():  # the compiled kernels (tinysr.infer.fused), from torch and from the runtime
         paths["fused"] = lambda tile, overlap: upscale(photo, model, tile=tile, overlap=overlap, fused=True)
         paths["numpy, fused"] = lambda tile, overlap: runtime.upscale(photo, loaded, tile=tile, overlap=overlap,
                                                                       fused=True)

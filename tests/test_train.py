@@ -15,14 +15,15 @@ import pytest
 import torch
 from PIL import Image
 
-from tinysr import checkpoint, runs
-from tinysr import train as train_mod
+from tinysr.models import weights as checkpoint
+from tinysr.train import runs
+from tinysr.train import loop as train_mod
 from tinysr.cli import main
 from tinysr.data.cache import load_pairs
 from tinysr.data.folder import image_folder
 from tinysr.errors import TinySRError
 from tinysr.models import create_model
-from tinysr.train import TrainConfig, learning_rate_factor, train, train_step, validate
+from tinysr.train.loop import TrainConfig, learning_rate_factor, train, train_step, validate
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -110,7 +111,7 @@ def test_validate_is_the_mean_of_measure_over_whole_images(pairs):
     model = create_model("edsr-tiny")
     psnr, ssim = validate(model, pairs[1], protocol="study")
     psnr_first, _ = validate(model, pairs[1], protocol="study", limit=1)
-    from tinysr.inference import upscale_array
+    from tinysr.infer.upscale import upscale_array
     from tinysr.metrics import PROTOCOLS, measure
 
     rows = [measure(upscale_array(model, lr), hr, scale=2, protocol=PROTOCOLS["study"])

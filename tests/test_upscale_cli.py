@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tinysr.checkpoint import save_weights
+from tinysr.models.weights import save_weights
 from tinysr.cli import main
 from tinysr.data.io import read_image
-from tinysr.inference import upscale
+from tinysr.infer.upscale import upscale
 
 from helpers import random_edsr
 
@@ -170,7 +170,7 @@ def test_engine_option_picks_the_path_and_refuses_what_cannot_run(weights, photo
 
 def test_engine_auto_loads_the_kernels_only_for_a_batch_that_repays_them(photos, tmp_path, capsys, monkeypatch):
     pytest.importorskip("numba")
-    from tinysr import fused
+    from tinysr.infer import fused
 
     loads = []
     monkeypatch.setattr(fused, "loaded", lambda: False)

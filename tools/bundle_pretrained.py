@@ -18,15 +18,15 @@ import os
 from dataclasses import asdict
 from pathlib import Path
 
-from tinysr.checkpoint import load_model, save_weights
+from tinysr.models.weights import load_model, save_weights
 from tinysr.data.folder import decode_all, image_folder
 from tinysr.evaluate import bicubic_upscaler, evaluate
-from tinysr.inference import upscale_array
+from tinysr.infer.upscale import upscale_array
 from tinysr.metrics import PROTOCOLS
 from tinysr.models import count_params, deployed
-from tinysr.polish import PolishConfig
+from tinysr.train.polish import PolishConfig
 from tinysr.pretrained import PRETRAINED_DIR, TABLE, TABLE_FORMAT, read_table
-from tinysr.runs import read_json
+from tinysr.train.runs import read_json
 
 TEST_SETS = ("Set5", "Set14", "BSD100", "Urban100")
 REPO = Path(__file__).resolve().parents[1]

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     import torch
 
 # torch is imported inside the functions that use it, never at module import: the torch-free NumPy runtime
-# (`tinysr.runtime`) uses `imresize_matrices` from here.
+# (`tinysr.export.runtime`) uses `imresize_matrices` from here.
 
 IMRESIZE_VERSION = "1"
 KERNEL_WIDTH = 4.0  # bicubic support in input samples, before antialias stretching

@@ -18,7 +18,7 @@ import numpy as np  # noqa: E402
 from tinysr.experiments.report import Table, Validation, validation_of  # noqa: E402
 from tinysr.experiments.results import RunRecord, RunSummary  # noqa: E402
 from tinysr.metrics import PROTOCOLS  # noqa: E402
-from tinysr.resolve import RUN_BEST  # noqa: E402
+from tinysr.train.runs import RUN_BEST  # noqa: E402
 
 #: A CPU visual skips models above this many multiply-adds x 2 (a 160 M-parameter net on a crop takes minutes).
 CPU_FLOP_BUDGET = 5e11
@@ -99,8 +99,8 @@ def _margin(run: RunRecord) -> int:
 def _upscale_window(run: RunRecord, lr: np.ndarray, box: tuple[int, int, int], scale: int, device: str) -> np.ndarray:
     """The model's SR of the LR window `box` = (y, x, size) cut with its full receptive margin, so that the result
     equals a full-image SR there; HWC uint8 of (size*scale)^2."""
-    from tinysr.checkpoint import load_model
-    from tinysr.inference import upscale_array
+    from tinysr.models.weights import load_model
+    from tinysr.infer.upscale import upscale_array
     from tinysr.metrics import quantize
 
     y, x, size = box

@@ -41,11 +41,11 @@ class Recipe:
     protocol: str = "study"  # the validation protocol, see tinysr.metrics.PROTOCOLS
     degradation: str = "bicubic"
     seed: int = 0
-    loss: str = "l1"  # "l1" on RGB (the study's) or "l1-y" on luma, see tinysr.losses
-    final_loss: str | None = None  # the loss of the last `final_fraction` of the steps (tinysr.train.TrainConfig)
+    loss: str = "l1"  # "l1" on RGB (the study's) or "l1-y" on luma, see tinysr.train.losses
+    final_loss: str | None = None  # the loss of the last `final_fraction` of the steps (tinysr.train.loop.TrainConfig)
     final_fraction: float = 0.0
-    revive_every: int = 0  # re-initialise dead ReLU units every N steps (tinysr.revive); 0: never
-    polish_steps: int = 0  # then `tinysr polish` steps (tinysr.polish) into the folder ROW-polished; 0: none
+    revive_every: int = 0  # re-initialise dead ReLU units every N steps (tinysr.train.revive); 0: never
+    polish_steps: int = 0  # then `tinysr polish` steps (tinysr.train.polish) into the folder ROW-polished; 0: none
 
 
 @dataclass(frozen=True)
@@ -181,7 +181,7 @@ TINY_RECIPE = Recipe(steps=20_000, batch_size=16, patch=48, learning_rate=2e-3, 
                      eval_every=1_000, protocol="standard", loss="l1-y")
 FIRST_TINY_RECIPE = dataclasses.replace(TINY_RECIPE, loss="l1")
 # The third recipe, for the <=1k nets at x2 and x4: the same, plus dead-unit revival every 2,500 steps
-# (`tinysr.revive`: the first 886-parameter x2 net had 2 of its 7 hidden units dead) and a final phase on the squared
+# (`tinysr.train.revive`: the first 886-parameter x2 net had 2 of its 7 hidden units dead) and a final phase on the squared
 # luma error (the last 20% of the steps, where the cosine learning rate is below 2.2e-4). On 10 held-out training
 # images, reviving the converged net and training on, then the squared-error phase, took it from 31.55 to 31.69 dB.
 REVIVING_TINY_RECIPE = dataclasses.replace(TINY_RECIPE, final_loss="mse-y", final_fraction=0.2, revive_every=2_500)

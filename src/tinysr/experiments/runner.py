@@ -6,7 +6,7 @@ Steps of `tinysr experiment run TABLE`:
 2. `make_queue`: one `Job` per row whose run folder RUNS_DIR/TABLE/ROW is not finished at the requested steps;
    a finished run is skipped, an unfinished one (interrupted, killed, or finished at fewer steps) is resumed;
    a row whose recipe has a polish stage is done when ROW-polished is finished too;
-3. `run_queue`: the jobs one after another in this process (`execute_job` -> `tinysr.train.train`), or `jobs` at
+3. `run_queue`: the jobs one after another in this process (`execute_job` -> `tinysr.train.loop.train`), or `jobs` at
    a time as subprocesses (`job_command`: `python -m tinysr experiment run TABLE --only ROW ...`), each with
    cores / jobs threads and its output in RUNS_DIR/TABLE/ROW.log.
 The seam for more devices: `run_queue` takes the executor and the command builder as arguments, and a job
@@ -108,7 +108,7 @@ def job_for(spec: RunSpec, run_dir: Path) -> Job | str:
 
     No config.json: a new run. Finished at >= the requested steps: skipped. Failed (a NaN loss): skipped, since a
     resume would fail the same way. Anything else (interrupted, killed, finished at fewer steps, killed before its
-    first checkpoint): resumed; `tinysr.train` restarts from step 0 when there is no last.pt yet, and refuses a
+    first checkpoint): resumed; `tinysr.train.loop` restarts from step 0 when there is no last.pt yet, and refuses a
     config.json that disagrees with the spec.
     """
     if not (run_dir / "config.json").is_file():
@@ -144,8 +144,8 @@ def make_queue(specs: list[RunSpec], runs_dir: Path) -> tuple[list[Job], list[tu
 
 # --- Executing one job -------------------------------------------------------------------------------------------
 def execute_job(job: Job, *, device: str = "auto", threads: int | None = None) -> None:
-    """Train `job` in this process through `tinysr.train` (writing experiment.json beside the run's files), then
-    polish it when its recipe says so (`tinysr.polish`, into `polished_dir(run_dir)`)."""
+    """Train `job` in this process through `tinysr.train.loop` (writing experiment.json beside the run's files), then
+    polish it when its recipe says so (`tinysr.train.polish`, into `polished_dir(run_dir)`)."""
     from tinysr.experiments.training import polish_spec, train_spec
 
     if threads is not None:

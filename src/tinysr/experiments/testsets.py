@@ -28,7 +28,7 @@ from tinysr.experiments.references import (
 )
 from tinysr.experiments.results import RunRecord, count_config_params, summarize
 from tinysr.metrics import PROTOCOLS
-from tinysr.resolve import RUN_BEST
+from tinysr.train.runs import RUN_BEST
 
 PROTOCOL = "standard"
 KINDS = ("run", "bicubic", "published", "published bicubic")
@@ -90,8 +90,8 @@ def _mean_psnr(upscaler, test_set: TestSet, *, scale: int, model: str) -> float:
 
 def run_row(run: RunRecord, sets: list[TestSet], *, device: str = "cpu") -> TestRow:
     """The run's deployed size and cost, best validation PSNR, and its best weights' PSNR on every test set."""
-    from tinysr.checkpoint import load_model
-    from tinysr.inference import upscale_array
+    from tinysr.models.weights import load_model
+    from tinysr.infer.upscale import upscale_array
     from tinysr.models import anchor_macs_per_output, config_from_dict, deployed, macs_per_output
 
     config = config_from_dict(run.config["model"])

@@ -1,9 +1,9 @@
-"""Execute one run spec: its data, its TrainConfig and config.json, then `tinysr.train.train` in RUN/.
+"""Execute one run spec: its data, its TrainConfig and config.json, then `tinysr.train.loop.train` in RUN/.
 
 Steps:
 1. the spec's HR folders as ImageSets (Table I's hr_downscale set on both), with the prepare command in the error
    when a folder is missing;
-2. the TrainConfig from the spec's recipe, and config.json through `tinysr.runs.run_config` (paths absolute, so a
+2. the TrainConfig from the spec's recipe, and config.json through `tinysr.train.runs.run_config` (paths absolute, so a
    report finds the validation folder from anywhere; `data.hr_downscale` added when it is not 1);
 3. decode/degrade once through the cache (`load_pairs`), then open the run (new) or check and resume it;
 4. write experiment.json (the spec, for reports) and train;
@@ -46,7 +46,7 @@ def image_sets(data: DataSpec):  # -> tuple[ImageSet, ImageSet | None]
 
 
 def train_config(recipe: Recipe):  # -> TrainConfig
-    from tinysr.train import TrainConfig
+    from tinysr.train.loop import TrainConfig
 
     return TrainConfig(steps=recipe.steps, batch_size=recipe.batch_size, patch=recipe.patch,
                        learning_rate=recipe.learning_rate, schedule=recipe.schedule, lr_step=recipe.lr_step, eval_every=recipe.eval_every,
@@ -55,8 +55,8 @@ def train_config(recipe: Recipe):  # -> TrainConfig
 
 
 def spec_config(spec: RunSpec) -> dict:
-    """config.json of the run of `spec` (see `tinysr.runs.run_config`)."""
-    from tinysr import runs
+    """config.json of the run of `spec` (see `tinysr.train.runs.run_config`)."""
+    from tinysr.train import runs
     from tinysr.models import config_to_dict
 
     config = runs.run_config(
@@ -80,12 +80,12 @@ def experiment_record(spec: RunSpec, row: int) -> dict:
 def train_spec(spec: RunSpec, run_dir: Path, *, resume: bool, device: str = "auto", progress: bool = True):
     # -> TrainResult
     """Train `spec` into `run_dir`, new or resumed (a resume refuses a config.json that disagrees)."""
-    from tinysr import runs
-    from tinysr.checkpoint import atomic_write_bytes
+    from tinysr.train import runs
+    from tinysr.models.weights import atomic_write_bytes
     from tinysr.data.cache import load_pairs
     from tinysr.data.split import split_pairs
     from tinysr.models import model_from_config
-    from tinysr.train import select_device, train
+    from tinysr.train.loop import select_device, train
 
     train_set, val_set = image_sets(spec.data)
     config, run_config = train_config(spec.recipe), spec_config(spec)
@@ -109,11 +109,11 @@ def polished_dir(run_dir: Path) -> Path:
 
 
 def check_polish_stage(spec: RunSpec) -> None:
-    """Refuse, before any training, a polish stage that `tinysr.polish` would refuse after it."""
+    """Refuse, before any training, a polish stage that `tinysr.train.polish` would refuse after it."""
     if not spec.recipe.polish_steps:
         return
     from tinysr.metrics import PROTOCOLS
-    from tinysr.polish import check_polishable
+    from tinysr.train.polish import check_polishable
 
     check_polishable(spec.model, PROTOCOLS[spec.recipe.protocol])
     if spec.data.hr_downscale != 1:
@@ -128,9 +128,9 @@ def polish_spec(spec: RunSpec, run_dir: Path, *, progress: bool = True):  # -> P
     experiment.json is written first, so a folder whose status says finished always has it. A folder that this
     stage did not make (no experiment.json naming `spec` as its source) is refused, never overwritten.
     """
-    from tinysr.checkpoint import atomic_write_bytes
-    from tinysr.polish_run import polish_run
-    from tinysr.runs import STATUS
+    from tinysr.models.weights import atomic_write_bytes
+    from tinysr.train.polish_run import polish_run
+    from tinysr.train.runs import STATUS
 
     out = polished_dir(run_dir)
     if out.is_dir() and any(out.iterdir()) and _polished_from(out) != spec.name:

@@ -1,11 +1,11 @@
-"""Export a network for the torch-free NumPy runtime (`tinysr.runtime`): one `.npz` of weights plus a program.
+"""Export a network for the torch-free NumPy runtime (`tinysr.export.runtime`): one `.npz` of weights plus a program.
 
 File format (`np.load(path, allow_pickle=False)` reads it; no pickles):
     "tinysr_program"  JSON string: {"format": 1, "input": "lr", "output": "sr", "ops": [...]}
     "tinysr_config"   JSON string: the model config (`tinysr.models.config_to_dict`)
     every other key   a float32 weight array named as in the model's state dict
 Each op is a dict {"op": name, "in": [names], "out": name, ...attributes}; the ops are those of
-`tinysr.runtime.OPS`: conv2d (weight, bias, padding), relu, prelu (weight: one slope per channel), leaky_relu
+`tinysr.export.runtime.OPS`: conv2d (weight, bias, padding), relu, prelu (weight: one slope per channel), leaky_relu
 (slope), scale (factor), add, pixel_shuffle (factor), channel_shift (value, sign: +1 adds the per-channel vector
 `value`, -1 subtracts it), channels (start, stop: a slice of the channel axis), concat (channel axis),
 repeat_channels (repeats: each channel `repeats` times in a row, torch's repeat_interleave), bicubic_upscale (factor:
@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from tinysr.checkpoint import atomic_write_bytes
+from tinysr.models.weights import atomic_write_bytes
 from tinysr.color import _OFFSET, _RGB_TO_YCBCR
 from tinysr.errors import TinySRError
 from tinysr.models import config_to_dict, deployed
@@ -118,7 +118,7 @@ def tiny_program(config) -> list[dict[str, Any]]:
 
 
 def tiny_constants(config) -> dict[str, np.ndarray]:
-    """MATLAB `rgb2ycbcr` and its inverse (`tinysr.models.ycbcr`, same float64 matrices) as 1x1 convs."""
+    """MATLAB `rgb2ycbcr` and its inverse (`tinysr.models.ops`, same float64 matrices) as 1x1 convs."""
     if config.channels != "y":
         return {}
     forward = _RGB_TO_YCBCR / 255.0
@@ -154,5 +154,5 @@ def numpy_export_bytes(model: nn.Module) -> bytes:
 
 
 def export_numpy(model: nn.Module, path: str | os.PathLike) -> None:
-    """Write `model` for `tinysr.runtime` as one `.npz` file, atomically."""
+    """Write `model` for `tinysr.export.runtime` as one `.npz` file, atomically."""
     atomic_write_bytes(path, numpy_export_bytes(model))

@@ -4,7 +4,7 @@ The graph takes `lr` (N x 3 x H x W float32 RGB 0..255, H and W dynamic) and ret
 convention, not clamped), exactly the torch forward contract. The model config travels in `metadata_props`
 (`tinysr_config`, JSON), with `tinysr_scale` and `tinysr_convention`, so a file is self-describing.
 
-The tiny family is exported collapsed. Its MATLAB bicubic anchor (`tinysr.models.ycbcr.bicubic_upsample`: a
+The tiny family is exported collapsed. Its MATLAB bicubic anchor (`tinysr.models.ops.bicubic_upsample`: a
 symmetric pad of 2 and periodic 5-tap sums) traces to plain Gather/Slice/Mul/Add ops with dynamic shapes, so the
 graph is the torch forward itself, borders included, for images of at least 2x2 pixels. (An earlier export swapped
 in ONNX `Resize`; ORT's cubic Resize made the graph 5x slower on CPU.)
@@ -26,10 +26,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from tinysr.checkpoint import atomic_write_bytes
+from tinysr.models.weights import atomic_write_bytes
 from tinysr.errors import TinySRError
 from tinysr.models import config_to_dict, deployed
-from tinysr.tiling import WindowFn
+from tinysr.infer.tiling import WindowFn
 
 ONNX_OPSET = 17
 INPUT_NAME, OUTPUT_NAME = "lr", "sr"

@@ -27,8 +27,8 @@ from torch import nn
 
 from tinysr.errors import TinySRError
 from tinysr.models.reparam import ReparamConv, plain_conv
-from tinysr.models.ycbcr import bicubic_upsample, luma_gain, rgb_to_luma, rgb_to_ycbcr, ycbcr_to_rgb
-from tinysr.tiling import receptive_radius_of
+from tinysr.models.ops import bicubic_upsample, luma_gain, rgb_to_luma, rgb_to_ycbcr, ycbcr_to_rgb
+from tinysr.infer.tiling import receptive_radius_of
 
 SUPPORTED_SCALES = (2, 3, 4)
 CHANNELS = ("y", "rgb")
@@ -236,7 +236,7 @@ BUDGETS = {"100": 100, "250": 250, "500": 500, "1k": 1_000, "2k": 2_000, "5k": 5
 # 1k x2 net, 10 held-out training images) expand 4 trailed the plain net by 0.2 dB (31.11 vs 31.30 dB) and costs
 # more per step; see benchmarks/RESULTS.md "tiny". The two presets in `_EXPANDED` keep expand 4 because their
 # bundled weights were trained that way, so that their documented commands still reproduce them.
-# The 1k x2 net has 4 convs of 6 (3x3 first) since dead-unit revival (`tinysr.revive`): without it that net trailed
+# The 1k x2 net has 4 convs of 6 (3x3 first) since dead-unit revival (`tinysr.train.revive`): without it that net trailed
 # the 3-conv (3, 7, 5, 3) by 0.3 dB at 4,000 steps (ReLUs dying behind the zero-initialised tail); with it, and the
 # squared-error final fifth, it leads by 0.08 dB at 30,000 steps (31.72 against 31.64 on the held-out images).
 # Trained expanded (expand 4, no revival needed: the over-parameterised convs kept their units alive) the same

@@ -3,14 +3,14 @@
 The table is the source of truth, a visible list rather than a folder scan: a weights file that is not in the table
 is not offered. Each entry holds
     name           the `--model` value, e.g. "edsr-tiny-x2"
-    file           the safetensors file next to this module (config inside, see `tinysr.checkpoint`)
+    file           the safetensors file next to this module (config inside, see `tinysr.models.weights`)
     scale          the upscaling factor the weights were trained for
     params         trainable parameters (`tinysr.models.count_params`)
     bytes          the file's size, checked before loading
     train_command  the exact command that produced the weights
     protocol       the evaluation protocol of `psnr` (e.g. "standard")
     psnr           {dataset: mean PSNR in dB} under that protocol, e.g. {"Set5": 33.1, "BSD100": 29.9}
-Nothing here imports torch; loading goes through `tinysr.resolve` / `tinysr.checkpoint.load_model`.
+Nothing here imports torch; loading goes through `tinysr.infer.load` / `tinysr.models.weights.load_model`.
 """
 
 from __future__ import annotations

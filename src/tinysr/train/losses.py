@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tinysr.models.ycbcr import rgb_to_ycbcr
+from tinysr.models.ops import rgb_to_ycbcr
 
 Loss = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 

@@ -9,12 +9,12 @@ import warnings
 from collections.abc import Callable, Sequence
 
 from tinysr import __version__
-from tinysr.data.prepare_cli import add_prepare_parser, run_prepare
+from tinysr.cli.prepare import add_prepare_parser, run_prepare
 from tinysr.errors import TinySRError
-from tinysr.experiments.cli import add_experiment_parser, add_report_parser, run_experiment, run_report
-from tinysr.polish_cli import add_polish_parser, run_polish
-from tinysr.train_cli import add_train_parser, run_train
-from tinysr.upscale_cli import (add_export_parser, add_models_parser, add_upscale_parser, run_export, run_models,
+from tinysr.cli.experiment import add_experiment_parser, add_report_parser, run_experiment, run_report
+from tinysr.cli.polish import add_polish_parser, run_polish
+from tinysr.cli.train import add_train_parser, run_train
+from tinysr.cli.upscale import (add_export_parser, add_models_parser, add_upscale_parser, run_export, run_models,
                                 run_upscale)
 
 SCALES = (2, 3, 4)
@@ -44,7 +44,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from tinysr.data.folder import decode_all, image_folder
     from tinysr.evaluate import evaluate
     from tinysr.metrics import PROTOCOLS
-    from tinysr.resolve import resolve_upscaler
+    from tinysr.infer.load import resolve_upscaler
 
     upscaler, model_desc = resolve_upscaler(args.model, scale=args.scale, device=args.device,
                                                self_ensemble=args.self_ensemble)
@@ -70,7 +70,7 @@ def add_demo_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from tinysr.demo import run_demo as demo
+    from tinysr.experiments.demo import run_demo as demo
 
     return demo(out=args.out, steps=args.steps, threads=args.threads)
 

@@ -7,13 +7,13 @@ A run is a folder RUN/ holding (the contract shared with `tinysr experiment`, `t
                     data.val_split N and data.val_names (`tinysr.data.split`), and data.split_seed when the
                     draw has its own seed (`--split-seed`; else it is seeded by "seed")
   metrics.jsonl     one JSON line per evaluation, appended and flushed; on resume, lines past the resumed step go
-  best.safetensors  the best weights by validation PSNR (`tinysr.checkpoint.save_weights`, config inside)
+  best.safetensors  the best weights by validation PSNR (`tinysr.models.weights.save_weights`, config inside)
   last.pt           everything needed to resume; tensors/dicts/lists/numbers/strings only, so
                     `torch.load(weights_only=True)` reads it
   status.json       {"state": "running" | "finished" | "interrupted" | "failed", "step", "steps", "message"}
 
 Every file except metrics.jsonl is written atomically (temporary file, fsync, rename) through
-`tinysr.checkpoint.atomic_write_bytes`. A write that fails raises a one-line TinySRError such as
+`tinysr.models.weights.atomic_write_bytes`. A write that fails raises a one-line TinySRError such as
 "cannot write RUN/last.pt: No space left on device"; the previous file survives.
 
 Test hook: ``TINYSR_TEST_SLOW_CHECKPOINT=STEP:SECONDS`` makes the last.pt save of step STEP sleep SECONDS after the
@@ -35,11 +35,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from tinysr import __version__, checkpoint
+from tinysr import __version__
+from tinysr.models import weights as checkpoint
 from tinysr.errors import TinySRError
-from tinysr.resolve import RUN_BEST
 
+#: The run folder's files, defined here only: every other module imports these names.
 CONFIG, METRICS, STATUS, LAST = "config.json", "metrics.jsonl", "status.json", "last.pt"
+RUN_BEST = "best.safetensors"  # the best weights, which `--model RUN` loads
 RUN_FILES = (CONFIG, METRICS, STATUS, LAST, RUN_BEST)
 STATES = ("running", "finished", "interrupted", "failed")
 #: config.json entries a resume may change without --force.

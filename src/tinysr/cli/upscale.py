@@ -1,6 +1,6 @@
 """The deployment commands: `tinysr upscale`, `tinysr models`, `tinysr export`.
 
-Only this module (and cli.py) sees argparse. `upscale` runs files and folders through `tinysr.inference.upscale`:
+Only this module (and cli.py) sees argparse. `upscale` runs files and folders through `tinysr.infer.upscale.upscale`:
     tinysr upscale --model M INPUT... -o OUT [--scale S] [--tile 512 --overlap N] [--self-ensemble] [--device D]
                    [--force]
 - OUT is a folder (created if missing). A file INPUT goes to OUT/<name>; a folder INPUT's images (recursive,
@@ -19,7 +19,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tinysr.cli_types import int_at_least
+from tinysr.cli.types import int_at_least
 from tinysr.errors import TinySRError
 
 if TYPE_CHECKING:  # numpy is imported where used: `tinysr --help` imports neither numpy nor torch
@@ -35,7 +35,7 @@ EXPORT_FORMATS = ("onnx", "onnx-int8", "numpy")
 #: The default tile side: memory bounded on any image size, and on 2 cores the fastest CPU setting measured
 #: (benchmarks/upscale.py: one 512 tile per core against the whole 1920x1080 frame at once).
 DEFAULT_TILE = 512
-#: --engine -> `tinysr.upscale(..., fused=)`: None picks the fused kernels where they apply (`tinysr.fused`)
+#: --engine -> `tinysr.upscale(..., fused=)`: None picks the fused kernels where they apply (`tinysr.infer.fused`)
 ENGINES = {"auto": None, "torch": False, "fused": True}
 
 
@@ -125,7 +125,7 @@ def upscale_file(src: Path, dst: Path, model, *, tile: int | None, overlap: int 
                  device: str, fused: bool | None = None) -> None:
     """Read, upscale and atomically write one image; every failure is a TinySRError naming a file."""
     from tinysr.data.io import write_image
-    from tinysr.inference import upscale
+    from tinysr.infer.upscale import upscale
 
     image = read_for_upscale(src)
     try:
@@ -152,8 +152,8 @@ def check_output(src: Path, dst: Path, *, inputs: set[Path], planned: set[Path],
 
 
 def load_network_for_cli(spec: str, *, scale: int | None):
-    """`tinysr.resolve.load_network`, with an unknown-model message that lists only networks (no bicubic)."""
-    from tinysr.resolve import bundled_names, load_network, weights_path
+    """`tinysr.infer.load.load_network`, with an unknown-model message that lists only networks (no bicubic)."""
+    from tinysr.infer.load import bundled_names, load_network, weights_path
 
     if weights_path(spec) is None and spec not in bundled_names():
         known = ", ".join(bundled_names()) or "none bundled yet"
@@ -162,12 +162,12 @@ def load_network_for_cli(spec: str, *, scale: int | None):
 
 
 def load_fused_kernels_if_worth_it(sources: list[Path]) -> None:
-    """--engine auto: load the compiled kernels (`tinysr.fused`) when the whole batch repays their start, so that
-    every image takes them; otherwise each image decides alone (`tinysr.fused.worth_it`). Sizes come from the
+    """--engine auto: load the compiled kernels (`tinysr.infer.fused`) when the whole batch repays their start, so that
+    every image takes them; otherwise each image decides alone (`tinysr.infer.fused.worth_it`). Sizes come from the
     file headers; an unreadable file counts 0 here and fails, named, when its turn comes."""
     from PIL import Image
 
-    from tinysr import fused
+    from tinysr.infer import fused
 
     if not fused.available() or fused.loaded():
         return
@@ -189,7 +189,7 @@ def run_upscale(args: argparse.Namespace) -> int:
     model, description = load_network_for_cli(args.model, scale=args.scale)
     fused = ENGINES[args.engine]
     if fused:  # fail before any file when the model or the options rule the fused path out
-        from tinysr.inference import network_window_fn
+        from tinysr.infer.upscale import network_window_fn
 
         try:
             network_window_fn(model, device=args.device, self_ensemble=args.self_ensemble, quantize=True, fused=True)

@@ -14,7 +14,7 @@ MATLAB's bicubic), and neither torch eager nor ONNX Runtime fuse a resize into t
 Numba, an optional dependency (``pip install tinysr[fast]``): `available()` says whether it is installed, and
 callers fall back to torch when it is not. The kernels release the GIL, so tiles run on a thread pool.
 
-Numerics, float32 throughout: the bicubic is `tinysr.models.ycbcr.bicubic_upsample`'s arithmetic in its order
+Numerics, float32 throughout: the bicubic is `tinysr.models.ops.bicubic_upsample`'s arithmetic in its order
 (horizontal pass on the half-sample-symmetric padded input, then vertical), then ``+ gain * residual``, clipped to
 0..255 and rounded half to even (taps: `tinysr.resize.phase_taps`). The convs sum in their own order (bias,
 then per input channel its taps by row and column), so the output can differ from torch's by one level where a
@@ -50,14 +50,14 @@ def available() -> bool:
 
 def loaded() -> bool:
     """True once this process has loaded the kernels (`load`, or a first fused run): no start cost is left."""
-    return "tinysr._fused_kernel" in sys.modules
+    return "tinysr.infer._fused_kernel" in sys.modules
 
 
 def load() -> None:
     """Load the kernels now (Numba's import; the cached machine code follows at the first call), so that
     ``fused=None`` takes the fused path for every size from here on: for a caller that knows it has much to do
     (`tinysr upscale` with a large batch)."""
-    import tinysr._fused_kernel  # noqa: F401
+    import tinysr.infer._fused_kernel  # noqa: F401
 
 
 def worth_it(pixels: int) -> bool:
@@ -114,7 +114,7 @@ def anchor_add_round(lr: np.ndarray, phases: np.ndarray, gain: np.ndarray, scale
     if phases.shape != (scale * scale, h, w) or phases.dtype != np.float32:
         raise TinySRError(f"fused anchor: need ({scale * scale}, {h}, {w}) float32 phases, got "
                           f"{phases.dtype} {phases.shape}")
-    from tinysr._fused_kernel import fused
+    from tinysr.infer._fused_kernel import fused
 
     offsets, taps = phase_taps(scale)
     out = np.empty((h * scale, w * scale, 3), np.uint8)
@@ -183,7 +183,7 @@ def window(net: FusedNet, lr: np.ndarray) -> np.ndarray:
     Luma, each conv (zero 'same' padding, as torch's) and the fused HR stage (`anchor_add_round`), all compiled;
     the padded float32 planes between convs are the only intermediates (LR size).
     """
-    from tinysr import _fused_kernel as kernel
+    from tinysr.infer import _fused_kernel as kernel
 
     _check_window(lr, "fused net")
     h, w = lr.shape[:2]
@@ -205,7 +205,7 @@ def window(net: FusedNet, lr: np.ndarray) -> np.ndarray:
 
 
 def window_fn(net: FusedNet, fallback: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
-    """`window` as a window function of `tinysr.tiling.run_tiled`; windows thinner than 2 pixels (which bicubic's
+    """`window` as a window function of `tinysr.infer.tiling.run_tiled`; windows thinner than 2 pixels (which bicubic's
     mirror padding cannot serve) go to `fallback`, the caller's own path."""
     return lambda lr: fallback(lr) if min(lr.shape[:2]) < 2 else window(net, lr)
 

@@ -20,7 +20,7 @@ from torch import nn
 
 from tinysr.data.cache import PairedImages
 from tinysr.errors import TinySRError
-from tinysr.models.ycbcr import rgb_to_luma
+from tinysr.models.ops import rgb_to_luma
 
 #: Bias of a revived unit, in the 0..1 units the tiny nets see: positive so that it fires on most inputs at first.
 REVIVED_BIAS = 0.05

@@ -8,7 +8,7 @@ float32 RGB 0..255 (only `model.config.scale` and that forward contract are reli
   mean keeps every channel's evidence; Y would weight green 0.59).
 - Alpha (the 4th channel) is not seen by the network: it is upscaled with MATLAB bicubic
   (`tinysr.resize.imresize`, float path, rounded half away from zero) and re-attached.
-Tiling (see `tinysr.tiling`) and self-ensemble live here, not in the model.
+Tiling (see `tinysr.infer.tiling`) and self-ensemble live here, not in the model.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from tinysr import fused as fused_stage
+from tinysr.infer import fused as fused_stage
 from tinysr.errors import TinySRError
 from tinysr.resize import imresize, to_uint8
-from tinysr.tiling import WindowFn, receptive_radius_of, run_tiled
+from tinysr.infer.tiling import WindowFn, receptive_radius_of, run_tiled
 
 #: The 8 symmetries of the square as (quarter turns, mirror), identity first.
 DIHEDRAL: tuple[tuple[int, bool], ...] = tuple((k, flip) for flip in (False, True) for k in range(4))
@@ -97,7 +97,7 @@ def network_window_fn(model: nn.Module, *, device: str | torch.device, self_ense
     """The window function of `run_tiled` for a torch network: HWC uint8 -> HWC float32 0..255, or with `quantize`
     HWC uint8 already rounded (the same pixels; for RGB, where no channel mean follows).
 
-    fused: run a Y-only bicubic-anchored ReLU tiny net as compiled CPU kernels (`tinysr.fused`: luma, convs, and
+    fused: run a Y-only bicubic-anchored ReLU tiny net as compiled CPU kernels (`tinysr.infer.fused`: luma, convs, and
     the bicubic anchor, residual and rounding in one pass; the same pixels up to float rounding, about twice as
     fast). None: when it applies and Numba is installed; True: required (an error when it cannot apply); False:
     never.
@@ -123,7 +123,7 @@ def network_window_fn(model: nn.Module, *, device: str | torch.device, self_ense
 
 def _use_fused(model: nn.Module, *, device: str | torch.device, self_ensemble: bool, quantize: bool,
                fused: bool | None) -> fused_stage.FusedNet | None:
-    """The net `network_window_fn`'s fused path runs (see there), or None (`tinysr.fused.use` decides)."""
+    """The net `network_window_fn`'s fused path runs (see there), or None (`tinysr.infer.fused.use` decides)."""
     if fused is False:
         return None
     param = next(model.parameters(), None)
@@ -187,7 +187,7 @@ def upscale(image: np.ndarray, model: nn.Module, *, tile: int | None = None, ove
     1-channel convs scale poorly across threads, and the passes around the network run on one core each. The
     output does not depend on `workers`. fused: run a Y-only ReLU tiny net as compiled kernels
     (`network_window_fn`; the same pixels up to float rounding). None: where it applies, Numba is installed and
-    it pays (`tinysr.fused.worth_it`: the kernels are loaded, or the image has `AUTO_MIN_PIXELS`).
+    it pays (`tinysr.infer.fused.worth_it`: the kernels are loaded, or the image has `AUTO_MIN_PIXELS`).
     """
     overlap = receptive_radius(model) if overlap is None else overlap
     model = model.eval().to(device)

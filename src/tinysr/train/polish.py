@@ -37,7 +37,7 @@ from torch import nn
 from tinysr.data.cache import PairedImages
 from tinysr.errors import TinySRError
 from tinysr.metrics import PROTOCOLS, Protocol
-from tinysr.models.ycbcr import rgb_to_luma
+from tinysr.models.ops import rgb_to_luma
 
 PEAK_DB = 20.0 * math.log10(255.0)
 

@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from tinysr.cli_types import int_at_least, positive_int
+from tinysr.cli.types import int_at_least, positive_int
 from tinysr.errors import TinySRError
 
 

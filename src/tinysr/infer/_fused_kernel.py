@@ -1,4 +1,4 @@
-"""Numba kernels of `tinysr.fused` (imported only when Numba is installed; see that module for the contract).
+"""Numba kernels of `tinysr.infer.fused` (imported only when Numba is installed; see that module for the contract).
 
 Module-level functions so that Numba can cache their machine code on disk (`cache=True`): the first call in a new
 environment compiles (a few seconds), later processes load it.

@@ -1,4 +1,4 @@
-"""`tinysr train`: parse, open (or resume) a run folder, load the data, call `tinysr.train.train`.
+"""`tinysr train`: parse, open (or resume) a run folder, load the data, call `tinysr.train.loop.train`.
 
 Only this layer sees argparse. Every option defaults to None so that a resume can tell the options given on the
 command line (checked against the run's config.json) from those it inherits from the run.
@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tinysr.cli_types import positive_float, positive_int
+from tinysr.cli.types import positive_float, positive_int
 from tinysr.errors import TinySRError
-from tinysr.losses import LOSSES
+from tinysr.train.losses import LOSSES
 
 #: CLI option -> TrainConfig field.
 TRAIN_OPTIONS = {
@@ -26,7 +26,7 @@ TRAIN_OPTIONS = {
 #: CLI option -> model config field.
 MODEL_OPTIONS = {"blocks": "n_blocks", "feats": "n_feats", "scale": "scale", "res_scale": "res_scale",
                  "layers": "n_layers", "expand": "expand"}
-#: The speed flags, named as `tinysr.fastpath.FastPath` fields; not part of config.json (they change speed,
+#: The speed flags, named as `tinysr.train.cuda.FastPath` fields; not part of config.json (they change speed,
 #: and numerics within bf16 rounding, not the recipe), so a run may resume with other settings or on another device.
 FAST_OPTIONS = ("channels_last", "bf16", "compile", "cuda_graphs", "gpu_data")
 
@@ -68,7 +68,7 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--final-loss", choices=tuple(LOSSES), help="the loss of the last --final-fraction of the steps")
     t.add_argument("--final-fraction", type=float, help="share of the steps, at the end, trained with --final-loss")
     t.add_argument("--revive-every", type=positive_int,
-                   help="tiny ReLU nets: re-initialise dead hidden units every N steps (tinysr.revive)")
+                   help="tiny ReLU nets: re-initialise dead hidden units every N steps (tinysr.train.revive)")
     t.add_argument("--lr-step", type=positive_int, help="halve the learning rate every N steps (step schedule)")
     t.add_argument("--eval-every", type=positive_int)
     t.add_argument("--val-limit", type=positive_int, help="validate on the first N images only")
@@ -77,7 +77,7 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, mps")
     t.add_argument("--threads", type=positive_int, help="torch CPU threads")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
-    f = p.add_argument_group("speed (tinysr.fastpath; default: all on for CUDA except --compile, all off on CPU)")
+    f = p.add_argument_group("speed (tinysr.train.cuda; default: all on for CUDA except --compile, all off on CPU)")
     f.add_argument("--channels-last", action=argparse.BooleanOptionalAction, help="NHWC model and input")
     f.add_argument("--bf16", action=argparse.BooleanOptionalAction, help="bf16 autocast, fp32 master weights")
     f.add_argument("--compile", action=argparse.BooleanOptionalAction, help="torch.compile the model")
@@ -101,9 +101,9 @@ def _validation(args: argparse.Namespace) -> tuple[str | None, int | None]:
 
 def plan_run(args: argparse.Namespace) -> tuple[Path, dict[str, Any], bool]:
     """(run folder, config.json dict, resume?) from the options, inheriting a resumed run's config."""
-    from tinysr import runs
+    from tinysr.train import runs
     from tinysr.models import build_config, config_from_dict, config_to_dict
-    from tinysr.train import TrainConfig
+    from tinysr.train.loop import TrainConfig
 
     if args.resume and args.out and Path(args.out).resolve() != Path(args.resume).resolve():
         raise TinySRError("--out and --resume name different folders; --resume continues RUN in place")
@@ -160,7 +160,7 @@ def load_data(config: dict[str, Any], *, progress: bool) -> tuple[Any, Any]:
 
 def fast_path(args: argparse.Namespace, device: Any, *, world_size: int) -> Any:
     """`FastPath.default_for(device)` with the speed flags given on the command line."""
-    from tinysr.fastpath import FastPath
+    from tinysr.train.cuda import FastPath
 
     given = {f: getattr(args, f) for f in FAST_OPTIONS if getattr(args, f) is not None}
     fast = dataclasses.replace(FastPath.default_for(device, world_size=world_size), **given)
@@ -182,8 +182,8 @@ def run_train(args: argparse.Namespace) -> int:
 def _train_command(args: argparse.Namespace) -> int:
     import torch
 
-    from tinysr.distributed import context_from_env, init_distributed, local_batch_size, shutdown
-    from tinysr.train import select_device
+    from tinysr.train.distributed import context_from_env, init_distributed, local_batch_size, shutdown
+    from tinysr.train.loop import select_device
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -200,10 +200,10 @@ def _train_rank(args: argparse.Namespace, plan: tuple[Path, dict[str, Any], bool
     """This process's part: rank 0 (or the only process) builds the data cache and opens the run folder first."""
     import torch
 
-    from tinysr import runs
-    from tinysr.distributed import barrier
+    from tinysr.train import runs
+    from tinysr.train.distributed import barrier
     from tinysr.models import model_from_config_dict
-    from tinysr.train import TrainConfig, train
+    from tinysr.train.loop import TrainConfig, train
 
     run_dir, config, resume = plan
     train_config = TrainConfig(**config["train"])

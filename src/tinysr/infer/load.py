@@ -7,14 +7,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tinysr.checkpoint import load_model
+from tinysr.models.weights import load_model
 from tinysr.errors import TinySRError
 from tinysr.evaluate import Upscaler, bicubic_upscaler
-from tinysr.inference import network_window_fn, upscale_array
+from tinysr.infer.upscale import network_window_fn, upscale_array
 from tinysr.models import deployed
+from tinysr.train.runs import RUN_BEST
 
-#: The file inside a run folder that holds the best weights (written by `tinysr train`).
-RUN_BEST = "best.safetensors"
 
 
 def weights_path(spec: str) -> Path | None:

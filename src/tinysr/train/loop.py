@@ -1,12 +1,12 @@
 """Training: the config, one step, validation, and the loop that writes a run folder.
 
-The study's recipe is the default: L1 loss on 0..255 RGB (`loss`: see `tinysr.losses`), Adam (0.9, 0.999, eps
+The study's recipe is the default: L1 loss on 0..255 RGB (`loss`: see `tinysr.train.losses`), Adam (0.9, 0.999, eps
 1e-8), learning rate 1e-4 halved every 200,000 steps, 300,000 steps, LR patch 48, batch 1, validation on the whole
 validation set every 1,000 steps, best checkpoint by validation PSNR. The run folder it writes is described in
-`tinysr.runs`.
+`tinysr.train.runs`.
 
 Convention: the sampler yields NCHW float32 RGB 0..255 batches (EDSR's convention); validation feeds each whole LR
-image (HWC RGB uint8 from the cache) through `tinysr.inference.upscale_array` and measures it with
+image (HWC RGB uint8 from the cache) through `tinysr.infer.upscale.upscale_array` and measures it with
 `tinysr.metrics.measure` under the run's protocol, as `tinysr eval` does.
 
 Determinism: on CPU a run is a function of its seed: the sampler draws from `np.random.default_rng(seed)`, and
@@ -32,14 +32,15 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from tinysr import revive, runs
+from tinysr.train import revive
+from tinysr.train import runs
 from tinysr.data.cache import PairedImages
-from tinysr.distributed import DistContext, mean_over_ranks, rank0_writes
+from tinysr.train.distributed import DistContext, mean_over_ranks, rank0_writes
 from tinysr.errors import TinySRError
-from tinysr.fastpath import FastPath, build_train_step, portable_optimizer_state
-from tinysr.gpu_sampler import training_sampler
-from tinysr.inference import upscale_array
-from tinysr.losses import LOSSES, Loss, l1_rgb
+from tinysr.train.cuda import FastPath, build_train_step, portable_optimizer_state
+from tinysr.data.gpu_sampler import training_sampler
+from tinysr.infer.upscale import upscale_array
+from tinysr.train.losses import LOSSES, Loss, l1_rgb
 from tinysr.metrics import PROTOCOLS, measure
 
 SCHEDULES = ("step", "cosine")
@@ -53,13 +54,13 @@ class TrainConfig:
     schedule "step": learning_rate * lr_gamma ** (step // lr_step); "cosine": from learning_rate down to 0 at `steps`.
     val_limit: validate on the first `val_limit` images only (None: all of them).
     protocol: the validation protocol, a key of `tinysr.metrics.PROTOCOLS`.
-    loss: the training loss, a key of `tinysr.losses.LOSSES`; final_loss (with final_fraction > 0): the loss of the
+    loss: the training loss, a key of `tinysr.train.losses.LOSSES`; final_loss (with final_fraction > 0): the loss of the
         last `final_fraction` of the steps instead (e.g. "mse-y": fit the squared error that PSNR measures once L1
         has done the early work). A fraction, not a step count, so that the phase scales with --steps.
         metrics.jsonl's train_loss is the loss being optimised, so it changes units there (mse-y: squared grey
         levels).
     revive_every: with a tiny ReLU net, every this many steps (0: never) re-initialise the hidden units that are
-        dead on the training images (`tinysr.revive`), up to REVIVE_UNTIL of the schedule (later, a fresh unit
+        dead on the training images (`tinysr.train.revive`), up to REVIVE_UNTIL of the schedule (later, a fresh unit
         would have too little learning rate left to become useful).
     """
 
@@ -144,7 +145,7 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> tuple[torch.optim.A
 
 def train_step(model: nn.Module, lr: torch.Tensor, hr: torch.Tensor, optimizer: torch.optim.Optimizer,
                loss: Loss = l1_rgb) -> float:
-    """One optimizer step of `loss` (`tinysr.losses`, default L1 on RGB) on 0..255 NCHW RGB batches; returns it.
+    """One optimizer step of `loss` (`tinysr.train.losses`, default L1 on RGB) on 0..255 NCHW RGB batches; returns it.
 
     A non-finite loss is returned without stepping, so the weights stay those of the last good step.
     """
@@ -351,8 +352,8 @@ def train(model: nn.Module, train_pairs: PairedImages, val_pairs: PairedImages, 
     The caller has written config.json (`runs.open_run` / `runs.resume_run`). With `resume`, training continues from
     run_dir/last.pt (from step 0 if the run never reached a checkpoint). Ctrl-C or SIGTERM writes last.pt, marks the
     run "interrupted" and re-raises KeyboardInterrupt; a NaN/inf loss marks it "failed" and raises TinySRError.
-    `fast` (`tinysr.fastpath`; default all off: the plain CPU path) picks the CUDA speed-ups; `ctx`
-    (`tinysr.distributed`) the rank under torchrun: `config.batch_size` is then the global batch, split over ranks,
+    `fast` (`tinysr.train.cuda`; default all off: the plain CPU path) picks the CUDA speed-ups; `ctx`
+    (`tinysr.train.distributed`) the rank under torchrun: `config.batch_size` is then the global batch, split over ranks,
     and only rank 0 validates and writes the run folder.
     """
     run_dir, device = Path(run_dir), torch.device(device)

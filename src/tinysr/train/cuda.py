@@ -5,7 +5,7 @@ step and its CUDA-graph step, then the optimizer helpers that the graph needs (`
 checkpoint needs (`portable_optimizer_state`).
 
 Convention: a step takes ``lr`` (B, 3, p, p) and ``hr`` (B, 3, p*s, p*s), float32 NCHW RGB 0..255 on the model's
-device, and returns the loss (`tinysr.losses`, default L1 on the 0..255 scale) as a 0-dim float32 tensor on that
+device, and returns the loss (`tinysr.train.losses`, default L1 on the 0..255 scale) as a 0-dim float32 tensor on that
 device. A step never calls ``.item()``: reading the loss (a host sync) is the caller's business, at log time only.
 
 Numerics: bf16 autocast keeps fp32 master weights (parameters and Adam state stay fp32; convs run in bf16) and the
@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from tinysr.errors import TinySRError
-from tinysr.losses import Loss, l1_rgb
+from tinysr.train.losses import Loss, l1_rgb
 
 Step = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -35,7 +35,7 @@ class FastPath:
     bf16: bf16 autocast around the forward pass, fp32 master weights, fp32 loss.
     compile: `torch.compile` the model (slow first steps; a failure is an error, not a silent fallback).
     cuda_graphs: capture the whole fwd+bwd+Adam step in one CUDA graph (launch-bound small models / batches).
-    gpu_data: keep the training images on the GPU and crop/augment/degrade there (`tinysr.gpu_sampler`).
+    gpu_data: keep the training images on the GPU and crop/augment/degrade there (`tinysr.data.gpu_sampler`).
     """
 
     channels_last: bool = False
@@ -95,10 +95,10 @@ def build_step(model: nn.Module, optimizer: torch.optim.Optimizer, *, fast: Fast
 
 def build_train_step(model: nn.Module, optimizer: torch.optim.Optimizer, *, fast: FastPath, ctx,
                      loss: Loss = l1_rgb) -> Step | None:
-    """The step of `tinysr.train`'s loop: None for the plain path (`train.train_step`, all options off and one
+    """The step of `tinysr.train.loop`'s loop: None for the plain path (`train.train_step`, all options off and one
     process: the CPU path stays as it is), else `build_step` on the prepared, DDP-wrapped (several ranks) model.
-    `ctx`: a `tinysr.distributed.DistContext`."""
-    from tinysr.distributed import wrap_ddp
+    `ctx`: a `tinysr.train.distributed.DistContext`."""
+    from tinysr.train.distributed import wrap_ddp
 
     fast.check(next(model.parameters()).device, world_size=ctx.world_size)
     if fast == FastPath() and ctx.world_size == 1:
@@ -108,7 +108,7 @@ def build_train_step(model: nn.Module, optimizer: torch.optim.Optimizer, *, fast
 
 
 def _loss(model: nn.Module, lr: torch.Tensor, hr: torch.Tensor, *, bf16: bool, loss: Loss) -> torch.Tensor:
-    """`loss` (`tinysr.losses`, on 0..255): the forward under bf16 autocast when asked, the loss always in fp32.
+    """`loss` (`tinysr.train.losses`, on 0..255): the forward under bf16 autocast when asked, the loss always in fp32.
 
     The autocast weight cache is off: CUDA graphs require it (PyTorch's AMP + graphs note), and each weight is
     cast once per forward anyway."""

@@ -1,4 +1,4 @@
-"""Polish a run folder: RUN's best net, polished by `tinysr.polish`, into a new run folder OUT.
+"""Polish a run folder: RUN's best net, polished by `tinysr.train.polish`, into a new run folder OUT.
 
 OUT is a run folder like any other (config.json, metrics.jsonl, best.safetensors, status.json), so `tinysr eval`,
 `tinysr report` and the bundling tool read it as they read RUN. Its config.json is RUN's with the deployed model's
@@ -9,7 +9,7 @@ finished or still running: its best.safetensors is what is polished.
 Steps of `polish_run`:
 1. RUN's config.json and best weights (the deployed net, float32); every refusal comes here, before OUT exists;
 2. RUN's training and held-out images;
-3. OUT opened, then `tinysr.polish.polish` with a logger that writes a metrics line per step and best.safetensors
+3. OUT opened, then `tinysr.train.polish.polish` with a logger that writes a metrics line per step and best.safetensors
    whenever validation improves;
 4. status.json "finished" last; Ctrl-C or an error leaves "interrupted" or "failed" at the last step done.
 """
@@ -20,16 +20,16 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from tinysr import runs
+from tinysr.train import runs
 from tinysr.errors import TinySRError
 from tinysr.metrics import PROTOCOLS
 from tinysr.models import config_to_dict
-from tinysr.polish import PolishConfig, PolishResult, check_polishable, polish
+from tinysr.train.polish import PolishConfig, PolishResult, check_polishable, polish
 
 
 def read_source(run: Path) -> tuple[dict[str, Any], Any, dict[str, Any]]:
     """(config.json, deployed float32 model, checkpoint meta) of the run to polish."""
-    from tinysr.checkpoint import load_model
+    from tinysr.models.weights import load_model
     from tinysr.models import deployed
 
     config = runs.read_config(run)
@@ -45,7 +45,7 @@ def read_source(run: Path) -> tuple[dict[str, Any], Any, dict[str, Any]]:
 
 def load_split(config: dict[str, Any], *, run: Path, progress: bool) -> tuple[Any, Any]:
     """The run's training and held-out pairs; refuses a split that no longer gives the recorded held-out images."""
-    from tinysr.train_cli import load_data
+    from tinysr.cli.train import load_data
 
     recorded = config["data"].get("val_names")
     train_pairs, val_pairs = load_data(dict(config, data=dict(config["data"])), progress=progress)
@@ -56,7 +56,7 @@ def load_split(config: dict[str, Any], *, run: Path, progress: bool) -> tuple[An
 
 
 class StepLog:
-    """`tinysr.polish.OnStep` for a run folder: a metrics line per step, best.safetensors when validation improves,
+    """`tinysr.train.polish.OnStep` for a run folder: a metrics line per step, best.safetensors when validation improves,
     status.json, and the progress bar."""
 
     def __init__(self, out: Path, model: Any, config: PolishConfig, *, progress: bool) -> None:
@@ -84,7 +84,7 @@ def polish_run(run: Path, out: Path, *, steps: int | None = None, evals_per_step
     Every refusal (a TinySRError) comes before OUT is touched. Ctrl-C or an error leaves OUT's status.json
     "interrupted" or "failed" at its last step, with the best step so far in best.safetensors, and is re-raised.
     """
-    from tinysr.train import validate
+    from tinysr.train.loop import validate
 
     run, out = Path(run), Path(out)
     if out.resolve() == run.resolve():

@@ -9,7 +9,7 @@ both. Same contract as the CPU `PatchSampler`, but a different random stream.
 Randomness is counter-based: batch number n is drawn from a `torch.Generator` on the device seeded from
 (seed, n), so the state is just n, a resume continues the very same sequence, and no generator state crosses
 devices. Each batch is drawn for the GLOBAL batch size and rank r keeps crops [r*b, (r+1)*b): ranks see different
-crops, and any number of ranks together sees exactly what one process sees (see `tinysr.distributed`).
+crops, and any number of ranks together sees exactly what one process sees (see `tinysr.train.distributed`).
 
 LR comes either from stored LR images (`lr_images`, e.g. the cache's) or, with ``lr_images=None``, from degrading
 the HR crop on the fly with the float-path MATLAB bicubic (`tinysr.resize.imresize_torch`), rounded once like the
@@ -204,7 +204,7 @@ def training_sampler(pairs, *, patch: int, batch_size: int, augment: bool, seed:
     the global batch (sliced per rank by `ShardedBatches` under DDP). A resume keeps the kind of sampler that wrote
     `saved_state` (its state fits no other), whatever `gpu_data` says. `pairs`: a `PairedImages`."""
     from tinysr.data.sampler import PatchSampler
-    from tinysr.distributed import ShardedBatches, local_batch_size
+    from tinysr.train.distributed import ShardedBatches, local_batch_size
 
     local_batch_size(batch_size, ctx.world_size)
     if gpu_data if saved_state is None else "bit_generator" not in saved_state:

@@ -3,7 +3,7 @@
 Steps:
 1. write scikit-image's bundled photos as PNGs into a temporary image folder (one held out for validation);
 2. decode and degrade them through the cache (MATLAB bicubic x2, like every other run);
-3. train with `tinysr.train.train` into OUT/run, a normal run folder (`tinysr eval --model OUT/run` works);
+3. train with `tinysr.train.loop.train` into OUT/run, a normal run folder (`tinysr eval --model OUT/run` works);
 4. measure the best weights and bicubic on the held-out photo under both protocols;
 5. write OUT/comparison.png (crops: bicubic | model | HR) and OUT/report.md.
 
@@ -27,7 +27,7 @@ from tinysr.errors import TinySRError
 from tinysr.evaluate import bicubic_upscaler
 from tinysr.metrics import PROTOCOLS, measure, quantize
 from tinysr.models import EDSRConfig, config_to_dict, count_params, model_from_config
-from tinysr.train import TrainConfig
+from tinysr.train.loop import TrainConfig
 
 #: scikit-image's bundled real photos (RGB), by name: name -> loader of `skimage.data`.
 EMBEDDED_PHOTOS: dict[str, Callable] = {
@@ -68,7 +68,7 @@ def _prepare_pairs(workdir: Path, *, scale: int, progress: bool):
 
 def _measure_all(model, lr: np.ndarray, hr: np.ndarray, *, scale: int) -> tuple[dict, dict[str, np.ndarray]]:
     """Step 4: ({upscaler: {protocol: (PSNR, SSIM)}}, {upscaler: SR}) on the held-out photo."""
-    from tinysr.inference import upscale_array
+    from tinysr.infer.upscale import upscale_array
 
     srs = {"bicubic": bicubic_upscaler(scale)(lr), "EDSR 0x4": upscale_array(model, lr)}
     scores = {name: {p: measure(sr, hr, scale=scale, protocol=PROTOCOLS[p]) for p in PROTOCOLS}
@@ -138,9 +138,9 @@ def _run_demo(*, out: Path, steps: int | None, progress: bool) -> int:
 
     import torch
 
-    from tinysr import runs
-    from tinysr.checkpoint import load_model
-    from tinysr.train import train
+    from tinysr.train import runs
+    from tinysr.models.weights import load_model
+    from tinysr.train.loop import train
 
     recipe = DEMO_RECIPE if steps is None else dataclasses.replace(DEMO_RECIPE, steps=steps,
                                                                    eval_every=min(steps, DEMO_RECIPE.eval_every))

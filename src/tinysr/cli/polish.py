@@ -1,4 +1,4 @@
-"""`tinysr polish RUN --out OUT`: parse, then `tinysr.polish_run.polish_run` (RUN's best net polished into OUT)."""
+"""`tinysr polish RUN --out OUT`: parse, then `tinysr.train.polish_run.polish_run` (RUN's best net polished into OUT)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from tinysr.cli_types import positive_int
+from tinysr.cli.types import positive_int
 
 
 def add_polish_parser(sub: argparse._SubParsersAction) -> None:
@@ -38,8 +38,8 @@ def run_polish(args: argparse.Namespace) -> int:
 
 
 def _polish_command(args: argparse.Namespace) -> int:
-    from tinysr.polish_run import polish_run
-    from tinysr.runs import RUN_BEST
+    from tinysr.train.polish_run import polish_run
+    from tinysr.train.runs import RUN_BEST
 
     out = Path(args.out)
     try:

@@ -1,0 +1,220 @@
+"""A torch-free NumPy runtime for networks exported with `tinysr export --format numpy` (a small op interpreter).
+
+Must not import torch (a test checks `sys.modules`): it depends on numpy, `tinysr.errors`, `tinysr.infer.tiling`,
+`tinysr.resize` (whose torch import is lazy; the runtime uses its torch-free `imresize_matrices`) and, for Y-only
+tiny nets on RGB when Numba is installed, the compiled kernels of `tinysr.infer.fused` (numpy and Numba only).
+
+    model = tinysr.export.runtime.load("edsr-tiny.npz")
+    sr = tinysr.export.runtime.upscale(lr, model, tile=256)      # HWC RGB uint8 (or HW grey) -> uint8, `scale`x larger
+
+Convention: `run` takes and returns CHW float32 RGB 0..255 (not clamped), the torch forward contract without the
+batch axis; `upscale` takes HWC RGB uint8 or HW grey uint8 and returns the same layout, rounded half to even.
+Grey is replicated to RGB and the output channels averaged, as `tinysr.infer.upscale.upscale` does. Alpha is not
+handled here (it needs MATLAB bicubic, which lives with torch in `tinysr.resize`): use `tinysr.upscale`.
+
+The program format is described in `tinysr.export.numpy_export`. Ops live in the visible dict `OPS`; a new network
+family needs only a program writer there and, if it uses a new op, one function here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tinysr.infer import fused as fused_stage
+from tinysr.errors import TinySRError
+from tinysr.resize import imresize_matrices
+from tinysr.infer.tiling import receptive_radius_of, run_tiled
+
+PROGRAM_FORMAT = 1
+
+
+# ---------------------------------------------------------------------------------------------------- ops
+
+
+def conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, padding: int) -> np.ndarray:
+    """Cross-correlation with zero padding, as torch's Conv2d: x (C, H, W), weight (O, C, kh, kw) -> (O, H', W').
+
+    One matmul per kernel tap, accumulated: for the few channels of these nets this moves less memory than an
+    im2col matrix (which is kh*kw times the input) and still runs in BLAS.
+    """
+    channels, height, width = x.shape
+    n_out, _, kh, kw = weight.shape
+    xp = np.pad(x, ((0, 0), (padding, padding), (padding, padding))) if padding else x
+    out_h, out_w = height + 2 * padding - kh + 1, width + 2 * padding - kw + 1
+    out = np.empty((n_out, out_h * out_w), dtype=np.float32)
+    out[...] = bias[:, None]
+    for dy in range(kh):
+        for dx in range(kw):
+            patch = xp[:, dy:dy + out_h, dx:dx + out_w].reshape(channels, -1)
+            out += weight[:, :, dy, dx] @ patch
+    return out.reshape(n_out, out_h, out_w)
+
+
+def pixel_shuffle(x: np.ndarray, factor: int) -> np.ndarray:
+    """(C*f*f, H, W) -> (C, H*f, W*f), torch's PixelShuffle (channel c*f*f + i*f + j goes to row offset i, col j)."""
+    channels, height, width = x.shape
+    c = channels // (factor * factor)
+    x = x.reshape(c, factor, factor, height, width).transpose(0, 3, 1, 4, 2)
+    return np.ascontiguousarray(x.reshape(c, height * factor, width * factor))
+
+
+def _op_conv2d(args: list[np.ndarray], op: dict, weights: dict[str, np.ndarray]) -> np.ndarray:
+    return conv2d(args[0], weights[op["weight"]], weights[op["bias"]], int(op["padding"]))
+
+
+def _op_shift(args: list[np.ndarray], op: dict, weights: dict[str, np.ndarray]) -> np.ndarray:
+    return args[0] + np.float32(op["sign"]) * weights[op["value"]][:, None, None]
+
+
+def bicubic_upscale(x: np.ndarray, factor: int) -> np.ndarray:
+    """(C, H, W) float32 -> (C, H*f, W*f): MATLAB bicubic, float path (`tinysr.resize.imresize_matrices`), as the
+    tiny family's anchor (`tinysr.models.ops.bicubic_upsample`) computes it: one matrix product per axis."""
+    for axis, matrix in imresize_matrices(x.shape[1:], factor):
+        m = matrix.astype(np.float32)
+        x = np.matmul(m, x) if axis == 0 else np.matmul(x, m.T)
+    return x
+
+
+def _op_prelu(args: list[np.ndarray], op: dict, weights: dict[str, np.ndarray]) -> np.ndarray:
+    x = args[0]
+    return np.where(x >= 0, x, x * weights[op["weight"]][:, None, None])
+
+
+#: op name -> f(inputs, op dict, weights) -> output, every array CHW float32.
+OPS: dict[str, Callable[[list[np.ndarray], dict, dict[str, np.ndarray]], np.ndarray]] = {
+    "conv2d": _op_conv2d,
+    "relu": lambda args, op, w: np.maximum(args[0], np.float32(0)),
+    "scale": lambda args, op, w: args[0] * np.float32(op["factor"]),
+    "add": lambda args, op, w: args[0] + args[1],
+    "pixel_shuffle": lambda args, op, w: pixel_shuffle(args[0], int(op["factor"])),
+    "channel_shift": _op_shift,
+    "prelu": _op_prelu,
+    "leaky_relu": lambda args, op, w: np.where(args[0] >= 0, args[0], args[0] * np.float32(op["slope"])),
+    "channels": lambda args, op, w: args[0][int(op["start"]):int(op["stop"])],
+    "concat": lambda args, op, w: np.concatenate(args, axis=0),
+    "repeat_channels": lambda args, op, w: np.repeat(args[0], int(op["repeats"]), axis=0),
+    "bicubic_upscale": lambda args, op, w: bicubic_upscale(args[0], int(op["factor"])),
+}
+
+
+# ---------------------------------------------------------------------------------------------------- the model
+
+
+@dataclass(frozen=True)
+class NumpyModel:
+    """A loaded export: the op list, float32 weights by name, the config dict, and the scale."""
+
+    ops: tuple[dict[str, Any], ...]
+    weights: dict[str, np.ndarray]
+    config: dict[str, Any]
+    input: str
+    output: str
+
+    @property
+    def scale(self) -> int:
+        return int(self.config["scale"])
+
+
+def _check_program(program: dict, weights: dict[str, np.ndarray], path: str) -> None:
+    if program.get("format") != PROGRAM_FORMAT:
+        raise TinySRError(f"{path}: program format {program.get('format')!r}, this runtime reads {PROGRAM_FORMAT}")
+    for op in program["ops"]:
+        if op["op"] not in OPS:
+            raise TinySRError(f"{path}: unknown op {op['op']!r}; this runtime knows {', '.join(OPS)}")
+        missing = [op[k] for k in ("weight", "bias", "value") if k in op and op[k] not in weights]
+        if missing:
+            raise TinySRError(f"{path}: op {op['op']} needs missing arrays {missing}")
+
+
+def load(path: str | os.PathLike) -> NumpyModel:
+    """Read a `.npz` written by `tinysr.export.numpy_export.export_numpy` (never unpickles)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+        program = json.loads(str(arrays.pop("tinysr_program")))
+        config = json.loads(str(arrays.pop("tinysr_config")))
+    except FileNotFoundError:
+        raise TinySRError(f"{path}: no such file") from None
+    except (OSError, ValueError, KeyError) as exc:
+        raise TinySRError(f"{path}: not a tinysr NumPy export ({type(exc).__name__}: {exc})") from None
+    weights = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in arrays.items()}
+    _check_program(program, weights, str(path))
+    return NumpyModel(ops=tuple(program["ops"]), weights=weights, config=config, input=program["input"],
+                      output=program["output"])
+
+
+def run(model: NumpyModel, lr: np.ndarray) -> np.ndarray:
+    """Interpret the program on one image: CHW float32 RGB 0..255 -> CHW float32 0..255, `scale`x larger."""
+    values = {model.input: np.asarray(lr, dtype=np.float32)}
+    for op in model.ops:
+        values[op["out"]] = OPS[op["op"]]([values[name] for name in op["in"]], op, model.weights)
+    return values[model.output]
+
+
+def receptive_radius(model: NumpyModel) -> int:
+    """The exact tiling overlap, from the program's longest conv/shuffle chain (see `tiling.receptive_radius_of`).
+
+    Walks the ops in order, keeping for every value the layer chain of its longest path.
+    """
+    chains: dict[str, list[tuple[str, int]]] = {model.input: []}
+    for op in model.ops:
+        chain = max((chains[name] for name in op["in"]), key=lambda c: receptive_radius_of(c) if c else 0)
+        if op["op"] == "conv2d":
+            chain = chain + [("conv", (model.weights[op["weight"]].shape[2] - 1) // 2)]
+        elif op["op"] == "pixel_shuffle":
+            chain = chain + [("shuffle", int(op["factor"]))]
+        elif op["op"] == "bicubic_upscale":  # 4 taps: reaches 2 input pixels, then a scale change like a shuffle
+            chain = chain + [("conv", 2), ("shuffle", int(op["factor"]))]
+        chains[op["out"]] = chain
+    return receptive_radius_of(chains[model.output])
+
+
+# ---------------------------------------------------------------------------------------------------- images
+
+
+def upscale(image: np.ndarray, model: NumpyModel, *, tile: int | None = None,
+            overlap: int | None = None, fused: bool | None = None, workers: int = 1) -> np.ndarray:
+    """HWC RGB uint8 or HW grey uint8 -> the same layout `model.scale`x larger, uint8 (see the module docstring).
+
+    tile: LR pixels per tile side (None: whole image). overlap: None uses `receptive_radius(model)` (exact).
+    fused: run a Y-only ReLU tiny net on RGB as compiled kernels (`tinysr.infer.fused`, Numba, still no torch; the same
+    pixels up to float rounding, ~10x faster than the interpreter). None: where it applies, Numba is installed and
+    it pays (`tinysr.infer.fused.worth_it`); True: required (an error where it cannot apply); False: never.
+    workers: tiles run at once on a thread pool (`run_tiled`; the compiled kernels and BLAS release the GIL); the
+    output does not depend on it.
+    """
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or not (
+            image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)):
+        raise TinySRError(f"tinysr.export.runtime.upscale needs HWC RGB or HW grey uint8, got "
+                          f"{getattr(image, 'dtype', type(image).__name__)} {getattr(image, 'shape', '')}")
+    overlap = receptive_radius(model) if overlap is None else overlap
+
+    def window_fn(window: np.ndarray) -> np.ndarray:
+        rgb = np.repeat(window, 3, axis=2) if window.shape[2] == 1 else window
+        sr = run(model, rgb.transpose(2, 0, 1)).transpose(1, 2, 0)
+        return sr.mean(axis=2, keepdims=True) if window.shape[2] == 1 else sr
+
+    net = _fused_net(model, rgb=image.ndim == 3, pixels=image.shape[0] * image.shape[1], fused=fused)
+    fn = window_fn
+    if net is not None:
+        fn = fused_stage.window_fn(net, fallback=window_fn)
+    colour = image[:, :, None] if image.ndim == 2 else image
+    sr = run_tiled(fn, colour, scale=model.scale, tile=tile, overlap=overlap, out_channels=colour.shape[2],
+                   workers=workers)
+    return sr[:, :, 0] if image.ndim == 2 else sr
+
+
+def _fused_net(model: NumpyModel, *, rgb: bool, pixels: int, fused: bool | None):
+    """The `tinysr.infer.fused.FusedNet` that `upscale` runs, or None (`tinysr.infer.fused.use` decides; with fused=None only
+    where it pays, `tinysr.infer.fused.worth_it`)."""
+    if fused is False or (fused is None and not fused_stage.worth_it(pixels)):
+        return None
+    net = fused_stage.fused_net_from_arrays(model.config, model.weights)
+    needs = [(net is not None, fused_stage.NET_NEEDS), (rgb, "RGB input")]
+    return net if fused_stage.use(fused, [why for met, why in needs if not met]) else None
