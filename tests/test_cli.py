@@ -83,3 +83,34 @@ def test_library_warnings_print_as_one_line(tmp_path, capsys):
     assert main(["eval", "--model", "bicubic", "--data", str(tmp_path), "--scale", "2", "--json"]) == 0
     err = capsys.readouterr().err.strip()
     assert err == "tinysr: warning: skipped 1 non-image file: notes.txt"  # no second line of Python source
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["models"], ["models", "--json"], ["train", "--help"],
+                                  ["upscale", "--help"], ["experiment", "run", "--help"]])
+def test_help_and_models_never_import_torch(argv):
+    """Laziness is decided once, at dispatch: the grammar (`cli.parser`) and `models` stay torch-free, so the
+    command starts at once (timed by benchmarks/cli_start.py, not here)."""
+    code = ("import sys\nfrom tinysr.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+            "print('torch' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_every_verb_has_a_runner_with_run():
+    import importlib
+
+    from tinysr.cli import VERBS
+    from tinysr.cli.parser import build_parser
+
+    choices = build_parser()._subparsers._group_actions[0].choices
+    assert set(choices) == set(VERBS)
+    for module in VERBS.values():
+        assert callable(importlib.import_module(module).run)
+
+
+def test_export_formats_named_by_the_parser_are_the_library_s():
+    from tinysr.cli.parser import EXPORT_FORMATS
+    from tinysr.export.formats import EXPORTERS
+
+    assert EXPORT_FORMATS == tuple(EXPORTERS)

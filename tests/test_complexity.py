@@ -5,14 +5,8 @@ import dataclasses
 import pytest
 
 from tinysr.errors import TinySRError
-from tinysr.models import (
-    PRESETS,
-    EDSRConfig,
-    anchor_macs_per_output,
-    create_model,
-    macs_per_output,
-)
-from tinysr.models.complexity import conv_macs_per_lr_pixel
+from tinysr.models import PRESETS, EDSRConfig, create_model
+from tinysr.models.complexity import anchor_macs_per_output, conv_macs_per_lr_pixel, macs_per_output
 from tinysr.models.tiny import TINY_PRESETS, deployed_params, layer_plan
 
 

@@ -217,7 +217,7 @@ def test_cuda_graph_replay_follows_the_scheduler_learning_rate():
 
 
 def test_train_flags_override_the_device_defaults():
-    from tinysr.cli import build_parser
+    from tinysr.cli.parser import build_parser
     from tinysr.cli.train import fast_path
 
     args = build_parser().parse_args(["train", "--bf16", "--no-channels-last", "--no-gpu-data"])

@@ -15,7 +15,8 @@ from tinysr.infer.upscale import (DIHEDRAL, network_window_fn, receptive_radius,
                               upscale, upscale_alpha)
 from tinysr.models import create_model
 from tinysr.resize import imresize, to_uint8
-from tinysr.infer.tiling import quantize_into, receptive_radius_of, run_tiled, tile_grid
+from tinysr.infer.tiling import quantize_into, run_tiled, tile_grid
+from tinysr.receptive import receptive_radius_of
 
 from helpers import random_edsr
 

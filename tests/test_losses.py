@@ -9,7 +9,7 @@ from tinysr.errors import TinySRError
 from tinysr.train.losses import LOSSES, l1_luma, l1_rgb, predict_luma
 from tinysr.models import create_model
 from tinysr.models.ops import rgb_to_ycbcr
-from tinysr.train.loop import TrainConfig
+from tinysr.train.config import TrainConfig
 
 
 def _randomised(name: str) -> torch.nn.Module:

@@ -11,7 +11,7 @@ from tinysr.data.cache import load_pairs
 from tinysr.data.folder import image_folder
 from tinysr.data.split import held_out_indices, split_pairs
 from tinysr.errors import TinySRError
-from tinysr.cli.train import load_data
+from tinysr.train.start import load_data
 
 NAMES = [f"img{i}" for i in (5, 3, 9, 1, 7, 0, 2, 8, 4, 6)]
 

@@ -196,20 +196,3 @@ def _large_enough(hr: list[np.ndarray], lr: Sequence[np.ndarray] | None, *, scal
         warnings.warn(f"gpu data: skipped {len(hr) - len(keep)} of {len(hr)} images smaller than the LR patch "
                       f"{patch}x{patch}", stacklevel=3)
     return [hr[k] for k in keep], None if lr is None else [lr[k] for k in keep]
-
-
-def training_sampler(pairs, *, patch: int, batch_size: int, augment: bool, seed: int, gpu_data: bool,
-                     device: torch.device, ctx, saved_state: dict | None = None):
-    """The sampler of a training run: this one on `device` with `gpu_data`, else the CPU `PatchSampler` drawing
-    the global batch (sliced per rank by `ShardedBatches` under DDP). A resume keeps the kind of sampler that wrote
-    `saved_state` (its state fits no other), whatever `gpu_data` says. `pairs`: a `PairedImages`."""
-    from tinysr.data.sampler import PatchSampler
-    from tinysr.train.distributed import ShardedBatches, local_batch_size
-
-    local_batch_size(batch_size, ctx.world_size)
-    if gpu_data if saved_state is None else "bit_generator" not in saved_state:
-        return DevicePatchSampler(pairs.hr, pairs.lr, scale=pairs.scale, patch=patch, batch_size=batch_size,
-                                  augment=augment, seed=seed, device=device, rank=ctx.rank, world_size=ctx.world_size)
-    sampler = PatchSampler(pairs, scale=pairs.scale, patch=patch, batch_size=batch_size, augment=augment,
-                           generator=np.random.default_rng(seed))
-    return ShardedBatches(sampler, ctx) if ctx.world_size > 1 else sampler

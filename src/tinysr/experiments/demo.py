@@ -27,7 +27,7 @@ from tinysr.errors import TinySRError
 from tinysr.evaluate import bicubic_upscaler
 from tinysr.metrics import PROTOCOLS, measure, quantize
 from tinysr.models import EDSRConfig, config_to_dict, count_params, model_from_config
-from tinysr.train.loop import TrainConfig
+from tinysr.train.config import TrainConfig
 
 #: scikit-image's bundled real photos (RGB), by name: name -> loader of `skimage.data`.
 EMBEDDED_PHOTOS: dict[str, Callable] = {

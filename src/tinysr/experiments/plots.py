@@ -15,7 +15,7 @@ matplotlib.use("Agg")  # files only, never a window; set before pyplot is import
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from tinysr.experiments.report import Table, Validation, validation_of  # noqa: E402
+from tinysr.experiments.tables import Table, Validation, validation_of  # noqa: E402
 from tinysr.experiments.results import RunRecord, RunSummary  # noqa: E402
 from tinysr.metrics import PROTOCOLS  # noqa: E402
 from tinysr.train.runs import RUN_BEST  # noqa: E402

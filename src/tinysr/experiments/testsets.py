@@ -92,7 +92,8 @@ def run_row(run: RunRecord, sets: list[TestSet], *, device: str = "cpu") -> Test
     """The run's deployed size and cost, best validation PSNR, and its best weights' PSNR on every test set."""
     from tinysr.models.weights import load_model
     from tinysr.infer.upscale import upscale_array
-    from tinysr.models import anchor_macs_per_output, config_from_dict, deployed, macs_per_output
+    from tinysr.models import config_from_dict, deployed
+    from tinysr.models.complexity import anchor_macs_per_output, macs_per_output
 
     config = config_from_dict(run.config["model"])
     summary = summarize(run)

@@ -46,7 +46,7 @@ def image_sets(data: DataSpec):  # -> tuple[ImageSet, ImageSet | None]
 
 
 def train_config(recipe: Recipe):  # -> TrainConfig
-    from tinysr.train.loop import TrainConfig
+    from tinysr.train.config import TrainConfig
 
     return TrainConfig(steps=recipe.steps, batch_size=recipe.batch_size, patch=recipe.patch,
                        learning_rate=recipe.learning_rate, schedule=recipe.schedule, lr_step=recipe.lr_step, eval_every=recipe.eval_every,

@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from tinysr.errors import TinySRError
-from tinysr.infer.upscale import receptive_radius, to_image, to_tensor
 from tinysr.infer.tiling import WindowFn
+from tinysr.infer.upscale import receptive_radius, to_image, to_tensor
 
 
 class LinearSR(nn.Module):

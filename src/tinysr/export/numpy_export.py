@@ -26,11 +26,11 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from tinysr.models.weights import atomic_write_bytes
 from tinysr.color import _OFFSET, _RGB_TO_YCBCR
 from tinysr.errors import TinySRError
 from tinysr.models import config_to_dict, deployed
 from tinysr.models.tiny import LRELU_SLOPE, layer_plan
+from tinysr.models.weights import atomic_write_bytes
 
 PROGRAM_FORMAT = 1
 

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from tinysr.models.weights import atomic_write_bytes
 from tinysr.errors import TinySRError
 from tinysr.export.onnx import INPUT_NAME
+from tinysr.models.weights import atomic_write_bytes
 
 CROP_SIZE = 64
 CROPS_PER_IMAGE = 4
@@ -54,7 +54,12 @@ class _CropReader:
 
 def quantize_onnx(src: str | os.PathLike, dst: str | os.PathLike, *, crops: Sequence[np.ndarray]) -> None:
     """Quantise the float ONNX file `src` to int8 QDQ at `dst` (atomic), calibrated on `crops` (HWC RGB uint8)."""
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     if not crops:

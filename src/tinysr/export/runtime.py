@@ -26,10 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from tinysr.infer import fused as fused_stage
 from tinysr.errors import TinySRError
+from tinysr.infer import fused as fused_stage
+from tinysr.infer.tiling import run_tiled
+from tinysr.receptive import receptive_radius_of
 from tinysr.resize import imresize_matrices
-from tinysr.infer.tiling import receptive_radius_of, run_tiled
 
 PROGRAM_FORMAT = 1
 

@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tinysr.models.weights import load_model
 from tinysr.errors import TinySRError
 from tinysr.evaluate import Upscaler, bicubic_upscaler
 from tinysr.infer.upscale import network_window_fn, upscale_array
 from tinysr.models import deployed
+from tinysr.models.weights import load_model
+from tinysr.pretrained import list_pretrained, pretrained_path
 from tinysr.train.runs import RUN_BEST
-
 
 
 def weights_path(spec: str) -> Path | None:
@@ -32,27 +32,22 @@ def weights_path(spec: str) -> Path | None:
 
 
 def bundled_names() -> list[str]:
-    """Names of the pretrained models shipped inside the package (empty until some are bundled)."""
-    try:
-        from tinysr.pretrained import list_pretrained
-    except ImportError:
-        return []
+    """Names of the pretrained models shipped inside the package."""
     return list_pretrained()
 
 
 def load_network(spec: str, *, scale: int | None) -> tuple[torch.nn.Module, str]:
-    """(model, description) for a weights file, run folder or bundled name."""
+    """(model, description) for a weights file, run folder or bundled name; the model is the deployed (folded)
+    network, which gives the same output with fewer convs."""
     path = weights_path(spec)
     if path is None:
-        if spec in bundled_names():
-            from tinysr.pretrained import pretrained_path
-
-            path = pretrained_path(spec)
-        else:
-            known = ", ".join(["bicubic", *bundled_names()]) or "bicubic"
-            raise TinySRError(f"unknown model {spec!r}: give a weights file, a run folder, or one of: {known}")
+        if spec not in bundled_names():
+            known = ", ".join(bundled_names()) or "none bundled"
+            raise TinySRError(f"unknown model {spec!r}: give a weights file, a run folder, or a bundled model "
+                              f"({known})")
+        path = pretrained_path(spec)
     model, _ = load_model(path, scale=scale)
-    return deployed(model), str(path)  # inference runs the folded network: same output, fewer convs
+    return deployed(model), str(path)
 
 
 def resolve_upscaler(spec: str, *, scale: int, device: str = "cpu",

@@ -13,8 +13,7 @@ Convention: `run_tiled` takes HWC uint8 and writes HWC uint8 (rounded half to ev
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -28,29 +27,6 @@ WindowFn = Callable[[np.ndarray], np.ndarray]
 
 
 # ---------------------------------------------------------------------------------------------------- receptive radius
-
-
-def receptive_radius_of(layers: Sequence[tuple[str, int]]) -> int:
-    """Exact receptive radius, in LR pixels, of a chain of ("conv", radius) and ("shuffle", factor) layers.
-
-    `layers` are in forward order; a conv's radius is in the pixels of the resolution it runs at (1 for 3x3).
-    Skip connections and pointwise ops (ReLU, add, mean shift) never widen it, so the longest chain decides.
-    Walks backwards from an output pixel of every sub-pixel phase: a conv widens the interval by its radius, a
-    pixel shuffle by factor f maps [a, b] to [a // f, b // f]. Returns max over phases of the LR distance reached.
-    """
-    total = math.prod(f for kind, f in layers if kind == "shuffle")
-    worst = 0
-    for phase in range(total):
-        lo = hi = phase  # an output pixel of LR pixel 0 (translation invariance)
-        for kind, value in reversed(layers):
-            if kind == "conv":
-                lo, hi = lo - value, hi + value
-            elif kind == "shuffle":
-                lo, hi = lo // value, hi // value
-            else:
-                raise ValueError(f"unknown layer kind {kind!r}")
-        worst = max(worst, -lo, hi)
-    return worst
 
 
 # ---------------------------------------------------------------------------------------------------- the grid

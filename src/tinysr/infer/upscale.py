@@ -19,10 +19,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from tinysr.infer import fused as fused_stage
 from tinysr.errors import TinySRError
+from tinysr.infer import fused as fused_stage
+from tinysr.infer.tiling import WindowFn, run_tiled
+from tinysr.receptive import receptive_radius_of
 from tinysr.resize import imresize, to_uint8
-from tinysr.infer.tiling import WindowFn, receptive_radius_of, run_tiled
 
 #: The 8 symmetries of the square as (quarter turns, mirror), identity first.
 DIHEDRAL: tuple[tuple[int, bool], ...] = tuple((k, flip) for flip in (False, True) for k in range(4))

@@ -13,7 +13,6 @@ from typing import Any
 from torch import nn
 
 from tinysr.errors import TinySRError
-from tinysr.models.complexity import anchor_macs_per_output, macs_per_output
 from tinysr.models.edsr import EDSR, EDSRConfig
 from tinysr.models.tiny import TINY_PRESETS, TinyConfig, TinySR
 

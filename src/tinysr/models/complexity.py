@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from tinysr.errors import TinySRError
+from tinysr.models import model_from_config
 
 PROBE = 4  # LR side of the probe; any size gives the same per-pixel count
 BICUBIC_TAPS = 4  # MATLAB bicubic upscaling: 4 taps per axis (no antialias when upscaling)
@@ -40,8 +41,6 @@ def deployed_config(model_or_config: Any) -> Any:
 
 def conv_macs_per_lr_pixel(model_or_config: Any) -> int:
     """MACs of the deployed network's convs per LR input pixel (HR-resolution convs count scale^2 times)."""
-    from tinysr.models import model_from_config
-
     config = deployed_config(model_or_config)
     counts: list[int] = []
 

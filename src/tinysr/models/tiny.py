@@ -28,7 +28,7 @@ from torch import nn
 from tinysr.errors import TinySRError
 from tinysr.models.reparam import ReparamConv, plain_conv
 from tinysr.models.ops import bicubic_upsample, luma_gain, rgb_to_luma, rgb_to_ycbcr, ycbcr_to_rgb
-from tinysr.infer.tiling import receptive_radius_of
+from tinysr.receptive import receptive_radius_of
 
 SUPPORTED_SCALES = (2, 3, 4)
 CHANNELS = ("y", "rgb")

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tinysr.models.ops import rgb_to_ycbcr
+from tinysr.train.config import LOSS_NAMES
 
 Loss = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -49,3 +50,4 @@ def mse_luma(model: nn.Module, lr: torch.Tensor, hr: torch.Tensor) -> torch.Tens
 
 
 LOSSES: dict[str, Loss] = {"l1": l1_rgb, "l1-y": l1_luma, "mse-y": mse_luma}
+assert tuple(LOSSES) == LOSS_NAMES, "train.config.LOSS_NAMES names exactly the losses implemented here"

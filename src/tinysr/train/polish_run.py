@@ -20,17 +20,17 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from tinysr.train import runs
 from tinysr.errors import TinySRError
 from tinysr.metrics import PROTOCOLS
 from tinysr.models import config_to_dict
+from tinysr.train import runs
 from tinysr.train.polish import PolishConfig, PolishResult, check_polishable, polish
 
 
 def read_source(run: Path) -> tuple[dict[str, Any], Any, dict[str, Any]]:
     """(config.json, deployed float32 model, checkpoint meta) of the run to polish."""
-    from tinysr.models.weights import load_model
     from tinysr.models import deployed
+    from tinysr.models.weights import load_model
 
     config = runs.read_config(run)
     weights = run / runs.RUN_BEST
@@ -45,7 +45,7 @@ def read_source(run: Path) -> tuple[dict[str, Any], Any, dict[str, Any]]:
 
 def load_split(config: dict[str, Any], *, run: Path, progress: bool) -> tuple[Any, Any]:
     """The run's training and held-out pairs; refuses a split that no longer gives the recorded held-out images."""
-    from tinysr.cli.train import load_data
+    from tinysr.train.start import load_data
 
     recorded = config["data"].get("val_names")
     train_pairs, val_pairs = load_data(dict(config, data=dict(config["data"])), progress=progress)

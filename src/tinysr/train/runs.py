@@ -36,8 +36,8 @@ import torch
 from torch import nn
 
 from tinysr import __version__
-from tinysr.models import weights as checkpoint
 from tinysr.errors import TinySRError
+from tinysr.models import weights as checkpoint
 
 #: The run folder's files, defined here only: every other module imports these names.
 CONFIG, METRICS, STATUS, LAST = "config.json", "metrics.jsonl", "status.json", "last.pt"

@@ -1,0 +1,28 @@
+"""`tinysr eval`: PSNR/SSIM of an upscaler on folders of HR images, under a named protocol."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from tinysr.data.folder import decode_all, image_folder
+from tinysr.evaluate import evaluate
+from tinysr.infer.load import resolve_upscaler
+from tinysr.metrics import PROTOCOLS
+
+
+def run(args: argparse.Namespace) -> int:
+    upscaler, model_desc = resolve_upscaler(args.model, scale=args.scale, device=args.device,
+                                            self_ensemble=args.self_ensemble)
+    reports = []
+    for folder in args.data:
+        image_set = image_folder(folder)
+        images = ((path.stem, img) for path, img in decode_all(image_set, strict=True, max_pixels=args.max_pixels))
+        reports.append(evaluate(upscaler, images, scale=args.scale, protocol=PROTOCOLS[args.protocol],
+                                dataset=image_set.name, model=model_desc, progress=not args.json))
+    if args.json:
+        out = [r.to_dict() for r in reports]
+        print(json.dumps(out[0] if len(out) == 1 else out, indent=2))
+    else:
+        print("\n\n".join(r.to_table() for r in reports))
+    return 0

@@ -1,0 +1,245 @@
+"""The command line's grammar: every verb's options, declared without importing torch or any library layer.
+
+`tinysr --help`, `tinysr models` and `tinysr VERB --help` need nothing more than this module (and `cli.types`);
+`tinysr.cli.main` imports the one runner module a verb needs only after parsing. Choices that the library owns are
+imported from torch-free modules (`train.config`, `data.div2k`), never copied.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from tinysr import __version__
+from tinysr.cli.types import int_at_least, positive_float, positive_int
+from tinysr.data.div2k import OFFICIAL_BASE_URL, OFFICIAL_SCALES, SPLITS
+from tinysr.metrics import PROTOCOLS
+from tinysr.train.config import LOSS_NAMES, SCHEDULES
+
+SCALES = (2, 3, 4)
+EXPORT_FORMATS = ("onnx", "onnx-int8", "numpy")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line naming the option, and exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def add_eval_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="PSNR/SSIM of an upscaler on a folder of HR images")
+    p.add_argument("--model", required=True, help="bicubic, a weights file, a run folder, or a bundled model")
+    p.add_argument("--data", required=True, nargs="+", help="folder(s) of HR images")
+    p.add_argument("--scale", type=int, required=True, choices=SCALES)
+    p.add_argument("--protocol", default="standard", choices=tuple(PROTOCOLS))
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    p.add_argument("--max-pixels", type=int, default=None, help="raise Pillow's decompression-bomb limit")
+    p.add_argument("--self-ensemble", action="store_true",
+                   help="average the network over the 8 flips/rotations (EDSR's '+'; 8x the multiply-adds)")
+
+
+def add_demo_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="the main job on embedded photos (no data needed)")
+    p.add_argument("--out", default="demo-out", help="folder for the demo's report and figure")
+    p.add_argument("--steps", type=int, help="training steps (default: the demo recipe's 4,000)")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+
+
+def add_train_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a network into a run folder (or --resume one)",
+                       description="Defaults are the study's recipe: L1, Adam, learning rate 1e-4 halved every "
+                                   "200k steps, 300k steps, batch 1, LR patch 48, validation every 1k steps.")
+    m = p.add_argument_group("model (a preset or family name, and/or its fields)")
+    m.add_argument("--model", help="a preset (e.g. edsr-tiny, edsr-baseline) or family (edsr); default edsr")
+    m.add_argument("--blocks", type=int, help="residual blocks (n_blocks)")
+    m.add_argument("--feats", type=positive_int, help="filters per conv (n_feats)")
+    m.add_argument("--scale", type=int, choices=(2, 3, 4))
+    m.add_argument("--res-scale", type=positive_float, help="residual scaling")
+    m.add_argument("--layers", type=positive_int, help="tiny nets: convs at low resolution (n_layers)")
+    m.add_argument("--expand", type=positive_int, help="tiny nets: re-parameterisation factor while training "
+                   "(1: plain convs)")
+    d = p.add_argument_group("data and run folder")
+    d.add_argument("--train-data", nargs="+", metavar="DIR", help="image folder(s), concatenated")
+    v = d.add_mutually_exclusive_group()
+    v.add_argument("--val-data", metavar="DIR", help="image folder for validation (whole images)")
+    v.add_argument("--val-split", type=positive_int, metavar="N",
+                   help="validate on N images held out of --train-data (seeded by --split-seed, else --seed; "
+                   "names in config.json)")
+    d.add_argument("--split-seed", type=int, metavar="S",
+                   help="seed of the --val-split draw, so that runs of different --seed hold out the same images")
+    d.add_argument("--degradation", help="how LR is made from HR (default bicubic)")
+    d.add_argument("--out", metavar="RUN", help="the new run folder")
+    d.add_argument("--resume", metavar="RUN", help="continue this run (options given must agree with it)")
+    d.add_argument("--force", action="store_true", help="overwrite --out, or resume despite disagreeing options")
+    t = p.add_argument_group("training")
+    t.add_argument("--steps", type=positive_int)
+    t.add_argument("--batch-size", type=positive_int)
+    t.add_argument("--patch", type=positive_int, help="LR patch side")
+    t.add_argument("--learning-rate", type=positive_float)
+    t.add_argument("--schedule", choices=SCHEDULES)
+    t.add_argument("--loss", choices=LOSS_NAMES,
+                   help="l1: L1 on RGB (default, the study's); l1-y: L1 on luma; mse-y: squared error on luma")
+    t.add_argument("--final-loss", choices=LOSS_NAMES, help="the loss of the last --final-fraction of the steps")
+    t.add_argument("--final-fraction", type=float, help="share of the steps, at the end, trained with --final-loss")
+    t.add_argument("--revive-every", type=positive_int,
+                   help="tiny ReLU nets: re-initialise dead hidden units every N steps (tinysr.train.revive)")
+    t.add_argument("--lr-step", type=positive_int, help="halve the learning rate every N steps (step schedule)")
+    t.add_argument("--eval-every", type=positive_int)
+    t.add_argument("--val-limit", type=positive_int, help="validate on the first N images only")
+    t.add_argument("--protocol", choices=tuple(PROTOCOLS), help="validation protocol (default study)")
+    t.add_argument("--seed", type=int)
+    t.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, mps")
+    t.add_argument("--threads", type=positive_int, help="torch CPU threads")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    f = p.add_argument_group("speed (tinysr.train.cuda; default: all on for CUDA except --compile, all off on CPU)")
+    f.add_argument("--channels-last", action=argparse.BooleanOptionalAction, help="NHWC model and input")
+    f.add_argument("--bf16", action=argparse.BooleanOptionalAction, help="bf16 autocast, fp32 master weights")
+    f.add_argument("--compile", action=argparse.BooleanOptionalAction, help="torch.compile the model")
+    f.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction,
+                   help="one CUDA graph per step (single process only)")
+    f.add_argument("--gpu-data", action=argparse.BooleanOptionalAction, help="crop and augment on the GPU")
+
+
+def add_polish_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("polish", help="fit a run's best net on whole training images to mean PSNR (L-BFGS)",
+                       description="Last stage for small nets: maximise the validation protocol's mean PSNR on the "
+                                   "run's whole training images by full-batch L-BFGS, validating after each step "
+                                   "and keeping the best on the run's held-out images.")
+    p.add_argument("run", metavar="RUN", help="a run folder with best.safetensors")
+    p.add_argument("--out", required=True, metavar="OUT", help="the new run folder")
+    p.add_argument("--steps", type=positive_int, help="L-BFGS steps, each validated (default 8)")
+    p.add_argument("--evals-per-step", type=positive_int,
+                   help="L-BFGS iterations per step, each one or more passes over the training set (default 10)")
+    p.add_argument("--history", type=positive_int, help="L-BFGS memory (default 20)")
+    p.add_argument("--threads", type=positive_int, help="torch CPU threads")
+    p.add_argument("--force", action="store_true", help="overwrite OUT")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+#: The default tile side: memory bounded on any image size, and on 2 cores the fastest CPU setting measured
+#: (benchmarks/upscale.py: one 512 tile per core against the whole 1920x1080 frame at once).
+DEFAULT_TILE = 512
+
+
+#: --engine -> `tinysr.upscale(..., fused=)`: None picks the fused kernels where they apply (`tinysr.infer.fused`)
+ENGINES = {"auto": None, "torch": False, "fused": True}
+
+
+def add_upscale_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("upscale", help="upscale image files and folders with a network")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders of images")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder (created if missing)")
+    p.add_argument("--model", required=True, help="a weights file, a run folder, or a bundled model (tinysr models)")
+    p.add_argument("--scale", type=int, choices=SCALES, help="check that the model upscales by this factor")
+    p.add_argument("--tile", type=int_at_least(1), default=DEFAULT_TILE,
+                   help=f"tile side in LR pixels (default {DEFAULT_TILE}): bounds memory, and tiles run one per core; "
+                        "the output does not depend on it")
+    p.add_argument("--overlap", type=int_at_least(0),
+                   help="LR context per tile side; default: the receptive radius (exact)")
+    p.add_argument("--self-ensemble", action="store_true", help="average the 8 flips/rotations (8x slower)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--engine", choices=tuple(ENGINES), default="auto",
+                   help="fused: Y-only tiny nets as compiled CPU kernels (needs Numba: pip install 'tinysr[fast]'; "
+                        "same pixels up to float rounding, ~2x faster, ~1 s to start); torch: always torch; auto "
+                        "(default): fused where it applies, Numba is installed and the batch repays the start "
+                        "(about 12 megapixels in all)")
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+
+
+def add_models_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("models", help="list the bundled pretrained models")
+    p.add_argument("--json", action="store_true", help="print the table as JSON")
+
+
+def add_export_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="export a network to ONNX (float or int8) or to the NumPy runtime")
+    p.add_argument("output", metavar="OUT", help="the file to write (.onnx or .npz)")
+    p.add_argument("--model", required=True, help="a weights file, a run folder, or a bundled model")
+    p.add_argument("--format", required=True, choices=EXPORT_FORMATS)
+    p.add_argument("--scale", type=int, choices=SCALES, help="check that the model upscales by this factor")
+    p.add_argument("--calibration", metavar="FOLDER", help="LR images to calibrate int8 on (onnx-int8 only)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the calibration crops")
+    p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
+
+
+def add_prepare_parser(sub: argparse._SubParsersAction) -> None:
+    """Add `prepare div2k` and `prepare cinic` to the top-level sub-parsers."""
+    p = sub.add_parser("prepare", help="download / build training data (DIV2K, CINIC-10 subset)")
+    datasets = p.add_subparsers(dest="dataset", required=True, parser_class=type(p))
+
+    d = datasets.add_parser("div2k", help="download, verify (SHA-256) and unpack the official DIV2K zips")
+    d.add_argument("--root", required=True, help="folder for the zips and the official layout (zips found here "
+                                                 "are used instead of downloading)")
+    d.add_argument("--scales", type=int, nargs="+", default=list(OFFICIAL_SCALES), choices=OFFICIAL_SCALES)
+    d.add_argument("--splits", nargs="+", default=list(SPLITS), choices=SPLITS)
+    d.add_argument("--base-url", default=OFFICIAL_BASE_URL, help="a mirror of the official folder")
+    d.add_argument("--timeout", type=float, default=60.0, help="seconds without data before a download fails")
+
+    c = datasets.add_parser("cinic", help="seeded class-balanced HR subset of CINIC-10 (or any <class>/ tree)")
+    c.add_argument("--src", required=True, help="CINIC-10 root (with train/) or a folder of class folders")
+    c.add_argument("--out", required=True, help="output folder (train/, val/, manifest.json)")
+    c.add_argument("--per-class", type=int, nargs=2, default=[80, 10], metavar=("TRAIN", "VAL"))
+    c.add_argument("--hr-size", type=int, default=256, help="side of the square HR images")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--max-pixels", type=int, default=None, help="decompression-bomb limit per source image")
+    c.add_argument("--force", action="store_true", help="replace a non-empty --out")
+
+
+def _add_report_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("runs_dir", metavar="RUNS_DIR", help="folder holding run folders (searched recursively)")
+    p.add_argument("--out", default=None, help="folder for tables and figures (default: RUNS_DIR/report)")
+    p.add_argument("--device", default="cpu", help="device for the visual comparison's models")
+    p.add_argument("--no-visual", action="store_true", help="skip the visual comparison figure")
+    p.add_argument("--test-data", nargs="+", metavar="DIR",
+                   help="test folders (e.g. Set5 Set14 BSD100 Urban100): measure every run's best weights on them "
+                        "(standard protocol), beside bicubic and the published references; Pareto plots on the first")
+
+
+def add_report_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="tables (Markdown, CSV) and figures rebuilt from run folders")
+    _add_report_args(p)
+
+
+def add_experiment_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("experiment", help="the study's tables as experiments: list, run, report")
+    esub = p.add_subparsers(dest="experiment_command", required=True, parser_class=type(p))
+    lp = esub.add_parser("list", help="print the tables' rows")
+    lp.add_argument("table", nargs="?", help="one table (default: all)")
+    rp = esub.add_parser("run", help="run a table's rows: skip finished runs, resume unfinished ones")
+    rp.add_argument("table", help="table1, table2, table3, table4 or tiny-pareto")
+    rp.add_argument("--only", help="comma-separated row keys (table2: blocks, table4: filters, tiny-pareto: "
+                                   "100..5k, edsr, 1k-x3, 1k-x4) or full names")
+    rp.add_argument("--out", default="runs", help="RUNS_DIR; each row runs in RUNS_DIR/TABLE/ROW (default: runs)")
+    rp.add_argument("--steps", type=positive_int, help="training steps (study: 300000)")
+    rp.add_argument("--batch-size", type=positive_int, help="batch size (study: 1)")
+    rp.add_argument("--eval-every", type=positive_int, help="validation interval in steps (study: 1000)")
+    rp.add_argument("--learning-rate", type=float, help="Adam learning rate (study: 1e-4)")
+    rp.add_argument("--schedule", choices=SCHEDULES, help="learning-rate schedule (study: step)")
+    rp.add_argument("--polish-steps", type=int_at_least(0),
+                    help="tinysr polish steps after training, into ROW-polished (0: none; tiny-pareto's <=1k rows: 8)")
+    rp.add_argument("--data", nargs="+", metavar="DIR", help="training HR folder(s) instead of the table's")
+    rp.add_argument("--val-data", metavar="DIR", help="validation HR folder instead of the table's")
+    rp.add_argument("--jobs", type=positive_int, default=1, help="runs at once, as subprocesses (default 1)")
+    rp.add_argument("--threads", type=positive_int, help="torch threads per run (default: cores / jobs)")
+    rp.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, ...")
+    rp.add_argument("--devices", help="CUDA indices, e.g. 0,1,2,3: one run per GPU at a time (overrides --jobs)")
+    rp.add_argument("--dry-run", action="store_true", help="print the queue, run nothing")
+    _add_report_args(esub.add_parser("report", help="the same as `tinysr report`"))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="tinysr", description="Single-image super-resolution around EDSR.")
+    parser.add_argument("--version", action="version", version=f"tinysr {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+    add_eval_parser(sub)
+    add_demo_parser(sub)
+    add_train_parser(sub)
+    add_polish_parser(sub)
+    add_upscale_parser(sub)
+    add_models_parser(sub)
+    add_export_parser(sub)
+    add_prepare_parser(sub)
+    add_experiment_parser(sub)
+    add_report_parser(sub)
+    return parser
