@@ -15,9 +15,15 @@ matplotlib.use("Agg")  # files only, never a window; set before pyplot is import
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from tinysr.experiments.tables import Table, Validation, validation_of  # noqa: E402
+from tinysr.data.degrade import shrink_hr  # noqa: E402
+from tinysr.data.folder import image_folder  # noqa: E402
+from tinysr.data.io import read_image  # noqa: E402
+from tinysr.evaluate import bicubic_lr, bicubic_upscaler, mod_crop  # noqa: E402
 from tinysr.experiments.results import RunRecord, RunSummary  # noqa: E402
-from tinysr.metrics import PROTOCOLS  # noqa: E402
+from tinysr.experiments.tables import Table, Validation, validation_of  # noqa: E402
+from tinysr.infer.upscale import upscale_array  # noqa: E402
+from tinysr.metrics import PROTOCOLS, quantize  # noqa: E402
+from tinysr.models.weights import load_model  # noqa: E402
 from tinysr.train.runs import RUN_BEST  # noqa: E402
 
 #: A CPU visual skips models above this many multiply-adds x 2 (a 160 M-parameter net on a crop takes minutes).
@@ -99,10 +105,6 @@ def _margin(run: RunRecord) -> int:
 def _upscale_window(run: RunRecord, lr: np.ndarray, box: tuple[int, int, int], scale: int, device: str) -> np.ndarray:
     """The model's SR of the LR window `box` = (y, x, size) cut with its full receptive margin, so that the result
     equals a full-image SR there; HWC uint8 of (size*scale)^2."""
-    from tinysr.models.weights import load_model
-    from tinysr.infer.upscale import upscale_array
-    from tinysr.metrics import quantize
-
     y, x, size = box
     m = _margin(run)
     y0, x0 = max(y - m, 0), max(x - m, 0)
@@ -126,20 +128,12 @@ def _visual_runs(table: Table, val: Validation, lr_side: int, device: str) -> li
 
 def _visual_images(val: Validation, count: int) -> list[tuple[str, np.ndarray]]:
     """The first `count` validation HR images, shrunk like training (hr_downscale) and mod-cropped."""
-    from tinysr.data.degrade import shrink_hr
-    from tinysr.data.folder import image_folder
-    from tinysr.data.io import read_image
-    from tinysr.evaluate import mod_crop
-
     paths = image_folder(val.folder).hr_paths[:count]
     return [(p.stem, mod_crop(shrink_hr(read_image(p)[0], val.hr_downscale), val.scale)) for p in paths]
 
 
 def plot_visual(table: Table, path: Path, *, device: str = "cpu", n_images: int = 2, crop: int = 96) -> Path | None:
     """Crops of bicubic | each model | HR for the first `n_images` validation images; None if nothing to show."""
-    from tinysr.evaluate import bicubic_lr, bicubic_upscaler
-    from tinysr.metrics import quantize
-
     val = next(iter(table.bicubic))
     lr_size = crop // val.scale
     runs = _visual_runs(table, val, lr_size, device)

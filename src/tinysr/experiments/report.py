@@ -22,17 +22,20 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+from tinysr.data.cache import concat
+from tinysr.data.degrade import shrink_hr
+from tinysr.data.folder import decode_all, image_folder
 from tinysr.errors import TinySRError
+from tinysr.evaluate import bicubic_upscaler, evaluate
 from tinysr.experiments import plots
+from tinysr.experiments.pareto import pareto_figures
 from tinysr.experiments.results import RunRecord, load_runs
 from tinysr.experiments.tables import Table, Validation, build_table
+from tinysr.experiments.testsets import TestRow, build_test_table, load_test_sets, run_row
 from tinysr.metrics import PROTOCOLS
 
 
 def _validation_images(val: Validation):  # -> tuple[ImageSet, Iterator[(name, HR)]]
-    from tinysr.data.cache import concat
-    from tinysr.data.degrade import shrink_hr
-    from tinysr.data.folder import decode_all, image_folder
 
     if val.held_out:
         whole = concat(*(image_folder(f) for f in val.train_folders))
@@ -47,8 +50,6 @@ def _validation_images(val: Validation):  # -> tuple[ImageSet, Iterator[(name, H
 def bicubic_psnr(val: Validation) -> float | None:
     """Mean PSNR of MATLAB bicubic on `val` (HR shrunk by hr_downscale first, like training); None, with a warning,
     when the validation folder is gone (the rest of the report still comes from the run folders)."""
-    from tinysr.evaluate import bicubic_upscaler, evaluate
-
     try:
         image_set, images = _validation_images(val)
     except TinySRError as exc:
@@ -70,9 +71,6 @@ def pareto_section(table: Table, out: Path, *, stem: str, test_sets: list, devic
                    ) -> tuple[list[Path], list[str]]:
     """(files, Markdown lines) of the Pareto figures on validation PSNR and, with test sets, of the test table and
     its Pareto figures on the first test set (with the published references)."""
-    from tinysr.experiments.pareto import pareto_figures
-    from tinysr.experiments.testsets import TestRow, build_test_table, run_row
-
     val_rows = [TestRow(f"bicubic ({v.label})", "bicubic", v.scale, psnr={"val": p})
                 for v, p in table.bicubic.items() if p is not None]
     val_rows += [run_row(r, []) for r in table.runs]
@@ -94,8 +92,6 @@ def build_report(runs_dir: str | Path, out: str | Path, *, device: str = "cpu", 
                  test_data: list[str] | None = None) -> list[Path]:
     """Write the tables and figures of every group of runs below `runs_dir` into `out`; returns the files written.
     `test_data`: test folders on which every run's best weights are also measured (step 4)."""
-    from tinysr.experiments.testsets import load_test_sets
-
     runs = load_runs(runs_dir)
     test_sets = load_test_sets(test_data) if test_data else []
     out = Path(out)

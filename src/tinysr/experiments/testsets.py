@@ -19,7 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from tinysr.data.folder import decode_all, image_folder
 from tinysr.errors import TinySRError
+from tinysr.evaluate import bicubic_upscaler, evaluate
 from tinysr.experiments.references import (
     PUBLISHED_BICUBIC,
     REFERENCES,
@@ -27,7 +29,11 @@ from tinysr.experiments.references import (
     estimated_macs,
 )
 from tinysr.experiments.results import RunRecord, count_config_params, summarize
+from tinysr.infer.upscale import upscale_array
 from tinysr.metrics import PROTOCOLS
+from tinysr.models import config_from_dict, deployed
+from tinysr.models.complexity import anchor_macs_per_output, macs_per_output
+from tinysr.models.weights import load_model
 from tinysr.train.runs import RUN_BEST
 
 PROTOCOL = "standard"
@@ -37,7 +43,6 @@ KINDS = ("run", "bicubic", "published", "published bicubic")
 @dataclass(frozen=True)
 class TestSet:
     """A decoded test folder; `key` is its `TEST_SETS` name ("B100" -> "BSD100") or else the folder name."""
-
     __test__ = False  # not a pytest class
 
     key: str
@@ -53,7 +58,6 @@ class TestRow:
     `references.estimated_macs` (`macs_estimated`); anchor_macs: bicubic anchor, chroma and colour conversion.
     psnr: mean PSNR (dB) per test-set key, plus "val" for a run's best validation PSNR.
     """
-
     __test__ = False  # not a pytest class
 
     label: str
@@ -69,8 +73,6 @@ class TestRow:
 
 def load_test_sets(folders: list[str]) -> list[TestSet]:
     """Decode every test folder once; TinySRError naming a folder that is missing or holds no image."""
-    from tinysr.data.folder import decode_all, image_folder
-
     sets = []
     for folder in folders:
         image_set = image_folder(folder)
@@ -81,7 +83,6 @@ def load_test_sets(folders: list[str]) -> list[TestSet]:
 
 
 def _mean_psnr(upscaler, test_set: TestSet, *, scale: int, model: str) -> float:
-    from tinysr.evaluate import evaluate
 
     report = evaluate(upscaler, test_set.images, scale=scale, protocol=PROTOCOLS[PROTOCOL], dataset=test_set.key,
                       model=model)
@@ -90,11 +91,6 @@ def _mean_psnr(upscaler, test_set: TestSet, *, scale: int, model: str) -> float:
 
 def run_row(run: RunRecord, sets: list[TestSet], *, device: str = "cpu") -> TestRow:
     """The run's deployed size and cost, best validation PSNR, and its best weights' PSNR on every test set."""
-    from tinysr.models.weights import load_model
-    from tinysr.infer.upscale import upscale_array
-    from tinysr.models import config_from_dict, deployed
-    from tinysr.models.complexity import anchor_macs_per_output, macs_per_output
-
     config = config_from_dict(run.config["model"])
     summary = summarize(run)
     psnr = {} if summary.best_psnr is None else {"val": summary.best_psnr}
@@ -110,8 +106,6 @@ def run_row(run: RunRecord, sets: list[TestSet], *, device: str = "cpu") -> Test
 
 def baseline_rows(scale: int, sets: list[TestSet]) -> list[TestRow]:
     """Measured bicubic at `scale` on every set, then the published bicubic and references that have any set."""
-    from tinysr.evaluate import bicubic_upscaler
-
     keys = {s.key for s in sets}
     rows = [TestRow("bicubic", "bicubic", scale, params=0, macs=0, anchor_macs=0,
                     psnr={s.key: _mean_psnr(bicubic_upscaler(scale), s, scale=scale, model="bicubic") for s in sets})]
@@ -130,7 +124,6 @@ def _cell(value: float | int | None, spec: str) -> str:
 @dataclass(frozen=True)
 class TestTable:
     """The rows of one group of runs on the test sets, per scale: baselines and references first, then the runs."""
-
     __test__ = False  # not a pytest class
 
     name: str
