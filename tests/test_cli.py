@@ -114,3 +114,57 @@ def test_export_formats_named_by_the_parser_are_the_library_s():
     from tinysr.export.formats import EXPORTERS
 
     assert EXPORT_FORMATS == tuple(EXPORTERS)
+
+
+def test_no_command_prints_usage_and_one_error_line():
+    result = _run()
+    assert result.returncode == 2
+    assert result.stderr.startswith("usage: tinysr")
+    assert result.stderr.strip().splitlines()[-1] == "tinysr: error: name a command (tinysr --help lists them)"
+
+
+def test_a_closed_pipe_ends_quietly():
+    """`tinysr models --json | head`: the reader is gone before the write; no BrokenPipeError traceback."""
+    import os
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    result = subprocess.run([sys.executable, "-m", "tinysr", "models", "--json"], stdout=write_end,
+                            stderr=subprocess.PIPE, text=True, timeout=120)
+    os.close(write_end)
+    assert result.returncode == 0 and result.stderr == ""
+
+
+def test_sigterm_is_an_interruption_like_ctrl_c(tmp_path):
+    """SIGTERM during a long command: one `tinysr: interrupted` line, exit 130, as Ctrl-C."""
+    import signal
+    import time
+
+    from PIL import Image
+
+    Image.new("RGB", (16, 16)).save(tmp_path / "a.png")
+    code = ("import time, tinysr.cli.eval as e\n"
+            "def slow(args):\n    print('ready', flush=True); time.sleep(60)\n"
+            "e.run = slow\nfrom tinysr.cli import main\nraise SystemExit(main(['eval', '--model', 'bicubic', "
+            f"'--data', {str(tmp_path)!r}, '--scale', '2']))\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and err.strip() == "tinysr: interrupted"
+
+
+def test_control_characters_in_a_name_cannot_split_the_error_line(tmp_path):
+    bad = tmp_path / "evil\ntinysr: error: forged"
+    bad.mkdir()
+    result = _run("eval", "--model", "bicubic", "--data", str(bad), "--scale", "2")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "evil\\ntinysr: error: forged" in lines[0]
+
+
+def test_one_line_escapes_every_control_character():
+    from tinysr.errors import one_line
+
+    assert one_line("a\nb\rc\x1b[31md\te é") == "a\\nb\\rc\\x1b[31md\\te é"

@@ -2,18 +2,25 @@
 
 Laziness is decided here, once: `VERBS` names each verb's runner module, imported only after the arguments parse,
 so `tinysr --help`, `tinysr VERB --help` and a usage error never import torch. Each runner's `run(args)` makes one
-library call; errors from the library (`TinySRError`) become one `tinysr: error: ...` line and exit status 2.
+library call. Around it, `main` keeps every ending to one line:
+- a library error (`TinySRError`) prints `tinysr: error: ...` (control characters escaped) and exits with 2;
+- Ctrl-C or SIGTERM, at any moment, prints `tinysr: interrupted` and exits with 130 (a command that has work to save,
+  such as training, saves it first: SIGTERM arrives as the same KeyboardInterrupt as Ctrl-C);
+- a closed pipe (`tinysr models --json | head`) ends quietly, as `cat` would.
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib
+import os
+import signal
 import sys
 import warnings
 from collections.abc import Sequence
 
 from tinysr.cli.parser import build_parser
-from tinysr.errors import TinySRError
+from tinysr.errors import TinySRError, one_line
 
 #: verb -> the module whose `run(args) -> int` carries it out.
 VERBS = {
@@ -28,23 +35,54 @@ VERBS = {
     "experiment": "tinysr.cli.experiment",
     "report": "tinysr.cli.report",
 }
+#: Exit statuses: a usage or library error, and an interruption (128 + SIGINT, as shells report it).
+EXIT_ERROR, EXIT_INTERRUPTED = 2, 130
 
 
 def print_warning(message, category, filename, lineno, file=None, line=None) -> None:  # warnings.showwarning API
     """A warning (a skipped image, an unverified download) as one `tinysr: warning: ...` line, without Python's
     second line of source code."""
-    print(f"tinysr: warning: {message}", file=sys.stderr)
+    print(f"tinysr: warning: {one_line(message)}", file=sys.stderr)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _quiet_stdout() -> None:
+    """After a closed pipe: point stdout at /dev/null, so that Python's flush at exit does not fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+def run_verb(args: argparse.Namespace) -> int:
+    """Import the verb's runner and run it; a library error becomes one line and EXIT_ERROR."""
     with warnings.catch_warnings():
         warnings.showwarning = print_warning
         try:
             return importlib.import_module(VERBS[args.command]).run(args)
         except TinySRError as exc:
-            print(f"tinysr: error: {exc}", file=sys.stderr)
-            return 2
-        except KeyboardInterrupt:
-            print("tinysr: interrupted", file=sys.stderr)
-            return 130
+            print(f"tinysr: error: {one_line(exc)}", file=sys.stderr)
+            return EXIT_ERROR
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        parser = build_parser()
+        if not argv:
+            parser.print_usage(sys.stderr)
+            print("tinysr: error: name a command (tinysr --help lists them)", file=sys.stderr)
+            return EXIT_ERROR
+        status = run_verb(parser.parse_args(argv))
+        sys.stdout.flush()  # a closed pipe shows here, inside the try, not in Python's flush at exit
+        return status
+    except KeyboardInterrupt:
+        print("tinysr: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        _quiet_stdout()
+        return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
