@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from tinysr.paths import refuse_overlap
 from tinysr.train.polish_run import polish_run
 from tinysr.train.runs import RUN_BEST
 
@@ -24,6 +25,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _polish_command(args: argparse.Namespace) -> int:
     out = Path(args.out)
+    refuse_overlap(source=args.run, destination=out, source_option="RUN", destination_option="--out")
     try:
         result = polish_run(Path(args.run), out, steps=args.steps, evals_per_step=args.evals_per_step,
                             history=args.history, force=args.force, progress=not args.no_progress)

@@ -27,6 +27,7 @@ import tinysr
 from tinysr.data.folder import SkippedFilesWarning, scan_folder, skipped_files_message
 from tinysr.data.io import read_image, write_image
 from tinysr.errors import TinySRError
+from tinysr.paths import refuse_overlap
 from tinysr.resize import IMRESIZE_VERSION, imresize, to_uint8
 
 SPLITS = ("train", "val")
@@ -151,6 +152,7 @@ def prepare_cinic(src: str | os.PathLike, out: str | os.PathLike, *, per_class: 
     n_train, n_val = (int(n) for n in per_class)
     if n_train < 1 or n_val < 0 or hr_size < 1:
         raise TinySRError(f"per_class must be (train >= 1, val >= 0) and hr_size >= 1, got {per_class}, {hr_size}")
+    refuse_overlap(source=src, destination=out, source_option="--src", destination_option="--out")
     _check_out(out, force)
     root = class_root(src)
     chosen = pick(class_files(root), n_train=n_train, n_val=n_val, seed=seed)
