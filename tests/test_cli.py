@@ -168,3 +168,30 @@ def test_one_line_escapes_every_control_character():
     from tinysr.errors import one_line
 
     assert one_line("a\nb\rc\x1b[31md\te é") == "a\\nb\\rc\\x1b[31md\\te é"
+
+
+def _options(parser, path=("tinysr",)):
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _options(sub, (*path, name))
+        elif not isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
+            yield " ".join(path), action, parser
+
+
+def test_every_option_has_help_and_shows_its_default():
+    from tinysr.cli.parser import build_parser
+
+    options = list(_options(build_parser()))
+    assert len(options) > 80
+    missing = [f"{cmd} {a.option_strings or a.dest}" for cmd, a, _ in options if not a.help]
+    assert missing == []
+    for cmd, action, parser in options:
+        if action.option_strings and action.default not in (None, False) and not isinstance(action.default, bool):
+            assert "(default:" in parser.format_help() or "default" in action.help, (cmd, action.option_strings)
+    seed = next(a for cmd, a, _ in options if cmd == "tinysr prepare cinic" and "--seed" in a.option_strings)
+    from tinysr.cli.parser import HelpFormatter
+
+    assert HelpFormatter("x")._get_help_string(seed) == "seed of the draw (default: 0)"  # 0 is a value, not off

@@ -19,8 +19,25 @@ SCALES = (2, 3, 4)
 EXPORT_FORMATS = ("onnx", "onnx-int8", "numpy")
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's help, plus "(default: X)" after every option whose default is a value (not None or off) and whose
+    help does not say it already."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        off = action.default is None or action.default is False or action.default == argparse.SUPPRESS
+        if not off and "default" not in text:
+            shown = " ".join(map(str, action.default)) if isinstance(action.default, list) else action.default
+            text += f" (default: {shown})"
+        return text
+
+
 class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line naming the option, and exit status 2."""
+    """argparse, but a usage error is one line naming the option, and exit status 2; help shows defaults."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message}\n")
@@ -30,9 +47,10 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="PSNR/SSIM of an upscaler on a folder of HR images")
     p.add_argument("--model", required=True, help="bicubic, a weights file, a run folder, or a bundled model")
     p.add_argument("--data", required=True, nargs="+", help="folder(s) of HR images")
-    p.add_argument("--scale", type=int, required=True, choices=SCALES)
-    p.add_argument("--protocol", default="standard", choices=tuple(PROTOCOLS))
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--scale", type=int, required=True, choices=SCALES, help="upscaling factor")
+    p.add_argument("--protocol", default="standard", choices=tuple(PROTOCOLS),
+                   help="standard: Y, border crop (the field's); study: RGB, no crop (the study's validation)")
+    p.add_argument("--device", default="cpu", help="torch device for the network: cpu, cuda, cuda:1, mps")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     p.add_argument("--max-pixels", type=int, default=None, help="raise Pillow's decompression-bomb limit")
     p.add_argument("--self-ensemble", action="store_true",
@@ -41,7 +59,7 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> None:
 
 def add_demo_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="the main job on embedded photos (no data needed)")
-    p.add_argument("--out", default="demo-out", help="folder for the demo's report and figure")
+    p.add_argument("--out", default="demo-out", help="folder for the demo's run, report and figure")
     p.add_argument("--steps", type=int, help="training steps (default: the demo recipe's 4,000)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
 
@@ -54,7 +72,7 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--model", help="a preset (e.g. edsr-tiny, edsr-baseline) or family (edsr); default edsr")
     m.add_argument("--blocks", type=int, help="residual blocks (n_blocks)")
     m.add_argument("--feats", type=positive_int, help="filters per conv (n_feats)")
-    m.add_argument("--scale", type=int, choices=(2, 3, 4))
+    m.add_argument("--scale", type=int, choices=SCALES, help="upscaling factor (default: the preset's, else 2)")
     m.add_argument("--res-scale", type=positive_float, help="residual scaling")
     m.add_argument("--layers", type=positive_int, help="tiny nets: convs at low resolution (n_layers)")
     m.add_argument("--expand", type=positive_int, help="tiny nets: re-parameterisation factor while training "
@@ -68,16 +86,19 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
                    "names in config.json)")
     d.add_argument("--split-seed", type=int, metavar="S",
                    help="seed of the --val-split draw, so that runs of different --seed hold out the same images")
-    d.add_argument("--degradation", help="how LR is made from HR (default bicubic)")
+    d.add_argument("--degradation", help="how LR is made from HR: bicubic (MATLAB, float path; default), "
+                   "bicubic-uint8, pil-bicubic, cv2-area, nearest")
     d.add_argument("--out", metavar="RUN", help="the new run folder")
     d.add_argument("--resume", metavar="RUN", help="continue this run (options given must agree with it)")
     d.add_argument("--force", action="store_true", help="overwrite --out, or resume despite disagreeing options")
     t = p.add_argument_group("training")
-    t.add_argument("--steps", type=positive_int)
-    t.add_argument("--batch-size", type=positive_int)
+    t.add_argument("--steps", type=positive_int, help="optimizer steps in all (default 300000, the study's)")
+    t.add_argument("--batch-size", type=positive_int, help="patches per step, the global batch under torchrun "
+                   "(default 1, the study's)")
     t.add_argument("--patch", type=positive_int, help="LR patch side")
-    t.add_argument("--learning-rate", type=positive_float)
-    t.add_argument("--schedule", choices=SCHEDULES)
+    t.add_argument("--learning-rate", type=positive_float, help="Adam's learning rate (default 1e-4)")
+    t.add_argument("--schedule", choices=SCHEDULES, help="step: halve every --lr-step steps (default); cosine: "
+                   "down to 0 at --steps")
     t.add_argument("--loss", choices=LOSS_NAMES,
                    help="l1: L1 on RGB (default, the study's); l1-y: L1 on luma; mse-y: squared error on luma")
     t.add_argument("--final-loss", choices=LOSS_NAMES, help="the loss of the last --final-fraction of the steps")
@@ -85,10 +106,11 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--revive-every", type=positive_int,
                    help="tiny ReLU nets: re-initialise dead hidden units every N steps (tinysr.train.revive)")
     t.add_argument("--lr-step", type=positive_int, help="halve the learning rate every N steps (step schedule)")
-    t.add_argument("--eval-every", type=positive_int)
+    t.add_argument("--eval-every", type=positive_int, help="validate (and keep the best weights) every N steps "
+                   "(default 1000)")
     t.add_argument("--val-limit", type=positive_int, help="validate on the first N images only")
     t.add_argument("--protocol", choices=tuple(PROTOCOLS), help="validation protocol (default study)")
-    t.add_argument("--seed", type=int)
+    t.add_argument("--seed", type=int, help="seed of the crops, flips and initial weights (default 0)")
     t.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, mps")
     t.add_argument("--threads", type=positive_int, help="torch CPU threads")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -138,7 +160,7 @@ def add_upscale_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overlap", type=int_at_least(0),
                    help="LR context per tile side; default: the receptive radius (exact)")
     p.add_argument("--self-ensemble", action="store_true", help="average the 8 flips/rotations (8x slower)")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, mps")
     p.add_argument("--engine", choices=tuple(ENGINES), default="auto",
                    help="fused: Y-only tiny nets as compiled CPU kernels (needs Numba: pip install 'tinysr[fast]'; "
                         "same pixels up to float rounding, ~2x faster, ~1 s to start); torch: always torch; auto "
@@ -156,7 +178,9 @@ def add_export_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="export a network to ONNX (float or int8) or to the NumPy runtime")
     p.add_argument("output", metavar="OUT", help="the file to write (.onnx or .npz)")
     p.add_argument("--model", required=True, help="a weights file, a run folder, or a bundled model")
-    p.add_argument("--format", required=True, choices=EXPORT_FORMATS)
+    p.add_argument("--format", required=True, choices=EXPORT_FORMATS,
+                   help="onnx: float, dynamic H and W; onnx-int8: quantised (needs --calibration); numpy: for "
+                        "the torch-free runtime (tinysr.runtime)")
     p.add_argument("--scale", type=int, choices=SCALES, help="check that the model upscales by this factor")
     p.add_argument("--calibration", metavar="FOLDER", help="LR images to calibrate int8 on (onnx-int8 only)")
     p.add_argument("--seed", type=int, default=0, help="seed of the calibration crops")
@@ -171,17 +195,19 @@ def add_prepare_parser(sub: argparse._SubParsersAction) -> None:
     d = datasets.add_parser("div2k", help="download, verify (SHA-256) and unpack the official DIV2K zips")
     d.add_argument("--root", required=True, help="folder for the zips and the official layout (zips found here "
                                                  "are used instead of downloading)")
-    d.add_argument("--scales", type=int, nargs="+", default=list(OFFICIAL_SCALES), choices=OFFICIAL_SCALES)
-    d.add_argument("--splits", nargs="+", default=list(SPLITS), choices=SPLITS)
+    d.add_argument("--scales", type=int, nargs="+", default=list(OFFICIAL_SCALES), choices=OFFICIAL_SCALES,
+                   help="which official LR sets to fetch")
+    d.add_argument("--splits", nargs="+", default=list(SPLITS), choices=SPLITS, help="which splits to fetch")
     d.add_argument("--base-url", default=OFFICIAL_BASE_URL, help="a mirror of the official folder")
     d.add_argument("--timeout", type=float, default=60.0, help="seconds without data before a download fails")
 
     c = datasets.add_parser("cinic", help="seeded class-balanced HR subset of CINIC-10 (or any <class>/ tree)")
     c.add_argument("--src", required=True, help="CINIC-10 root (with train/) or a folder of class folders")
     c.add_argument("--out", required=True, help="output folder (train/, val/, manifest.json)")
-    c.add_argument("--per-class", type=int, nargs=2, default=[80, 10], metavar=("TRAIN", "VAL"))
+    c.add_argument("--per-class", type=int, nargs=2, default=[80, 10], metavar=("TRAIN", "VAL"),
+                   help="images drawn per class for training and for validation")
     c.add_argument("--hr-size", type=int, default=256, help="side of the square HR images")
-    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--seed", type=int, default=0, help="seed of the draw")
     c.add_argument("--max-pixels", type=int, default=None, help="decompression-bomb limit per source image")
     c.add_argument("--force", action="store_true", help="replace a non-empty --out")
 
