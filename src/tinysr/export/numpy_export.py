@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from tinysr.models.weights import atomic_write_bytes
+from tinysr.atomic import atomic_write_bytes
 from tinysr.color import _OFFSET, _RGB_TO_YCBCR
 from tinysr.errors import TinySRError
 from tinysr.models import config_to_dict, deployed

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from tinysr.models.weights import atomic_write_bytes
+from tinysr.atomic import atomic_write_bytes
 from tinysr.errors import TinySRError
 from tinysr.models import config_to_dict, deployed
 from tinysr.infer.tiling import WindowFn

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinysr.models.weights import atomic_write_bytes
+from tinysr.atomic import atomic_write_bytes
 from tinysr.errors import TinySRError
 from tinysr.export.onnx import INPUT_NAME
 
