@@ -9,7 +9,8 @@ import torch
 from tinysr.data.io import read_image
 from tinysr.errors import TinySRError
 from tinysr.export.linear import border_bands, collapse_linear, collapsed_window_fn
-from tinysr.infer.upscale import receptive_radius, to_image, to_tensor, upscale, upscale_with
+from tinysr.infer.channels import upscale_with
+from tinysr.infer.upscale import receptive_radius, to_image, to_tensor, upscale
 from tinysr.models import create_model
 
 from helpers import random_edsr
