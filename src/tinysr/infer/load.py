@@ -12,6 +12,7 @@ from tinysr.errors import TinySRError
 from tinysr.evaluate import Upscaler, bicubic_upscaler
 from tinysr.infer.upscale import network_window_fn, upscale_array
 from tinysr.models import deployed
+from tinysr.pretrained import list_pretrained, pretrained_path
 from tinysr.train.runs import RUN_BEST
 
 
@@ -32,11 +33,7 @@ def weights_path(spec: str) -> Path | None:
 
 
 def bundled_names() -> list[str]:
-    """Names of the pretrained models shipped inside the package (empty until some are bundled)."""
-    try:
-        from tinysr.pretrained import list_pretrained
-    except ImportError:
-        return []
+    """Names of the pretrained models shipped inside the package."""
     return list_pretrained()
 
 
@@ -45,8 +42,6 @@ def load_network(spec: str, *, scale: int | None) -> tuple[torch.nn.Module, str]
     path = weights_path(spec)
     if path is None:
         if spec in bundled_names():
-            from tinysr.pretrained import pretrained_path
-
             path = pretrained_path(spec)
         else:
             known = ", ".join(["bicubic", *bundled_names()]) or "bicubic"
