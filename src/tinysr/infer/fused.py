@@ -24,7 +24,6 @@ by the same operations whatever the window, so tiled equals untiled bit for bit.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import importlib.util
 import sys
@@ -166,13 +165,13 @@ def fused_net_from_arrays(config: Mapping[str, Any], weights: Mapping[str, np.nd
 def fused_net(model) -> FusedNet | None:
     """`fused_net_from_arrays` of a torch `tinysr.models.tiny.TinySR` (collapsed first if it was trained
     expanded); None for any other model. The model is not changed."""
-    from tinysr.models.tiny import TinySR
+    from tinysr.models import TinySR, config_to_dict  # here, not at the top: this module must stay torch-free
 
     if not isinstance(model, TinySR):
         return None
     plain = model.collapse() if model.config.expand > 1 else model
     arrays = {k: v.detach().cpu().float().numpy() for k, v in plain.state_dict().items()}
-    return fused_net_from_arrays(dataclasses.asdict(plain.config), arrays)
+    return fused_net_from_arrays(config_to_dict(plain.config), arrays)
 
 
 def window(net: FusedNet, lr: np.ndarray) -> np.ndarray:
