@@ -25,7 +25,8 @@ from tinysr.data.io import read_image
 from tinysr.evaluate import bicubic_lr, bicubic_upscaler, evaluate, mod_crop
 from tinysr.export.onnx import export_onnx, onnx_session, onnx_window_fn
 from tinysr.export.quantize import calibration_crops, quantize_onnx
-from tinysr.infer.upscale import upscale, upscale_with
+from tinysr.infer.channels import upscale_with
+from tinysr.infer.upscale import upscale
 from tinysr.metrics import PROTOCOLS
 from tinysr.models import create_model
 

@@ -34,12 +34,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-from tinysr.export.linear import is_linear_edsr, collapse_linear, collapsed_window_fn
 from tinysr.export.numpy_export import export_numpy
 from tinysr.export.onnx import export_onnx, onnx_session, onnx_window_fn
 from tinysr.export.quantize import calibration_crops, quantize_onnx
 from tinysr.errors import TinySRError
-from tinysr.infer.upscale import network_window_fn, receptive_radius, upscale, upscale_with
+from tinysr.infer.channels import upscale_with
+from tinysr.infer.upscale import network_window_fn, receptive_radius, upscale
+
+from linear_edsr import collapse_linear, collapsed_window_fn, is_linear_edsr  # benchmarks/, beside this script
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("TINYSR_DATA", REPO.parent / "shared" / "data")).resolve()

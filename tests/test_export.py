@@ -15,7 +15,8 @@ from tinysr.data.io import read_image
 from tinysr.errors import TinySRError
 from tinysr.export.onnx import export_onnx, onnx_session, onnx_window_fn, read_onnx_config
 from tinysr.export.quantize import calibration_crops, quantize_onnx
-from tinysr.infer.upscale import to_image, to_tensor, upscale_with
+from tinysr.infer.channels import upscale_with
+from tinysr.infer.upscale import to_image, to_tensor
 from tinysr.metrics import psnr
 
 from helpers import random_edsr

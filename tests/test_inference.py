@@ -11,8 +11,9 @@ import torch
 
 from tinysr.data.io import read_image
 from tinysr.errors import TinySRError
+from tinysr.infer.channels import upscale_alpha
 from tinysr.infer.upscale import (DIHEDRAL, network_window_fn, receptive_radius, to_image, to_tensor, to_uint8_image,
-                              upscale, upscale_alpha)
+                                  upscale)
 from tinysr.models import create_model
 from tinysr.resize import imresize, to_uint8
 from tinysr.infer.tiling import quantize_into, run_tiled, tile_grid

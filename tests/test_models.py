@@ -7,7 +7,7 @@ import torch
 
 from tinysr.errors import TinySRError
 from tinysr.models import (
-    PRESETS, EDSRConfig, config_from_dict, config_to_dict, count_params, create_model, list_models,
+    MODELS, PRESETS, EDSRConfig, config_from_dict, config_to_dict, count_params, create_model, list_models,
 )
 
 # (n_blocks, n_feats) -> trainable parameters at x2, from the study's Tables II-IV.
@@ -59,6 +59,23 @@ def test_zero_weights_give_the_input_mean_only():
 def test_presets_round_trip_through_a_dict(name):
     config = PRESETS[name]
     assert config_from_dict(config_to_dict(config)) == config
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_the_stored_dict_carries_the_family(name):
+    data = config_to_dict(PRESETS[name])
+    assert data["family"] == PRESETS[name].family == ("tiny" if name.startswith("tiny") else "edsr")
+    assert config_from_dict({k: v for k, v in data.items() if k != "family" or v != "edsr"}) == PRESETS[name]
+
+
+@pytest.mark.parametrize("name, other", [("edsr", "tiny"), ("edsr-tiny", "tiny"), ("tiny", "edsr"),
+                                         ("tiny-1k-x2", "edsr")])
+def test_the_family_is_not_an_override(name, other):
+    with pytest.raises(TinySRError) as err:
+        create_model(name, family=other)
+    assert str(err.value) == (f"model {name!r}: the family cannot be overridden; give a model name of that family "
+                              "(edsr, tiny or one of its presets)")
+    assert all("family" not in {f.name for f in dataclasses.fields(cls)} for cls, _ in MODELS.values())
 
 
 def test_presets_are_what_they_say():

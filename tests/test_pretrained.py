@@ -1,7 +1,7 @@
 """tinysr.pretrained: the bundled table, each bundled model (parametrized over the table), and `tinysr models`.
 
-TODO(lead): the table is empty until trained weights are dropped in (pretrained/<name>.safetensors plus a row in
-models.json). `test_table_and_files_agree` then forces a row per file, and the per-model tests run for each row.
+`test_table_and_files_agree` forces a row of models.json per bundled file; the per-model tests run for each row,
+including its Set5 PSNR (model and bicubic) against the number the row records.
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ from tinysr.errors import TinySRError
 from tinysr.infer.upscale import upscale
 from tinysr.models import count_params, create_model
 from tinysr.pretrained import PRETRAINED_DIR, list_pretrained, pretrained_path, read_table
-from tinysr.infer.load import load_network
+from tinysr.evaluate import evaluate
+from tinysr.infer.load import load_network, resolve_upscaler
+from tinysr.metrics import PROTOCOLS
 
 
 def test_table_and_files_agree():
@@ -46,6 +48,24 @@ def test_bundled_model_loads_matches_its_row_and_tiles_exactly(name, data_dir):
         assert np.abs(fast.astype(int) - whole).max() <= 1
     else:
         assert name == "edsr-tiny-x2" or not fused.available()
+
+
+@pytest.fixture(scope="module")
+def set5(data_dir) -> list[tuple[str, np.ndarray]]:
+    """Set5's HR images (name, HWC RGB uint8), as `tinysr eval` reads them."""
+    return [(p.stem, read_image(p)[0]) for p in sorted((data_dir / "Set5").glob("*.png"))]
+
+
+@pytest.mark.parametrize("name", list_pretrained())
+def test_bundled_model_set5_psnr_is_the_one_its_row_records(name, set5):
+    """The table's Set5 numbers, model and bicubic, reproduced under the row's protocol at the row's scale (the
+    table rounds to 0.001 dB; the rest of the tolerance covers float summation order across machines)."""
+    row = {r.name: r for r in read_table()}[name]
+    assert len(set5) == 5
+    for spec, key in ((name, "Set5"), ("bicubic", "bicubic Set5")):
+        upscaler, _ = resolve_upscaler(spec, scale=row.scale)
+        report = evaluate(upscaler, set5, scale=row.scale, protocol=PROTOCOLS[row.protocol])
+        assert report.mean["psnr"] == pytest.approx(row.psnr[key], abs=0.005), (spec, report.mean)
 
 
 @pytest.fixture()

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tinysr import resize
+from tinysr import _resize_blas
 from tinysr.errors import TinySRError
 from tinysr.resize import IMRESIZE_VERSION, contributions, cubic, imresize, imresize_torch, to_uint8
 
@@ -114,14 +114,14 @@ def test_uint8_and_float_paths_equal_the_oracle_across_blocks_orders_and_channel
 
 
 def test_blocks_are_whole_row_bands_and_the_tests_above_span_several():
-    assert resize.BLOCK_ROWS % resize.ROW_STEP == 0  # a block's rows pass starts at a band boundary
-    assert resize.BLOCK_ROWS < 140 and 38 % resize.ROW_STEP != 0
+    assert _resize_blas.BLOCK_ROWS % _resize_blas.ROW_STEP == 0  # a block's rows pass starts at a band boundary
+    assert _resize_blas.BLOCK_ROWS < 140 and 38 % _resize_blas.ROW_STEP != 0
 
 
 @pytest.mark.parametrize("scale, exact", [(2, True), (4, True), (0.5, True), (0.25, True), (3, False), (1 / 3, False)])
 def test_float32_sums_are_declared_exact_only_for_dyadic_weights(scale, exact):
     weights, _ = contributions(64, int(64 * scale), float(scale))
-    assert (resize._float32_bound(weights) == 0.0) == exact
+    assert (_resize_blas._float32_bound(weights) == 0.0) == exact
     if exact:  # the claim itself: float32 sums of 0..255 integers equal float64 ones
         samples = np.random.default_rng(6).integers(0, 256, size=(10_000, weights.shape[1]))
         sums32 = (weights.astype(np.float32)[:1] * samples.astype(np.float32)).sum(axis=1, dtype=np.float32)
@@ -134,14 +134,14 @@ def test_exact_float32_shortcut_equals_the_general_recomputing_path(monkeypatch,
                           .repeat(3, axis=2).astype(np.uint8)])
     fast = imresize(img, scale)
     bound = lambda weights: 4 * (weights.shape[1] + 1) * 2.0**-24 * 255 * float(np.abs(weights).sum(axis=1).max())
-    for cache in (resize._taps, resize._passes):
+    for cache in (_resize_blas._taps, _resize_blas._passes):
         cache.cache_clear()
-    monkeypatch.setattr(resize, "_float32_bound", bound)
+    monkeypatch.setattr(_resize_blas, "_float32_bound", bound)
     try:
         np.testing.assert_array_equal(imresize(img, scale), fast)
-        assert resize._taps(40 * 2, int(80 * scale), float(scale)).bound > 0  # the general path really ran
+        assert _resize_blas._taps(contributions, 40 * 2, int(80 * scale), float(scale)).bound > 0  # the general path really ran
     finally:
-        for cache in (resize._taps, resize._passes):
+        for cache in (_resize_blas._taps, _resize_blas._passes):
             cache.cache_clear()
 
 
@@ -150,7 +150,7 @@ def test_matmul_in_single_thread_pieces_equals_one_product(m, k, n):
     rng = np.random.default_rng(8)
     a, b = rng.uniform(-1, 1, (m, k)), rng.uniform(0, 255, (k, n))
     out = np.full((m, n + 3), np.nan)[:, 1 : n + 1]  # a strided view, as the column bands write
-    resize._matmul(a, b, out)
+    _resize_blas._matmul(a, b, out)
     np.testing.assert_allclose(out, a @ b, rtol=1e-13, atol=1e-10)
 
 

@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from tinysr.models import weights as checkpoint
+from tinysr import atomic
 from tinysr.train import runs
 from tinysr.errors import TinySRError
 from tinysr.models import create_model
@@ -93,14 +93,14 @@ def test_last_pt_round_trips_with_weights_only(tmp_path):
 
 def test_disk_full_is_one_line_and_the_previous_checkpoint_survives(tmp_path, monkeypatch):
     runs.save_last(tmp_path, {"step": 1})
-    real = checkpoint.atomic_write_bytes
+    real = atomic.atomic_write_bytes
 
-    def full_disk(path, data):
+    def full_disk(path, data, **kwargs):
         if str(path).endswith("last.pt"):
             raise OSError(errno.ENOSPC, "No space left on device")
-        real(path, data)
+        real(path, data, **kwargs)
 
-    monkeypatch.setattr(checkpoint, "atomic_write_bytes", full_disk)
+    monkeypatch.setattr(atomic, "atomic_write_bytes", full_disk)
     with pytest.raises(TinySRError) as err:
         runs.save_last(tmp_path, {"step": 2})
     assert str(err.value) == f"cannot write {tmp_path}/last.pt: No space left on device"
@@ -109,10 +109,10 @@ def test_disk_full_is_one_line_and_the_previous_checkpoint_survives(tmp_path, mo
 
 def test_a_read_only_folder_is_one_line(tmp_path, monkeypatch):
     # Tests run as root in CI, where chmod 0o500 does not stop writes: simulate the OS answer instead.
-    def read_only(path, data):
+    def read_only(path, data, **kwargs):
         raise OSError(errno.EROFS, "Read-only file system")
 
-    monkeypatch.setattr(checkpoint, "atomic_write_bytes", read_only)
+    monkeypatch.setattr(atomic, "atomic_write_bytes", read_only)
     with pytest.raises(TinySRError, match=r"^cannot write .*/run/config.json: Read-only file system$"):
         runs.open_run(tmp_path / "run", _config())
 

@@ -16,6 +16,7 @@ from tinysr.data.io import read_image
 from tinysr.errors import TinySRError
 from tinysr.export.numpy_export import export_numpy
 from tinysr.infer.upscale import receptive_radius, to_image, to_tensor, upscale
+from tinysr.resize import imresize, to_uint8
 
 from helpers import random_edsr
 
@@ -80,6 +81,20 @@ def test_runtime_upscale_tiles_exactly_and_matches_torch_upscale(photo, tmp_path
     assert np.abs(grey.astype(int) - upscale(photo[:, :, 0].copy(), model)).max() <= 1
 
 
+def test_runtime_keeps_alpha_as_torch_upscale_does(photo, tmp_path):
+    """RGBA: the alpha channel is bit-identical to `tinysr.upscale`'s (MATLAB bicubic, shared code), RGB within the
+    runtimes' parity (a value at a rounding boundary may go either way)."""
+    model = random_edsr(**CONFIGS[1])
+    alpha = np.linspace(0, 255, photo.shape[0] * photo.shape[1]).reshape(photo.shape[:2]).astype(np.uint8)
+    rgba = np.dstack([photo, alpha])
+    got, want = runtime.upscale(rgba, exported(model, tmp_path), tile=16), upscale(rgba, model)
+    assert got.shape == want.shape == (117, 93, 4) and got.dtype == np.uint8  # 39x31 at x3
+    assert np.array_equal(got[:, :, 3], want[:, :, 3])
+    assert np.array_equal(got[:, :, 3], to_uint8(imresize(alpha.astype(np.float64), 3.0)))
+    diff = np.abs(got[:, :, :3].astype(int) - want[:, :, :3])
+    assert diff.max() <= 1 and (diff > 0).mean() <= 1e-3
+
+
 def test_runtime_never_imports_torch(photo, tmp_path):
     model = random_edsr(**CONFIGS[1])
     export_numpy(model, tmp_path / "m.npz")
@@ -131,8 +146,8 @@ def test_load_errors_are_one_line(tmp_path):
     with pytest.raises(TinySRError, match="unknown op 'gelu'"):
         runtime.load(tmp_path / "op.npz")
     model = exported(random_edsr(**CONFIGS[0]), tmp_path)
-    with pytest.raises(TinySRError, match="HWC RGB or HW grey uint8"):
-        runtime.upscale(np.zeros((4, 4, 4), np.uint8), model)
+    with pytest.raises(TinySRError, match=r"^upscale needs HW, HWx1, HWx3 or HWx4 uint8, got shape \(4, 4, 2\)$"):
+        runtime.upscale(np.zeros((4, 4, 2), np.uint8), model)
 
 
 def test_runtime_runs_a_tiny_net_fused_without_torch(photo, tmp_path):

@@ -15,6 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
+from tinysr import atomic
 from tinysr.models import weights as checkpoint
 from tinysr.train import runs
 from tinysr.train import loop as train_mod
@@ -235,14 +236,14 @@ def test_full_disk_during_training_is_one_line_and_keeps_the_last_checkpoint(tmp
     run = tmp_path / "run"
     assert main(_argv(folders, run)) == 0
     last = (run / "last.pt").read_bytes()
-    real = checkpoint.atomic_write_bytes
+    real = atomic.atomic_write_bytes
 
-    def full_disk(path, data):
+    def full_disk(path, data, **kwargs):
         if Path(path).name == "last.pt":
             raise OSError(errno.ENOSPC, "No space left on device")
-        real(path, data)
+        real(path, data, **kwargs)
 
-    monkeypatch.setattr(checkpoint, "atomic_write_bytes", full_disk)
+    monkeypatch.setattr(atomic, "atomic_write_bytes", full_disk)
     capsys.readouterr()
     assert main(["train", "--resume", str(run), "--steps", "30", "--no-progress"]) == 2
     assert _error_line(capsys) == f"tinysr: error: cannot write {run}/last.pt: No space left on device"

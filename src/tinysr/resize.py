@@ -18,18 +18,32 @@ Convention: images are HxW (grey) or HxWxC (any channel count, e.g. RGB) numpy a
   rounding, and ``to_uint8`` of it reproduces what ``im2uint8`` / ``imwrite`` make of MATLAB's double result.
 
 ``IMRESIZE_VERSION`` changes whenever outputs change; prepared-data caches key on it.
+
+`imresize` reads as its steps (like ResizeRight's ``resize``): 1. scale and output shape; 2. per axis, the
+contributions; 3. the order of the passes; 4. each pass; 5. MATLAB's rounding. The banded-BLAS code that runs
+steps 4 and 5 fast lives in the private `tinysr._resize_blas`.
+
+Every bicubic in the package, and why each exists (all but Pillow's reproduce MATLAB's; tests tie each to this one):
+* `imresize` here: the reference, numpy, uint8 and float paths, any scale; data preparation and evaluation.
+* `imresize_matrices` / `imresize_torch` here: the float path as one dense matrix per axis; torch, batched, on GPU
+  (the on-the-fly degradation of `tinysr.data.gpu_sampler`), and torch-free for the NumPy runtime.
+* `tinysr.models.ops.bicubic_upsample`: the tiny nets' anchor in torch, integer upscales as one 5-tap conv per
+  axis (`phase_taps`), linear in the image size where the dense matrices are quadratic.
+* `tinysr.infer.fused` (Numba): the same `phase_taps`, fused with the residual and the rounding in one pass.
+* `tinysr.export.runtime.bicubic_upscale`: the anchor op of the NumPy runtime, via `imresize_matrices`.
+* `tinysr.data.degrade.pil_bicubic`: Pillow's (not MATLAB's), a degradation kept for comparison only.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from tinysr import _resize_blas
 from tinysr.errors import TinySRError
 
 if TYPE_CHECKING:
@@ -161,222 +175,45 @@ def _check_image(img: np.ndarray) -> None:
 
 
 # ---------------------------------------------------------------- numpy imresize
-# Speed (benchmarks/resize.py): the output is made in blocks of rows, both passes per block, so the intermediate
-# image never exists in full and temporaries stay a few MB (cache, no page faults). A pass is a few small matrix products on rows of
-# interleaved pixels, the (rows, W*C) table, never transposed: along rows, an (out x window) band of the weights
-# times whole rows; along columns, a window of columns times kron(band.T, I_C), which keeps the channels interleaved
-# (C times the multiply-adds of planar data, yet cheaper here than transposing the image in and out of planes).
-# The uint8 path sums in float32: exact where MATLAB's weights are dyadic (scales 2, 4, 1/2, 1/4); elsewhere the
-# few sums within the float32 error bound of a rounding boundary (~1% on photos: linear ramps give exact ties) are
-# recomputed in float64, in MATLAB's tap order.
-
-ROW_STEP = 8  # output rows per row-pass product
-COLUMN_STEP = 16  # output columns per column-pass product when upscaling (times the scale when downscaling)
-BLOCK_ROWS = 128  # output rows per block, a multiple of ROW_STEP (measured: 64 is ~10% slower at x2)
-PRODUCT_SIZE = 2**18  # m * n * k of one matrix product at most (see `_matmul`)
 
 
-class _Taps(NamedTuple):
-    """Step 2 for one axis: MATLAB's contributions, and how far a float32 sum of 0..255 samples can be off."""
+def _rows_first(scales: tuple[float, float], uint8_path: bool) -> bool:
+    """Step 3: whether rows are resized before columns.
 
-    weights: np.ndarray  # (out_len, taps) float64, in MATLAB's tap order
-    indices: np.ndarray  # (out_len, taps) int64, 0-based
-    bound: float  # 0.0 where float32 sums are exact
-
-
-class _Band(NamedTuple):
-    """``out[start:stop] = matrix @ in[lo:hi]`` along one axis (columns: ``in @ matrix``, channels interleaved)."""
-
-    start: int
-    stop: int
-    lo: int
-    hi: int
-    matrix: np.ndarray
-
-
-@functools.lru_cache(maxsize=64)
-def _taps(in_len: int, out_len: int, scale: float) -> _Taps:
-    weights, indices = contributions(in_len, out_len, scale)
-    return _Taps(weights, indices, _float32_bound(weights))
-
-
-def _float32_bound(weights: np.ndarray) -> float:
-    """Bound on |float32 sum - exact sum| of 0..255 samples times ``weights``, in any order (BLAS picks), 4x margin.
-
-    0.0 when the weights are multiples of 2^-q with 256 * 2^q * sum|w| <= 2^23: every product, partial sum and
-    sum + 0.5 is then a multiple of 2^-q that float32 holds exactly, as does MATLAB's float64 (x2: q = 7).
+    uint8 path: the axis with the smaller scale first, ties rows first (MATLAB's stable ``sort(scale)``); the order
+    decides the rounding there. Float path, where it only moves float rounding: rows first unless rows are upscaled
+    (then columns go first: fewer samples through the dearer column pass).
     """
-    l1 = float(np.abs(weights).sum(axis=1).max())
-    q = next((q for q in range(24) if np.all(np.mod(weights * 2.0**q, 1) == 0)), None)
-    if q is not None and 256 * 2.0**q * l1 <= 2**23:
-        return 0.0
-    return 4 * (weights.shape[1] + 1) * 2.0**-24 * 255 * l1  # n products, n - 1 sums, weights rounded
-
-
-def _bands(taps: _Taps, step: int, channels: int, dtype: type) -> tuple[_Band, ...]:
-    """The weights of each run of ``step`` output samples as a dense matrix over the input samples they read;
-    for columns (``channels`` > 0) as kron(matrix.T, I_channels) over interleaved samples."""
-    bands = []
-    for start in range(0, len(taps.weights), step):
-        weights, indices = taps.weights[start : start + step], taps.indices[start : start + step]
-        lo, hi, n = int(indices.min()), int(indices.max()) + 1, len(weights)
-        matrix = np.zeros((n, hi - lo))
-        np.add.at(matrix, (np.arange(n)[:, None], indices - lo), weights)  # mirrored taps add up
-        if channels:
-            c = channels
-            bands.append(_Band(start * c, (start + n) * c, lo * c, hi * c, np.kron(matrix.T, np.eye(c)).astype(dtype)))
-        else:
-            bands.append(_Band(start, start + n, lo, hi, matrix.astype(dtype)))
-        bands[-1].matrix.flags.writeable = False  # cached (`_passes`): shared by every call
-    return tuple(bands)
-
-
-@dataclasses.dataclass(frozen=True)
-class _RowsPass:
-    """Step 3 along axis 0 of (rows, W*C) tables: each output row is a weighted sum of whole input rows."""
-
-    taps: _Taps
-    bands: tuple[_Band, ...]
-
-    def window(self, start: int, stop: int) -> tuple[int, int]:
-        """The input rows that output rows start..stop read."""
-        bands = self.bands[start // ROW_STEP : -(-stop // ROW_STEP)]
-        return min(b.lo for b in bands), max(b.hi for b in bands)
-
-    def apply(self, src: np.ndarray, src_lo: int, start: int, stop: int, out=None) -> np.ndarray:
-        """Output rows start..stop from ``src``, which holds input rows src_lo onward."""
-        out = np.empty((stop - start, src.shape[1]), src.dtype) if out is None else out
-        for b in self.bands[start // ROW_STEP : -(-stop // ROW_STEP)]:
-            _matmul(b.matrix, src[b.lo - src_lo : b.hi - src_lo], out[b.start - start : b.stop - start])
-        return out
-
-    def exact(self, src: np.ndarray, src_lo: int, start: int, flat: np.ndarray) -> np.ndarray:
-        """MATLAB's float64 sums at the ``flat`` positions of ``apply``'s output."""
-        rows, cols = np.divmod(flat, src.shape[1])
-        at = start + rows
-        return _matlab_sum(self.taps.weights[at], src[self.taps.indices[at] - src_lo, cols[:, None]])
-
-
-@dataclasses.dataclass(frozen=True)
-class _ColumnsPass:
-    """Step 3 along axis 1 of (rows, W*C) tables, channels interleaved; rows are independent (start..stop unused)."""
-
-    taps: _Taps
-    bands: tuple[_Band, ...]
-    channels: int
-    rows_per_product: int
-
-    def apply(self, src: np.ndarray, src_lo: int, start: int, stop: int, out=None) -> np.ndarray:
-        out = np.empty((src.shape[0], self.bands[-1].stop), src.dtype) if out is None else out
-        step = self.rows_per_product
-        for r in range(0, src.shape[0], step):
-            for b in self.bands:
-                _matmul(src[r : r + step, b.lo : b.hi], b.matrix, out[r : r + step, b.start : b.stop])
-        return out
-
-    def exact(self, src: np.ndarray, src_lo: int, start: int, flat: np.ndarray) -> np.ndarray:
-        rows, rest = np.divmod(flat, self.bands[-1].stop)
-        at, channel = np.divmod(rest, self.channels)
-        columns = self.taps.indices[at] * self.channels + channel[:, None]
-        return _matlab_sum(self.taps.weights[at], src[rows[:, None], columns])
-
-
-@functools.lru_cache(maxsize=8)  # up to a few MB each (the column bands); datasets bring many image sizes
-def _passes(in_shape: tuple[int, int], out_shape: tuple[int, int], scales: tuple, channels: int, dtype: type):
-    """Step 2 for both axes, as band matrices of ``dtype``: (rows pass, columns pass)."""
-    rows = _taps(in_shape[0], out_shape[0], scales[0])
-    columns = _taps(in_shape[1], out_shape[1], scales[1])
-    column_bands = _bands(columns, max(1, round(COLUMN_STEP * min(scales[1], 1.0))), channels, dtype)
-    rows_per_product = max(1, PRODUCT_SIZE // max(b.matrix.size for b in column_bands))
-    return _RowsPass(rows, _bands(rows, ROW_STEP, 0, dtype)), _ColumnsPass(
-        columns, column_bands, channels, rows_per_product
-    )
-
-
-def _matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
-    """``out[...] = a @ b`` in pieces that OpenBLAS multiplies on the calling thread (m * n * k <= 2^18, or a
-    matrix under 9216 entries for a vector product: its GEMM_MULTITHREAD_THRESHOLD rules). Its threads gain
-    nothing on products this small and, when other jobs keep the cores busy, stall each call (8 ms, not 0.4 ms)."""
-    (m, k), n = a.shape, b.shape[1]
-    limit = 9215 if min(m, n) == 1 else PRODUCT_SIZE
-    if m >= n:
-        step = max(1, limit // (k * n))
-        for i in range(0, m, step):
-            np.matmul(a[i : i + step], b, out=out[i : i + step])
-    else:  # (not out.T = b.T @ a.T: numpy multiplies into a transposed out without BLAS)
-        step = max(1, limit // (k * m))
-        for j in range(0, n, step):
-            np.matmul(a, b[:, j : j + step], out=out[:, j : j + step])
-
-
-def _matlab_sum(weights: np.ndarray, samples: np.ndarray) -> np.ndarray:
-    """Row sums of weights * samples in float64, tap by tap left to right, as ``imresizemex`` adds them."""
-    total = weights[:, 0] * samples[:, 0]
-    for tap in range(1, weights.shape[1]):
-        total += weights[:, tap] * samples[:, tap]
-    return total
-
-
-def _round(sums: np.ndarray, bound: float, exact, out: np.ndarray | None = None) -> np.ndarray:
-    """Step 4 (uint8 path) on contiguous float32 sums: round half away from zero and clip to 0..255, as MATLAB.
-
-    Rounds in place (integral float32, for the next pass), or into the uint8 ``out``. Where ``bound`` > 0, a sum
-    within it of a k + 0.5 boundary gets ``to_uint8(exact(flat positions))`` instead.
-    """
-    flat = sums.reshape(-1)
-    suspects = np.flatnonzero(np.abs(flat - np.rint(flat)) > 0.5 - bound) if bound else np.empty(0, np.int64)
-    np.add(flat, 0.5, out=flat)  # floor(s + 0.5) is exact in float32 but for s = 0.5 - 2^-25: a suspect
-    np.clip(flat, 0, 255, out=flat)
-    if out is None:
-        out = np.floor(sums, out=sums)
-    else:
-        np.copyto(out, sums, casting="unsafe")  # truncates: floor on 0..255
-    if suspects.size:
-        out.reshape(-1)[suspects] = to_uint8(exact(suspects))
-    return out
+    return _axis_order(scales)[0] == 0 if uint8_path else scales[0] <= 1
 
 
 def _axis_order(scales: tuple[float, float]) -> list[int]:
-    """Step 1: the axis with the smaller scale first; ties keep rows first (MATLAB's stable sort)."""
+    """MATLAB's pass order: the axis with the smaller scale first; ties keep rows first (a stable sort)."""
     return sorted((0, 1), key=lambda axis: scales[axis])
-
-
-def _resize_block(x: np.ndarray, passes: tuple, window: tuple[int, int], start: int, stop: int, out: np.ndarray):
-    """Output rows start..stop, into ``out``, from the input rows ``window`` of the (rows, W*C) table ``x``: both
-    passes (steps 3 and 4), the uint8 path rounding after each."""
-    uint8_path = out.dtype == np.uint8
-    lo, hi = window
-    src = x[lo:hi].astype(np.float32 if uint8_path else np.float64, copy=False)
-    first, second = passes
-    mid = first.apply(src, lo, start, stop)
-    if uint8_path:
-        _round(mid, first.taps.bound, functools.partial(first.exact, src, lo, start))
-        res = second.apply(mid, lo, start, stop)
-        _round(res, second.taps.bound, functools.partial(second.exact, mid, lo, start), out=out)
-    else:
-        second.apply(mid, lo, start, stop, out=out)
 
 
 def imresize(img: np.ndarray, scale=None, *, output_shape=None) -> np.ndarray:
     """MATLAB ``imresize`` (bicubic, antialiased): uint8 HxW[xC] -> uint8, float HxW[xC] -> float64.
 
     ``scale`` is a positive number or one per axis (rows, cols); ``output_shape`` is (rows, cols). Exactly one.
-    The float path, whose passes commute up to float rounding, resizes columns first whenever it upscales rows
-    (fewer samples through the dearer column pass); a non-finite sample spreads to the outputs of its bands.
+    A non-finite sample of the float path spreads to the outputs of its bands.
     """
     _check_image(img)
+    # 1. scale and output shape per axis (MATLAB's rules)
     scales, out_shape = _plan(img.shape[:2], scale, output_shape)
     uint8_path = img.dtype == np.uint8
     channels = img.shape[2] if img.ndim == 3 else 1
+    # 2. per axis, the kernel's weights and input indices: `contributions` (antialiasing, symmetric padding),
+    #    which the fast path turns into band matrices, cached per shape
+    # 3. the order of the passes
+    rows_first = _rows_first(scales, uint8_path)
+    # 4. each pass, a 1-D resize along its axis, as banded matrix products on blocks of rows (`tinysr._resize_blas`)
+    # 5. rounding as MATLAB: the uint8 path rounds (`to_uint8`) after each pass, the float path never
     x = np.ascontiguousarray(img if uint8_path else img.astype(np.float64, copy=False))
-    x = x.reshape(img.shape[0], -1)  # rows of interleaved pixels
-    rows, columns = _passes(img.shape[:2], out_shape, scales, channels, np.float32 if uint8_path else np.float64)
-    rows_first = _axis_order(scales)[0] == 0 if uint8_path else scales[0] <= 1  # step 1
-    passes = (rows, columns) if rows_first else (columns, rows)
     out = np.empty((out_shape[0], out_shape[1] * channels), np.uint8 if uint8_path else np.float64)
-    for start in range(0, out_shape[0], BLOCK_ROWS):
-        stop = min(start + BLOCK_ROWS, out_shape[0])
-        _resize_block(x, passes, rows.window(start, stop), start, stop, out[start:stop])
+    _resize_blas.resize_table(x.reshape(img.shape[0], -1), out, in_shape=img.shape[:2], scales=scales,
+                              channels=channels, rows_first=rows_first, contributions=contributions,
+                              to_uint8=to_uint8)
     return out.reshape(*out_shape, channels) if img.ndim == 3 else out.reshape(out_shape)
 
 

@@ -8,9 +8,9 @@ On disk one cache entry is a folder ``<cache_dir>/<set name>-x<scale>-<degradati
   lr.npy      the same for LR,
   index.json  names, shapes and byte offsets of every image, plus the full key.
 The key is the sha256 of everything the pixels depend on: the source files (path, size, mtime), the scale, the
-degradation, `hr_downscale`, `IMRESIZE_VERSION` and `CACHE_FORMAT`. Each file is written to a temp name, fsynced
-and renamed into place, and index.json goes LAST: an entry without a valid index (or whose arrays do not have the
-sizes the index says) is never read back; it is rebuilt.
+degradation, `hr_downscale`, `IMRESIZE_VERSION` and `CACHE_FORMAT`. Each file is written atomically
+(`tinysr.atomic`: temp name, fsync, rename), and index.json goes LAST: an entry without a valid index (or whose
+arrays do not have the sizes the index says) is never read back; it is rebuilt.
 """
 
 from __future__ import annotations
@@ -23,10 +23,12 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from tqdm import tqdm
 
+from tinysr.atomic import atomic_open, atomic_write_bytes
 from tinysr.data.degrade import DEGRADATIONS, degrade, mod_crop, shrink_hr
 from tinysr.data.folder import UnreadableImagesWarning, decode_all
 from tinysr.data.imageset import ImageSet
@@ -110,15 +112,14 @@ def cache_key(image_set: ImageSet, *, scale: int, degradation: str) -> str:
 
 # ---------------------------------------------------------------- writing
 class _FlatNpyWriter:
-    """Append uint8 images to one flat ``.npy`` file; the header's length is patched in at `commit`.
+    """Append uint8 images to one flat ``.npy`` file `fp`; the header's length is patched in at `finish`.
 
     numpy pads a v1 header so its size does not depend on the length's digits, so the placeholder header can be
-    overwritten in place. Writes go to ``<final>.<pid>.tmp`` and are renamed into place only after fsync.
+    overwritten in place. `fp` is a `tinysr.atomic.atomic_open` file, renamed into place only after fsync.
     """
 
-    def __init__(self, final: Path) -> None:
-        self.final, self.tmp = final, final.with_name(f"{final.name}.{os.getpid()}.tmp")
-        self.fp = open(self.tmp, "wb")
+    def __init__(self, fp: BinaryIO) -> None:
+        self.fp = fp
         self._header(0)
         self.n_bytes = 0
 
@@ -133,34 +134,14 @@ class _FlatNpyWriter:
         self.n_bytes += img.size
         return offset
 
-    def commit(self) -> None:
+    def finish(self) -> None:
+        """Patch the real length into the header (the file is complete after this)."""
         end = self.fp.tell()
         self.fp.seek(0)
         self._header(self.n_bytes)
         if self.fp.tell() + self.n_bytes != end:  # numpy changed its header padding: refuse to write garbage
-            raise RuntimeError(f"{self.tmp}: .npy header length changed while patching")
-        self.fp.flush()
-        os.fsync(self.fp.fileno())
-        self.fp.close()
-        os.replace(self.tmp, self.final)
-
-    def abort(self) -> None:
-        self.fp.close()
-        self.tmp.unlink(missing_ok=True)
-
-
-def _write_json_atomic(path: Path, obj: dict) -> None:
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as fp:
-        json.dump(obj, fp)
-        fp.flush()
-        os.fsync(fp.fileno())
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)  # make the renames themselves durable
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+            raise RuntimeError(".npy header length changed while patching")
+        self.fp.seek(end)
 
 
 def _prepared_pairs(
@@ -191,12 +172,12 @@ def _build(
     """Decode and degrade every image of `image_set` into `directory` (index written last)."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / _INDEX).unlink(missing_ok=True)  # an old index must never describe new, half-written data
-    hr_out, lr_out = _FlatNpyWriter(directory / "hr.npy"), _FlatNpyWriter(directory / "lr.npy")
     index: dict = {"format": CACHE_FORMAT, "key": key, "image_set": image_set.name, "scale": scale,
                    "degradation": degradation, "names": [], "hr_shapes": [], "lr_shapes": [],
                    "hr_offsets": [], "lr_offsets": []}  # fmt: skip
     kept = set()
-    try:
+    with atomic_open(directory / "hr.npy") as hr_fp, atomic_open(directory / "lr.npy") as lr_fp:
+        hr_out, lr_out = _FlatNpyWriter(hr_fp), _FlatNpyWriter(lr_fp)
         for path, hr, lr in _prepared_pairs(
             image_set, scale=scale, degradation=degradation, strict=strict, progress=progress
         ):
@@ -208,15 +189,11 @@ def _build(
             index["lr_offsets"].append(lr_out.append(lr))
         if not kept:
             raise TinySRError(f"{image_set.name}: none of its {len(image_set)} image files could be decoded")
-        hr_out.commit()
-        lr_out.commit()
-    except BaseException:
-        hr_out.abort()
-        lr_out.abort()
-        raise
+        hr_out.finish()
+        lr_out.finish()
     index |= {"hr_bytes": hr_out.n_bytes, "lr_bytes": lr_out.n_bytes,
               "skipped": [str(p) for p in image_set.hr_paths if p not in kept]}  # fmt: skip
-    _write_json_atomic(directory / _INDEX, index)
+    atomic_write_bytes(directory / _INDEX, json.dumps(index).encode())
 
 
 # ---------------------------------------------------------------- reading

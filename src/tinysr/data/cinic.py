@@ -6,7 +6,7 @@ HR image by resizing the short side to `hr_size` with tinysr's MATLAB-exact bicu
 HR carries no detail beyond the 32x32 original. That is what the specification asks for; it is written to the
 manifest so nobody mistakes it for native-resolution data.
 
-Output (written to `<out>.tmp-XXXX` next to `out`, renamed to `out` only when complete):
+Output (written to `.<out>.XXXX.tmp` next to `out`, renamed to `out` only when complete):
     out/train/<class>_<stem>.png, out/val/<class>_<stem>.png   HWC RGB uint8, hr_size x hr_size
     out/manifest.json   sources (relative to the class root), seed, sizes, per-class counts, tinysr version
 """
@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 import tinysr
+from tinysr.atomic import make_temp_dir
 from tinysr.data.folder import SkippedFilesWarning, scan_folder, skipped_files_message
 from tinysr.data.io import read_image, write_image
 from tinysr.errors import TinySRError
@@ -131,7 +131,7 @@ def _move_into_place(tmp: Path, out: Path) -> None:
     """Rename the finished tmp folder to `out`; an existing `out` (allowed by the caller) is moved aside first."""
     old = None
     if out.exists():
-        old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f"{out.name}.old-"))
+        old = make_temp_dir(out)
         os.replace(out, old / out.name)
     os.replace(tmp, out)
     if old is not None:
@@ -157,8 +157,7 @@ def prepare_cinic(src: str | os.PathLike, out: str | os.PathLike, *, per_class: 
     root = class_root(src)
     chosen = pick(class_files(root), n_train=n_train, n_val=n_val, seed=seed)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f"{out.name}.tmp-"))
-    tmp.chmod(0o755)  # mkdtemp makes it 0700, and it becomes `out`
+    tmp = make_temp_dir(out)  # mode from the umask (it becomes `out`), unlike tempfile.mkdtemp's 0700
     try:
         files = _write_images(chosen, root, tmp, hr_size=hr_size, max_pixels=max_pixels, progress=progress)
         manifest = _manifest(src, root, chosen, files, hr_size=hr_size, seed=seed, n_train=n_train, n_val=n_val)

@@ -3,7 +3,7 @@
 Convention (the boundary of the whole package):
     read_image returns HWC, RGB, uint8, range 0..255, C-contiguous; whatever the file held (grey, alpha, palette,
     16-bit, CMYK, an EXIF rotation) is converted to that and each conversion is reported as a human note.
-    write_image takes HW (grey), HWC RGB or HWC RGBA uint8 and writes it atomically (temp file + os.replace).
+    write_image takes HW (grey), HWC RGB or HWC RGBA uint8 and writes it atomically (`tinysr.atomic`).
 
 Safety: only the formats in `PILLOW_FORMATS` are decoded (Pillow's other plugins, e.g. EPS via Ghostscript, are
 never reached); Pillow's decompression-bomb limit stays on (`max_pixels=` raises it for one call); truncated files
@@ -14,7 +14,6 @@ Every failure is a `TinySRError("<path>: cannot read image (<reason>)")`, one li
 from __future__ import annotations
 
 import os
-import tempfile
 import threading
 import warnings
 from contextlib import contextmanager
@@ -24,6 +23,7 @@ from typing import Iterator
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from tinysr.atomic import atomic_open
 from tinysr.errors import TinySRError
 
 IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -203,7 +203,7 @@ def write_image(path: str | os.PathLike, img: np.ndarray) -> None:
     """Write HW grey, HWC RGB or HWC RGBA uint8 to `path`, format from the suffix, atomically.
 
     PNG, BMP and TIFF are lossless; WebP is written lossless; JPEG at quality 95. The file appears complete or not
-    at all: pixels go to a temp file in the same folder, which then replaces `path` (`os.replace`).
+    at all, with the mode the umask gives (`tinysr.atomic.atomic_open`).
     """
     path = Path(path)
     fmt = _SUFFIX_FORMAT.get(path.suffix.lower())
@@ -212,15 +212,7 @@ def write_image(path: str | os.PathLike, img: np.ndarray) -> None:
     _check_writable(img, fmt, path)
     options = {"JPEG": {"quality": 95}, "WEBP": {"lossless": True}}.get(fmt, {})
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f"{path.suffix}.part")
+        with atomic_open(path) as f:
+            Image.fromarray(np.ascontiguousarray(img)).save(f, format=fmt, **options)
     except OSError as err:
         raise TinySRError(f"{path}: cannot write image ({err.strerror or err})") from err
-    try:
-        with os.fdopen(fd, "wb") as f:
-            Image.fromarray(np.ascontiguousarray(img)).save(f, format=fmt, **options)
-        os.replace(tmp, path)
-    except BaseException as err:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(err, OSError):
-            raise TinySRError(f"{path}: cannot write image ({err.strerror or err})") from err
-        raise

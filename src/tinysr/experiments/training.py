@@ -81,7 +81,7 @@ def train_spec(spec: RunSpec, run_dir: Path, *, resume: bool, device: str = "aut
     # -> TrainResult
     """Train `spec` into `run_dir`, new or resumed (a resume refuses a config.json that disagrees)."""
     from tinysr.train import runs
-    from tinysr.models.weights import atomic_write_bytes
+    from tinysr.atomic import atomic_write_bytes
     from tinysr.data.cache import load_pairs
     from tinysr.data.split import split_pairs
     from tinysr.models import model_from_config
@@ -128,7 +128,7 @@ def polish_spec(spec: RunSpec, run_dir: Path, *, progress: bool = True):  # -> P
     experiment.json is written first, so a folder whose status says finished always has it. A folder that this
     stage did not make (no experiment.json naming `spec` as its source) is refused, never overwritten.
     """
-    from tinysr.models.weights import atomic_write_bytes
+    from tinysr.atomic import atomic_write_bytes
     from tinysr.train.polish_run import polish_run
     from tinysr.train.runs import STATUS
 

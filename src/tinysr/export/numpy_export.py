@@ -26,11 +26,11 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from tinysr.color import _OFFSET, _RGB_TO_YCBCR
+from tinysr.atomic import atomic_write_bytes
+from tinysr.color import RGB_TO_YCBCR, YCBCR_OFFSET
 from tinysr.errors import TinySRError
 from tinysr.models import config_to_dict, deployed
 from tinysr.models.tiny import LRELU_SLOPE, layer_plan
-from tinysr.models.weights import atomic_write_bytes
 
 PROGRAM_FORMAT = 1
 
@@ -121,10 +121,10 @@ def tiny_constants(config) -> dict[str, np.ndarray]:
     """MATLAB `rgb2ycbcr` and its inverse (`tinysr.models.ops`, same float64 matrices) as 1x1 convs."""
     if config.channels != "y":
         return {}
-    forward = _RGB_TO_YCBCR / 255.0
-    inverse = np.linalg.inv(_RGB_TO_YCBCR) * 255.0
-    return {"rgb_to_ycbcr.weight": forward[:, :, None, None], "rgb_to_ycbcr.bias": _OFFSET.copy(),
-            "ycbcr_to_rgb.weight": inverse[:, :, None, None], "ycbcr_to_rgb.bias": -inverse @ _OFFSET}
+    forward = RGB_TO_YCBCR / 255.0
+    inverse = np.linalg.inv(RGB_TO_YCBCR) * 255.0
+    return {"rgb_to_ycbcr.weight": forward[:, :, None, None], "rgb_to_ycbcr.bias": YCBCR_OFFSET.copy(),
+            "ycbcr_to_rgb.weight": inverse[:, :, None, None], "ycbcr_to_rgb.bias": -inverse @ YCBCR_OFFSET}
 
 
 #: Family name -> program writer, and -> constant arrays the program needs besides the state dict.

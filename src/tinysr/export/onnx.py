@@ -26,10 +26,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from tinysr.atomic import atomic_write_bytes
 from tinysr.errors import TinySRError
 from tinysr.infer.tiling import WindowFn
 from tinysr.models import config_to_dict, deployed
-from tinysr.models.weights import atomic_write_bytes
 
 ONNX_OPSET = 17
 INPUT_NAME, OUTPUT_NAME = "lr", "sr"

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from tinysr.atomic import atomic_write_bytes
 from tinysr.errors import TinySRError
 from tinysr.export.onnx import INPUT_NAME
-from tinysr.models.weights import atomic_write_bytes
 
 CROP_SIZE = 64
 CROPS_PER_IMAGE = 4

@@ -1,16 +1,17 @@
 """A torch-free NumPy runtime for networks exported with `tinysr export --format numpy` (a small op interpreter).
 
 Must not import torch (a test checks `sys.modules`): it depends on numpy, `tinysr.errors`, `tinysr.infer.tiling`,
-`tinysr.resize` (whose torch import is lazy; the runtime uses its torch-free `imresize_matrices`) and, for Y-only
-tiny nets on RGB when Numba is installed, the compiled kernels of `tinysr.infer.fused` (numpy and Numba only).
+`tinysr.infer.channels`, `tinysr.resize` (whose torch import is lazy; the runtime uses its torch-free
+`imresize_matrices` and `imresize`) and, for Y-only tiny nets on RGB when Numba is installed, the compiled kernels
+of `tinysr.infer.fused` (numpy and Numba only).
 
     model = tinysr.export.runtime.load("edsr-tiny.npz")
-    sr = tinysr.export.runtime.upscale(lr, model, tile=256)      # HWC RGB uint8 (or HW grey) -> uint8, `scale`x larger
+    sr = tinysr.export.runtime.upscale(lr, model, tile=256)      # HWC RGB(A) uint8 (or grey) -> uint8, `scale`x larger
 
 Convention: `run` takes and returns CHW float32 RGB 0..255 (not clamped), the torch forward contract without the
-batch axis; `upscale` takes HWC RGB uint8 or HW grey uint8 and returns the same layout, rounded half to even.
-Grey is replicated to RGB and the output channels averaged, as `tinysr.infer.upscale.upscale` does. Alpha is not
-handled here (it needs MATLAB bicubic, which lives with torch in `tinysr.resize`): use `tinysr.upscale`.
+batch axis; `upscale` takes the layouts of `tinysr.upscale` (HW or HWx1 grey, HWC RGB, HWC RGBA, uint8) and returns
+the same layout, rounded half to even. Grey and alpha are handled by `tinysr.infer.channels`, as `tinysr.upscale`
+handles them: grey is replicated to RGB and the output channels averaged; alpha is upscaled with MATLAB bicubic.
 
 The program format is described in `tinysr.export.numpy_export`. Ops live in the visible dict `OPS`; a new network
 family needs only a program writer there and, if it uses a new op, one function here.
@@ -28,7 +29,7 @@ import numpy as np
 
 from tinysr.errors import TinySRError
 from tinysr.infer import fused as fused_stage
-from tinysr.infer.tiling import run_tiled
+from tinysr.infer.channels import split_channels, upscale_with
 from tinysr.receptive import receptive_radius_of
 from tinysr.resize import imresize_matrices
 
@@ -181,7 +182,8 @@ def receptive_radius(model: NumpyModel) -> int:
 
 def upscale(image: np.ndarray, model: NumpyModel, *, tile: int | None = None,
             overlap: int | None = None, fused: bool | None = None, workers: int = 1) -> np.ndarray:
-    """HWC RGB uint8 or HW grey uint8 -> the same layout `model.scale`x larger, uint8 (see the module docstring).
+    """A uint8 image (HW grey, HWC RGB or RGBA) -> the same layout `model.scale`x larger, uint8 (see the module
+    docstring).
 
     tile: LR pixels per tile side (None: whole image). overlap: None uses `receptive_radius(model)` (exact).
     fused: run a Y-only ReLU tiny net on RGB as compiled kernels (`tinysr.infer.fused`, Numba, still no torch; the same
@@ -190,25 +192,15 @@ def upscale(image: np.ndarray, model: NumpyModel, *, tile: int | None = None,
     workers: tiles run at once on a thread pool (`run_tiled`; the compiled kernels and BLAS release the GIL); the
     output does not depend on it.
     """
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or not (
-            image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)):
-        raise TinySRError(f"tinysr.export.runtime.upscale needs HWC RGB or HW grey uint8, got "
-                          f"{getattr(image, 'dtype', type(image).__name__)} {getattr(image, 'shape', '')}")
     overlap = receptive_radius(model) if overlap is None else overlap
 
     def window_fn(window: np.ndarray) -> np.ndarray:
-        rgb = np.repeat(window, 3, axis=2) if window.shape[2] == 1 else window
-        sr = run(model, rgb.transpose(2, 0, 1)).transpose(1, 2, 0)
-        return sr.mean(axis=2, keepdims=True) if window.shape[2] == 1 else sr
+        return run(model, window.transpose(2, 0, 1)).transpose(1, 2, 0)
 
-    net = _fused_net(model, rgb=image.ndim == 3, pixels=image.shape[0] * image.shape[1], fused=fused)
-    fn = window_fn
-    if net is not None:
-        fn = fused_stage.window_fn(net, fallback=window_fn)
-    colour = image[:, :, None] if image.ndim == 2 else image
-    sr = run_tiled(fn, colour, scale=model.scale, tile=tile, overlap=overlap, out_channels=colour.shape[2],
-                   workers=workers)
-    return sr[:, :, 0] if image.ndim == 2 else sr
+    colour, _alpha = split_channels(image)
+    net = _fused_net(model, rgb=colour.shape[2] == 3, pixels=colour.shape[0] * colour.shape[1], fused=fused)
+    fn = window_fn if net is None else fused_stage.window_fn(net, fallback=window_fn)
+    return upscale_with(fn, image, scale=model.scale, tile=tile, overlap=overlap, workers=workers)
 
 
 def _fused_net(model: NumpyModel, *, rgb: bool, pixels: int, fused: bool | None):

@@ -24,7 +24,6 @@ by the same operations whatever the window, so tiled equals untiled bit for bit.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import importlib.util
 import sys
@@ -34,7 +33,9 @@ from typing import Any
 
 import numpy as np
 
+from tinysr.color import RGB_TO_YCBCR, YCBCR_OFFSET, YCBCR_TO_RGB
 from tinysr.errors import TinySRError
+from tinysr.resize import phase_taps as matlab_taps
 
 #: LR pixels from which ``fused=None`` takes the fused path in a process that has not loaded the kernels yet. The
 #: first fused call of a process costs ~1.2 s on the 2-core dev box (Numba's import, 0.5 s, and its first load of
@@ -87,8 +88,6 @@ def use(fused: bool | None, unmet: list[str]) -> bool:
 def phase_taps(scale: int) -> tuple[np.ndarray, np.ndarray]:
     """`tinysr.resize.phase_taps` as the kernel's arrays: (offsets int64 (scale, 4), weights float32 (scale, 4)),
     padded with weight 0 where a phase has fewer than 4 taps."""
-    from tinysr.resize import phase_taps as matlab_taps
-
     offsets = np.zeros((scale, 4), np.int64)
     taps = np.zeros((scale, 4), np.float32)
     for p, phase in enumerate(matlab_taps(scale)):
@@ -147,8 +146,6 @@ def fused_net_from_arrays(config: Mapping[str, Any], weights: Mapping[str, np.nd
     """The `FusedNet` of a plain (collapsed or expand 1) tiny net given as its config dict and its state dict as
     arrays (``convs.{i}.weight`` / ``.bias``): what a NumPy export holds. None when the net is not `NET_NEEDS`,
     or is still expanded. No torch needed."""
-    from tinysr.color import _OFFSET, _RGB_TO_YCBCR, _YCBCR_TO_RGB
-
     if (config.get("family") != "tiny" or config.get("channels") != "y" or config.get("anchor") != "bicubic"
             or config.get("act") not in ("relu", "identity") or config.get("expand", 1) > 1):
         return None
@@ -158,23 +155,23 @@ def fused_net_from_arrays(config: Mapping[str, Any], weights: Mapping[str, np.nd
         weights=tuple(np.ascontiguousarray(weights[f"convs.{i}.weight"], dtype=np.float32) for i in range(n)),
         biases=tuple(np.ascontiguousarray(weights[f"convs.{i}.bias"], dtype=np.float32) for i in range(n)),
         relu=config["act"] == "relu",
-        luma=(_RGB_TO_YCBCR[0] / 255.0).astype(np.float32),
-        luma_offset=float(_OFFSET[0]),
+        luma=(RGB_TO_YCBCR[0] / 255.0).astype(np.float32),
+        luma_offset=float(YCBCR_OFFSET[0]),
         # `luma_gain(lr) * 255.0` of `TinySR.forward`, rounded as there: float32, then times 255 in float32
-        gain=(_YCBCR_TO_RGB[:, 0] * 255.0).astype(np.float32) * np.float32(255.0),
+        gain=(YCBCR_TO_RGB[:, 0] * 255.0).astype(np.float32) * np.float32(255.0),
     )
 
 
 def fused_net(model) -> FusedNet | None:
     """`fused_net_from_arrays` of a torch `tinysr.models.tiny.TinySR` (collapsed first if it was trained
     expanded); None for any other model. The model is not changed."""
-    from tinysr.models.tiny import TinySR
+    from tinysr.models import TinySR, config_to_dict  # here, not at the top: this module must stay torch-free
 
     if not isinstance(model, TinySR):
         return None
     plain = model.collapse() if model.config.expand > 1 else model
     arrays = {k: v.detach().cpu().float().numpy() for k, v in plain.state_dict().items()}
-    return fused_net_from_arrays(dataclasses.asdict(plain.config), arrays)
+    return fused_net_from_arrays(config_to_dict(plain.config), arrays)
 
 
 def window(net: FusedNet, lr: np.ndarray) -> np.ndarray:

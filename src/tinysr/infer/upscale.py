@@ -3,11 +3,8 @@
 Convention: images are uint8 at this boundary, HW (grey), HWC RGB or HWC RGBA; networks take and return NCHW
 float32 RGB 0..255 (only `model.config.scale` and that forward contract are relied on).
 - RGB goes through the network; the output is rounded half to even and clipped to 0..255.
-- Grey (HW or HWx1) is replicated to RGB, run through the network, and the three output channels are averaged
-  before rounding (the mean, not Y: for R=G=B input the network's channels differ only by its colour bias, and the
-  mean keeps every channel's evidence; Y would weight green 0.59).
-- Alpha (the 4th channel) is not seen by the network: it is upscaled with MATLAB bicubic
-  (`tinysr.resize.imresize`, float path, rounded half away from zero) and re-attached.
+- Grey is replicated to RGB and the output channels averaged; alpha is upscaled with MATLAB bicubic and
+  re-attached (`tinysr.infer.channels`, shared with the NumPy runtime and ONNX Runtime).
 Tiling (see `tinysr.infer.tiling`) and self-ensemble live here, not in the model.
 """
 
@@ -19,11 +16,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from tinysr.errors import TinySRError
 from tinysr.infer import fused as fused_stage
-from tinysr.infer.tiling import WindowFn, run_tiled
+from tinysr.infer.channels import upscale_with
+from tinysr.infer.tiling import WindowFn
 from tinysr.receptive import receptive_radius_of
-from tinysr.resize import imresize, to_uint8
 
 #: The 8 symmetries of the square as (quarter turns, mirror), identity first.
 DIHEDRAL: tuple[tuple[int, bool], ...] = tuple((k, flip) for flip in (False, True) for k in range(4))
@@ -135,43 +131,7 @@ def _use_fused(model: nn.Module, *, device: str | torch.device, self_ensemble: b
     return net if fused_stage.use(fused, [why for met, why in needs if not met]) else None
 
 
-def _grey_window_fn(fn: WindowFn) -> WindowFn:
-    """Grey in -> grey out: the window (HWx1) replicated to RGB, the output's channels averaged."""
-    return lambda window: fn(np.repeat(window, 3, axis=2)).mean(axis=2, keepdims=True)
-
-
 # ---------------------------------------------------------------------------------------------------- the whole image
-
-
-def _split(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """Check the layout and split into (colour HWx3 or HWx1, alpha HW or None)."""
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
-        raise TinySRError(f"upscale needs a uint8 numpy image, got {getattr(image, 'dtype', type(image).__name__)}")
-    if image.ndim == 2:
-        image = image[:, :, None]
-    if image.ndim != 3 or image.shape[2] not in (1, 3, 4) or image.shape[0] < 1 or image.shape[1] < 1:
-        raise TinySRError(f"upscale needs HW, HWx1, HWx3 or HWx4 uint8, got shape {image.shape}")
-    if image.shape[2] == 4:
-        return image[:, :, :3], image[:, :, 3]
-    return image, None
-
-
-def upscale_alpha(alpha: np.ndarray, scale: int) -> np.ndarray:
-    """HW uint8 alpha -> (H*scale)xW*scale uint8 by MATLAB bicubic (float path, rounded half away from zero)."""
-    return to_uint8(imresize(alpha.astype(np.float64), float(scale)))
-
-
-def upscale_with(fn: WindowFn, image: np.ndarray, *, scale: int, tile: int | None, overlap: int,
-                 progress: Callable[[int], None] | None = None, workers: int = 1) -> np.ndarray:
-    """`upscale` for any window function (torch, ONNX Runtime, the NumPy runtime): same layouts in and out.
-    workers: tiles run at once (see `run_tiled`)."""
-    colour, alpha = _split(image)
-    grey = colour.shape[2] == 1
-    sr = run_tiled(_grey_window_fn(fn) if grey else fn, colour, scale=scale, tile=tile, overlap=overlap,
-                   out_channels=colour.shape[2], progress=progress, workers=workers)
-    if alpha is not None:
-        sr = np.concatenate([sr, upscale_alpha(alpha, scale)[:, :, None]], axis=2)
-    return sr[:, :, 0] if image.ndim == 2 else sr
 
 
 def upscale(image: np.ndarray, model: nn.Module, *, tile: int | None = None, overlap: int | None = None,

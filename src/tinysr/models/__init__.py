@@ -43,7 +43,10 @@ def list_models() -> list[str]:
 
 
 def build_config(name: str, **overrides: Any) -> Any:
-    """The config of a preset (with overrides) or of a family (overrides are its fields)."""
+    """The config of a preset (with overrides) or of a family (overrides are its fields; the family is not one)."""
+    if "family" in overrides:
+        raise TinySRError(f"model {name!r}: the family cannot be overridden; give a model name of that family "
+                          f"({', '.join(sorted(MODELS))} or one of its presets)")
     try:
         if name in PRESETS:
             return dataclasses.replace(PRESETS[name], **overrides)
@@ -64,11 +67,14 @@ def model_from_config(config: Any) -> nn.Module:
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:
-    return dataclasses.asdict(config)
+    """The config's fields plus its "family" (a class constant), as checkpoints and run folders store it."""
+    return dataclasses.asdict(config) | {"family": config.family}
 
 
 def config_from_dict(data: dict[str, Any]) -> Any:
-    family = data.get("family", "edsr")
+    """The inverse of `config_to_dict`; "family" picks the config class (EDSR when absent, as in old checkpoints)."""
+    data = dict(data)
+    family = data.pop("family", "edsr")
     if family not in MODELS:
         raise TinySRError(f"unknown model family {family!r} in config; known: {', '.join(sorted(MODELS))}")
     fields = {f.name for f in dataclasses.fields(MODELS[family][0])}

@@ -10,6 +10,7 @@ Convention: inputs and outputs are NCHW float RGB in 0..rgb_range (255 by defaul
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -35,7 +36,7 @@ class EDSRConfig:
     res_scale: float = 1.0
     n_colors: int = 3
     rgb_range: float = 255.0
-    family: str = "edsr"
+    family: ClassVar[str] = "edsr"  # fixed by the class: not a field, so no override can change it
 
     def __post_init__(self) -> None:
         if self.scale not in SUPPORTED_SCALES:

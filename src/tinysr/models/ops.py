@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from tinysr.color import _OFFSET, _RGB_TO_YCBCR, _YCBCR_TO_RGB
+from tinysr.color import RGB_TO_YCBCR, YCBCR_OFFSET, YCBCR_TO_RGB
 from tinysr.resize import imresize_torch, phase_taps
 
 
@@ -29,31 +29,31 @@ def _apply(matrix: np.ndarray, x: torch.Tensor) -> torch.Tensor:
 
 
 def _offset(x: torch.Tensor) -> torch.Tensor:
-    return torch.as_tensor(_OFFSET, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    return torch.as_tensor(YCBCR_OFFSET, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
 
 
 def rgb_to_ycbcr(rgb: torch.Tensor) -> torch.Tensor:
     """NCHW RGB 0..255 -> NCHW YCbCr (MATLAB `rgb2ycbcr` ranges), same dtype, unrounded."""
     _check_nchw3(rgb, "rgb_to_ycbcr")
-    return _apply(_RGB_TO_YCBCR / 255.0, rgb) + _offset(rgb)
+    return _apply(RGB_TO_YCBCR / 255.0, rgb) + _offset(rgb)
 
 
 def ycbcr_to_rgb(ycbcr: torch.Tensor) -> torch.Tensor:
     """NCHW YCbCr (MATLAB ranges) -> NCHW RGB 0..255, same dtype, unrounded and unclipped."""
     _check_nchw3(ycbcr, "ycbcr_to_rgb")
-    return _apply(_YCBCR_TO_RGB * 255.0, ycbcr - _offset(ycbcr))
+    return _apply(YCBCR_TO_RGB * 255.0, ycbcr - _offset(ycbcr))
 
 
 def rgb_to_luma(rgb: torch.Tensor) -> torch.Tensor:
     """NCHW RGB 0..255 -> N1HW Y (16..235), unrounded: the first row of `rgb_to_ycbcr` alone."""
     _check_nchw3(rgb, "rgb_to_luma")
-    row = torch.as_tensor(_RGB_TO_YCBCR[0] / 255.0, dtype=rgb.dtype, device=rgb.device)
-    return torch.einsum("c,nchw->nhw", row, rgb).unsqueeze(1) + float(_OFFSET[0])
+    row = torch.as_tensor(RGB_TO_YCBCR[0] / 255.0, dtype=rgb.dtype, device=rgb.device)
+    return torch.einsum("c,nchw->nhw", row, rgb).unsqueeze(1) + float(YCBCR_OFFSET[0])
 
 
 def luma_gain(like: torch.Tensor) -> torch.Tensor:
     """(1, 3, 1, 1): how much R, G, B move per unit of Y in `ycbcr_to_rgb` (MATLAB's 255/219 on each)."""
-    return torch.as_tensor(_YCBCR_TO_RGB[:, 0] * 255.0, dtype=like.dtype, device=like.device).view(1, 3, 1, 1)
+    return torch.as_tensor(YCBCR_TO_RGB[:, 0] * 255.0, dtype=like.dtype, device=like.device).view(1, 3, 1, 1)
 
 
 def bicubic_upsample(x: torch.Tensor, scale: int) -> torch.Tensor:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -65,7 +66,7 @@ class TinyConfig:
     expand: int = 1
     act: str = "relu"
     collapsed: bool = False
-    family: str = "tiny"
+    family: ClassVar[str] = "tiny"  # fixed by the class: not a field, so no override can change it
 
     def __post_init__(self) -> None:
         _check_choice("scale", self.scale, SUPPORTED_SCALES)

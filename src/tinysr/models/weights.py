@@ -3,7 +3,7 @@
 Format: a `.safetensors` file whose metadata holds `tinysr_config` (the model config as JSON) and `tinysr_meta`
 (free JSON metadata such as the training step or validation PSNR). Loading never unpickles code: safetensors holds
 tensors only, and `.pt`/`.pth` files go through `torch.load(weights_only=True)`, which refuses a pickle that would
-run code. Writes are atomic (temporary file, fsync, rename).
+run code. Writes are atomic (`tinysr.atomic`).
 """
 
 from __future__ import annotations
@@ -11,35 +11,19 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save
 from torch import nn
 
 from tinysr import __version__
+from tinysr.atomic import atomic_write_bytes
 from tinysr.errors import TinySRError
 from tinysr.models import config_from_dict, config_to_dict, model_from_config
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write `data` to `path` so that a kill at any moment leaves either the old file or the new one."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp makes 0600; run folders and bundled weights are meant to be shared
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_weights(path: str | os.PathLike, model: nn.Module, *, meta: dict[str, Any] | None = None) -> None:
@@ -59,8 +43,6 @@ def read_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict
         raise TinySRError(f"{path}: no such weights file")
     if path.suffix == ".safetensors":
         try:
-            from safetensors import safe_open
-
             with safe_open(str(path), framework="pt") as f:
                 metadata = f.metadata() or {}
             state = load_file(str(path))

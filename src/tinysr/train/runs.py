@@ -13,29 +13,29 @@ A run is a folder RUN/ holding (the contract shared with `tinysr experiment`, `t
   status.json       {"state": "running" | "finished" | "interrupted" | "failed", "step", "steps", "message"}
 
 Every file except metrics.jsonl is written atomically (temporary file, fsync, rename) through
-`tinysr.models.weights.atomic_write_bytes`. A write that fails raises a one-line TinySRError such as
+`tinysr.atomic.atomic_write_bytes`. A write that fails raises a one-line TinySRError such as
 "cannot write RUN/last.pt: No space left on device"; the previous file survives.
 
 Test hook: ``TINYSR_TEST_SLOW_CHECKPOINT=STEP:SECONDS`` makes the last.pt save of step STEP sleep SECONDS after the
-temporary file is complete and before the rename, so a test can SIGKILL the process inside that window.
+temporary file is complete and before the rename, so a test can SIGKILL the process inside that window. It delays
+that one write only (a `before_rename` callback of the atomic write), never another file or thread.
 """
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from tinysr import __version__
+from tinysr import __version__, atomic
 from tinysr.errors import TinySRError
 from tinysr.models import weights as checkpoint
 
@@ -50,10 +50,10 @@ SLOW_CHECKPOINT_HOOK = "TINYSR_TEST_SLOW_CHECKPOINT"
 
 
 # ---------------------------------------------------------------- writing
-def _write(path: Path, data: bytes) -> None:
+def _write(path: Path, data: bytes, *, before_rename: Callable[[], None] | None = None) -> None:
     """Atomic write; an OSError (disk full, read-only folder) becomes one line naming the file."""
     try:
-        checkpoint.atomic_write_bytes(path, data)
+        atomic.atomic_write_bytes(path, data, before_rename=before_rename)
     except OSError as exc:
         raise TinySRError(f"cannot write {path}: {exc.strerror or exc}") from None
 
@@ -76,33 +76,21 @@ def save_best(run_dir: Path, model: nn.Module, *, step: int, val_psnr: float, pr
         raise TinySRError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
-@contextlib.contextmanager
-def _slow_rename_for_tests(step: int) -> Iterator[None]:
-    """TEST HOOK (see the module docstring): delay the rename that publishes last.pt, never used otherwise."""
+def _slow_rename_for_tests(step: int) -> Callable[[], None] | None:
+    """TEST HOOK (see the module docstring): a pause before the rename that publishes step `step`'s last.pt."""
     spec = os.environ.get(SLOW_CHECKPOINT_HOOK, "")
     hook_step, _, seconds = spec.partition(":")
     if not spec or int(hook_step) != step:
-        yield
-        return
-    real_replace = os.replace
-
-    def slow_replace(src: Any, dst: Any) -> None:
-        time.sleep(float(seconds))
-        real_replace(src, dst)
-
-    os.replace = slow_replace  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        os.replace = real_replace  # type: ignore[assignment]
+        return None
+    return lambda: time.sleep(float(seconds))
 
 
 def save_last(run_dir: Path, state: dict[str, Any]) -> None:
     """Write last.pt atomically; `state` holds tensors, dicts, lists, ints, floats and strs only."""
     buffer = io.BytesIO()
     torch.save(state, buffer)
-    with _slow_rename_for_tests(int(state.get("step", -1))):
-        _write(Path(run_dir) / LAST, buffer.getvalue())
+    pause = _slow_rename_for_tests(int(state.get("step", -1)))
+    _write(Path(run_dir) / LAST, buffer.getvalue(), before_rename=pause)
 
 
 def append_metrics(run_dir: Path, row: dict[str, Any]) -> None:

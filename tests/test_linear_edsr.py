@@ -1,6 +1,9 @@
-"""tinysr.export.linear: a 0-block EDSR collapses exactly into one conv + pixel shuffle (borders redone)."""
+"""benchmarks/linear_edsr.py: a 0-block EDSR collapses exactly into one conv + pixel shuffle (borders redone)."""
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,11 +11,14 @@ import torch
 
 from tinysr.data.io import read_image
 from tinysr.errors import TinySRError
-from tinysr.export.linear import border_bands, collapse_linear, collapsed_window_fn
-from tinysr.infer.upscale import receptive_radius, to_image, to_tensor, upscale, upscale_with
+from tinysr.infer.channels import upscale_with
+from tinysr.infer.upscale import receptive_radius, to_image, to_tensor, upscale
 from tinysr.models import create_model
 
 from helpers import random_edsr
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # benchmark code, outside the package
+from linear_edsr import border_bands, collapse_linear, collapsed_window_fn  # noqa: E402
 
 
 @pytest.mark.parametrize("scale", [2, 3, 4])

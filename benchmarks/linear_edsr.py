@@ -1,5 +1,8 @@
 """Collapse a linear network (EDSR with 0 blocks) into one LR-space conv followed by a pixel shuffle.
 
+Benchmark support code for `benchmarks/upscale.py` (its "collapsed conv" paths), not part of the package: no
+tinysr API uses it. Its exactness test is tests/test_linear_edsr.py.
+
 With no residual blocks there is no ReLU: head conv -> body-end conv (+ skip) -> upsampler conv -> pixel shuffle ->
 tail conv, plus the mean shift, is an affine map. Away from the image border it equals ONE conv on the LR image,
 `n_colors * scale^2` output channels (one per colour and sub-pixel), kernel `2r+1` square (r = receptive radius, 4
