@@ -1,5 +1,6 @@
 """tinysr.train.lock: one writer per run folder, refused at once in another process, gone with its holder."""
 
+import os
 import subprocess
 import sys
 
@@ -7,6 +8,7 @@ import pytest
 
 from tinysr.errors import TinySRError
 from tinysr.train import lock
+from test_train import folders  # noqa: F401 (a fixture)
 
 HOLDER = ("import sys, time\nfrom tinysr.train import lock\nlock.hold(sys.argv[1])\nprint('held', flush=True)\n"
           "time.sleep(60)\n")
@@ -51,3 +53,24 @@ def test_an_unwritable_place_is_one_line(tmp_path):
     blocker.write_text("not a folder")
     with pytest.raises(TinySRError, match="cannot lock the run folder"):
         lock.hold(blocker / "run")
+
+
+def test_a_second_writer_of_a_run_is_refused_and_changes_nothing(tmp_path, folders, monkeypatch, capsys):
+    """While this process holds a run (it trained it), another `tinysr train` may neither resume it nor replace
+    it with --out RUN --force: one line, exit 2, every file as it was."""
+    from tinysr.cli import main
+    from test_train import _argv
+
+    monkeypatch.setenv("TINYSR_CACHE", str(tmp_path / "cache"))
+    run = tmp_path / "run"
+    assert main(_argv(folders, run)) == 0
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    env = {**os.environ, "TINYSR_CACHE": str(tmp_path / "cache")}
+    for argv in (["train", "--resume", str(run), "--steps", "40"], [*_argv(folders, run), "--force"]):
+        result = subprocess.run([sys.executable, "-m", "tinysr", *argv], capture_output=True, text=True, env=env,
+                                timeout=120)
+        assert result.returncode == 2
+        assert result.stderr.strip().splitlines() == [
+            f"tinysr: error: {run}: another tinysr process is writing this run folder; wait for it to end (or stop "
+            "it) before starting, resuming or replacing the run"]
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before

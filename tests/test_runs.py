@@ -37,7 +37,7 @@ def test_open_run_refuses_a_used_folder_and_force_removes_only_run_files(tmp_pat
     with pytest.raises(TinySRError, match=r"run: already exists \(a tinysr run\); use --resume .* or --force"):
         runs.open_run(run, _config())
     runs.open_run(run, _config(learning_rate=1e-3), force=True)
-    assert sorted(p.name for p in run.iterdir()) == ["config.json", "metrics.jsonl", "notes.txt", "status.json"]
+    assert sorted(p.name for p in run.iterdir()) == [".lock", "config.json", "metrics.jsonl", "notes.txt", "status.json"]
     assert json.loads((run / "config.json").read_text())["train"]["learning_rate"] == 1e-3
 
 

@@ -38,6 +38,7 @@ from torch import nn
 from tinysr import __version__, atomic
 from tinysr.errors import TinySRError
 from tinysr.models import weights as checkpoint
+from tinysr.train import lock
 
 #: The run folder's files, defined here only: every other module imports these names.
 CONFIG, METRICS, STATUS, LAST = "config.json", "metrics.jsonl", "status.json", "last.pt"
@@ -212,7 +213,8 @@ def open_run(run_dir: str | os.PathLike, config: dict[str, Any], *, force: bool 
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise TinySRError(f"{run_dir}: exists and is not a folder")
-    if run_dir.is_dir() and any(run_dir.iterdir()):
+    lock.hold(run_dir)  # before anything is deleted or written: a second writer is refused here
+    if any(p.name != lock.LOCK for p in run_dir.iterdir()):
         if not force:
             what = "a tinysr run" if (run_dir / CONFIG).is_file() else "a non-empty folder"
             raise TinySRError(f"{run_dir}: already exists ({what}); use --resume {run_dir} to continue it "
@@ -247,6 +249,7 @@ def resume_run(run_dir: str | os.PathLike, config: dict[str, Any], *, force: boo
     """
     run_dir = Path(run_dir)
     stored = read_config(run_dir)
+    lock.hold(run_dir)
     done, steps = last_step(run_dir), config["train"]["steps"]
     if done > steps:
         raise TinySRError(f"{run_dir}: the run is at step {done}, past --steps {steps}; give --steps {done} or more")
