@@ -72,7 +72,8 @@ def test_other_degradation_or_scale_is_another_entry(folder, tmp_path):
     assert _load(image_set, tmp_path / "cache").cache_hit
 
 
-@pytest.mark.parametrize("damage", ["no_index", "truncated_lr", "truncated_hr", "garbage_index", "foreign_key"])
+@pytest.mark.parametrize("damage", ["no_index", "truncated_lr", "truncated_hr", "garbage_index", "foreign_key",
+                                    "flipped_hr", "flipped_lr", "empty_hr"])
 def test_interrupted_write_is_rebuilt_not_read(folder, tmp_path, damage):
     image_set = image_folder(folder)
     good = _load(image_set, tmp_path / "cache")
@@ -84,6 +85,13 @@ def test_interrupted_write_is_rebuilt_not_read(folder, tmp_path, damage):
     elif damage.startswith("truncated"):
         target = entry / f"{damage.split('_')[1]}.npy"
         target.write_bytes(target.read_bytes()[:-100])
+    elif damage.startswith("flipped"):  # a garbled array of the right size: only the recorded sha256 sees it
+        target = entry / f"{damage.split('_')[1]}.npy"
+        data = bytearray(target.read_bytes())
+        data[-7] ^= 0xFF
+        target.write_bytes(bytes(data))
+    elif damage == "empty_hr":  # a 0-byte hr.npy used to block every run until deleted by hand
+        (entry / "hr.npy").write_bytes(b"")
     elif damage == "garbage_index":
         (entry / "index.json").write_text('{"format": 1, "key"')
     else:

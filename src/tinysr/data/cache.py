@@ -33,10 +33,10 @@ from tinysr.data.degrade import DEGRADATIONS, degrade, mod_crop, shrink_hr
 from tinysr.data.folder import UnreadableImagesWarning, decode_all
 from tinysr.data.imageset import ImageSet
 from tinysr.data.io import read_image
-from tinysr.errors import TinySRError
+from tinysr.errors import TinySRError, one_line
 from tinysr.resize import IMRESIZE_VERSION
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: index.json records each array's sha256, checked on every open
 _INDEX = "index.json"
 log = logging.getLogger(__name__)
 
@@ -122,6 +122,7 @@ class _FlatNpyWriter:
         self.fp = fp
         self._header(0)
         self.n_bytes = 0
+        self.sha256 = hashlib.sha256()  # of the pixel bytes (not the header): index.json records it
 
     def _header(self, n: int) -> None:
         d = {"descr": "|u1", "fortran_order": False, "shape": (n,)}
@@ -130,7 +131,9 @@ class _FlatNpyWriter:
     def append(self, img: np.ndarray) -> int:
         """Write `img`'s bytes (C order); return its byte offset in the flat array."""
         offset = self.n_bytes
-        self.fp.write(np.ascontiguousarray(img, dtype=np.uint8).tobytes())
+        data = np.ascontiguousarray(img, dtype=np.uint8).tobytes()
+        self.fp.write(data)
+        self.sha256.update(data)
         self.n_bytes += img.size
         return offset
 
@@ -192,6 +195,7 @@ def _build(
         hr_out.finish()
         lr_out.finish()
     index |= {"hr_bytes": hr_out.n_bytes, "lr_bytes": lr_out.n_bytes,
+              "hr_sha256": hr_out.sha256.hexdigest(), "lr_sha256": lr_out.sha256.hexdigest(),
               "skipped": [str(p) for p in image_set.hr_paths if p not in kept]}  # fmt: skip
     atomic_write_bytes(directory / _INDEX, json.dumps(index).encode())
 
@@ -219,9 +223,12 @@ def _open(directory: Path, key: str) -> tuple[dict, list[np.ndarray], list[np.nd
         lr_flat = np.load(directory / "lr.npy", mmap_mode="r")
         if hr_flat.shape != (index["hr_bytes"],) or lr_flat.shape != (index["lr_bytes"],):
             raise ValueError("data file size differs from the index")
+        for name, flat in (("hr", hr_flat), ("lr", lr_flat)):
+            if hashlib.sha256(memoryview(flat)).hexdigest() != index[f"{name}_sha256"]:
+                raise ValueError(f"{name}.npy does not match its recorded sha256")
         hr = _views(hr_flat, index["hr_shapes"], index["hr_offsets"])
         lr = _views(lr_flat, index["lr_shapes"], index["lr_offsets"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:  # truncated .npy, bad JSON, ...: rebuild
+    except (OSError, EOFError, ValueError, KeyError, TypeError) as exc:  # truncated or empty .npy, bad JSON: rebuild
         log.warning("cache entry %s is invalid (%s); rebuilding", directory, exc)
         return None
     return index, hr, lr
@@ -256,7 +263,12 @@ def load_pairs(
     hit = opened is not None
     if not hit:
         log.info("cache miss: building %s", directory)
-        _build(directory, image_set, key=key, scale=scale, degradation=degradation, strict=strict, progress=progress)
+        try:
+            _build(directory, image_set, key=key, scale=scale, degradation=degradation, strict=strict,
+                   progress=progress)
+        except OSError as exc:  # a full disk, a read-only TINYSR_CACHE: the temp files are already gone
+            raise TinySRError(f"{directory}: cannot write the decoded cache ({one_line(exc.strerror or exc)}); free "
+                              "space or set TINYSR_CACHE to a writable folder") from None
         opened = _open(directory, key)
         if opened is None:
             raise TinySRError(f"{directory}: cache entry unreadable right after writing it")

@@ -1,7 +1,10 @@
 """Weights files: safetensors with the model config inside, so loading needs nothing but the file.
 
-Format: a `.safetensors` file whose metadata holds `tinysr_config` (the model config as JSON) and `tinysr_meta`
-(free JSON metadata such as the training step or validation PSNR). Loading never unpickles code: safetensors holds
+Format: a `.safetensors` file whose metadata holds `tinysr_config` (the model config as JSON), `tinysr_meta`
+(free JSON metadata such as the training step or validation PSNR) and `tinysr_sha256` (the tensors' digest,
+`tinysr.models.integrity`: checked on load, so a damaged file is an error naming it; files written before the digest
+existed load unchecked). A config is checked against the tensors on the meta device before any memory is allocated,
+and weights holding NaN or infinity are refused. Loading never unpickles code: safetensors holds
 tensors only, and `.pt`/`.pth` files go through `torch.load(weights_only=True)`, which refuses a pickle that would
 run code. Writes are atomic (`tinysr.atomic`).
 """
@@ -22,8 +25,9 @@ from torch import nn
 
 from tinysr import __version__
 from tinysr.atomic import atomic_write_bytes
-from tinysr.errors import TinySRError
+from tinysr.errors import TinySRError, one_line
 from tinysr.models import config_from_dict, config_to_dict, model_from_config
+from tinysr.models.integrity import check_digest, check_finite, digest
 
 
 def save_weights(path: str | os.PathLike, model: nn.Module, *, meta: dict[str, Any] | None = None) -> None:
@@ -32,25 +36,47 @@ def save_weights(path: str | os.PathLike, model: nn.Module, *, meta: dict[str, A
     metadata = {
         "tinysr_config": json.dumps(config_to_dict(model.config)),
         "tinysr_meta": json.dumps({"tinysr_version": __version__, **(meta or {})}),
+        "tinysr_sha256": digest(tensors),
     }
-    atomic_write_bytes(path, save(tensors, metadata=metadata))
+    atomic_write_bytes(path, canonical_safetensors(save(tensors, metadata=metadata)))
 
 
-def read_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
-    """(state dict, config dict, meta dict) of a weights file; safetensors, or a weights-only torch file."""
-    path = Path(path)
-    if not path.is_file():
-        raise TinySRError(f"{path}: no such weights file")
-    if path.suffix == ".safetensors":
-        try:
-            with safe_open(str(path), framework="pt") as f:
-                metadata = f.metadata() or {}
-            state = load_file(str(path))
-        except (SafetensorError, OSError, ValueError) as exc:
-            raise TinySRError(f"{path}: not a readable safetensors file ({exc})") from None
-        if "tinysr_config" not in metadata:
-            raise TinySRError(f"{path}: safetensors file without a tinysr config")
-        return state, json.loads(metadata["tinysr_config"]), json.loads(metadata.get("tinysr_meta", "{}"))
+def canonical_safetensors(data: bytes) -> bytes:
+    """The same file with its JSON header's keys sorted, so that equal weights give equal bytes.
+
+    Hand-rolled because safetensors writes its header from a hash map, whose order changes from process to process.
+    The format: an 8-byte little-endian header length, the JSON header padded with spaces to a multiple of 8, then
+    the tensor data, whose offsets are relative to its own start (so re-writing the header moves nothing).
+    """
+    n = int.from_bytes(data[:8], "little")
+    header = json.dumps(json.loads(data[8:8 + n]), sort_keys=True, separators=(",", ":")).encode()
+    header += b" " * (-len(header) % 8)
+    return len(header).to_bytes(8, "little") + header + data[8 + n:]
+
+
+#: Files that --model cannot load, with where they do run.
+EXPORTED = {".onnx": "an ONNX export: run it with onnxruntime", ".npz": "a NumPy-runtime export: run it with "
+            "tinysr.runtime", ".tflite": "a LiteRT export", ".param": "an ncnn export"}
+
+
+def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise TinySRError(f"{path}: not a readable safetensors file ({one_line(exc)})") from None
+    if "tinysr_config" not in metadata:
+        raise TinySRError(f"{path}: safetensors file without a tinysr config")
+    check_digest(state, metadata.get("tinysr_sha256"), path=path)
+    try:
+        config, meta = json.loads(metadata["tinysr_config"]), json.loads(metadata.get("tinysr_meta", "{}"))
+    except json.JSONDecodeError as exc:
+        raise TinySRError(f"{path}: its tinysr config is not JSON ({exc.msg})") from None
+    return state, config, meta
+
+
+def _read_torch(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
     try:
         with warnings.catch_warnings():  # torch warns about pickle protocols first: the error must stay one line
             warnings.simplefilter("ignore", UserWarning)
@@ -67,15 +93,45 @@ def read_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict
     return obj["model"], obj["config"], obj.get("meta", {})
 
 
+def read_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
+    """(state dict, config dict, meta dict) of a weights file; safetensors, or a weights-only torch file."""
+    path = Path(path)
+    if not path.is_file():
+        raise TinySRError(f"{path}: no such weights file")
+    if path.suffix.lower() in EXPORTED:
+        raise TinySRError(f"{path}: {EXPORTED[path.suffix.lower()]}; --model takes tinysr weights (.safetensors or "
+                          ".pt), a run folder or a bundled name")
+    return _read_safetensors(path) if path.suffix == ".safetensors" else _read_torch(path)
+
+
+def _config(path: Path, config_dict: Any) -> Any:
+    try:
+        return config_from_dict(config_dict)
+    except TinySRError as exc:
+        raise TinySRError(f"{path}: {exc}") from None
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:  # a malformed config: not a dict, bad fields
+        raise TinySRError(f"{path}: malformed tinysr config ({one_line(exc)})") from None
+
+
+def _check_shapes(path: Path, config: Any, state: dict[str, torch.Tensor]) -> None:
+    """The config's tensors against the file's, on the meta device: a config that asks for 360 GB costs nothing."""
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in model_from_config(config).state_dict().items()}
+    found = {k: tuple(v.shape) for k, v in state.items()}
+    if expected != found:
+        bad = sorted(set(expected) ^ set(found)) or [k for k in expected if expected[k] != found[k]]
+        raise TinySRError(f"{path}: weights do not match the config (first difference: {bad[0]!r})")
+
+
 def load_model(path: str | os.PathLike, *, scale: int | None = None) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild a model from a weights file; `scale`, when given, must match the file's config."""
+    path = Path(path)
     state, config_dict, meta = read_weights(path)
-    config = config_from_dict(config_dict)
+    config = _config(path, config_dict)
     if scale is not None and config.scale != scale:
         raise TinySRError(f"{path}: the model is x{config.scale}, but x{scale} was requested")
+    _check_shapes(path, config, state)
+    check_finite(state, path=path)
     model = model_from_config(config)
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        raise TinySRError(f"{path}: weights do not match the config ({str(exc).splitlines()[0]})") from None
+    model.load_state_dict(state)
     return model.eval(), meta

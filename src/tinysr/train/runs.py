@@ -38,11 +38,13 @@ from torch import nn
 from tinysr import __version__, atomic
 from tinysr.errors import TinySRError
 from tinysr.models import weights as checkpoint
+from tinysr.models.integrity import check_digest, digest
 from tinysr.train import lock
 
 #: The run folder's files, defined here only: every other module imports these names.
 CONFIG, METRICS, STATUS, LAST = "config.json", "metrics.jsonl", "status.json", "last.pt"
 RUN_BEST = "best.safetensors"  # the best weights, which `--model RUN` loads
+INTEGRITY = "sha256"  # last.pt's digest of the rest of its state (`tinysr.models.integrity`), checked on resume
 RUN_FILES = (CONFIG, METRICS, STATUS, LAST, RUN_BEST)
 STATES = ("running", "finished", "interrupted", "failed")
 #: config.json entries a resume may change without --force.
@@ -89,7 +91,7 @@ def _slow_rename_for_tests(step: int) -> Callable[[], None] | None:
 def save_last(run_dir: Path, state: dict[str, Any]) -> None:
     """Write last.pt atomically; `state` holds tensors, dicts, lists, ints, floats and strs only."""
     buffer = io.BytesIO()
-    torch.save(state, buffer)
+    torch.save({**state, INTEGRITY: digest(state)}, buffer)
     pause = _slow_rename_for_tests(int(state.get("step", -1)))
     _write(Path(run_dir) / LAST, buffer.getvalue(), before_rename=pause)
 
@@ -148,10 +150,15 @@ def load_last(run_dir: Path, *, map_location: str | torch.device = "cpu") -> dic
     if not path.is_file():
         return None
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises assorted types for damaged files
         raise TinySRError(f"{path}: not a readable checkpoint ({type(exc).__name__}); was it written by tinysr?") \
             from None
+    if not isinstance(state, dict):
+        raise TinySRError(f"{path}: not a tinysr checkpoint (a {type(state).__name__}, not a dict)")
+    expected = state.pop(INTEGRITY, None)
+    check_digest(state, expected, path=path)
+    return state
 
 
 # ---------------------------------------------------------------- opening
