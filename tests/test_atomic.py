@@ -20,7 +20,8 @@ from tinysr.errors import TinySRError
 from tinysr.export.numpy_export import export_numpy
 from tinysr.models import create_model
 from tinysr.models.weights import save_weights
-from tinysr.train import runs
+from tinysr.train import lock, runs
+from tinysr.train.config import DataConfig, RunConfig, TrainConfig
 
 UMASK_MODES = [(0o022, 0o644, 0o755), (0o077, 0o600, 0o700)]
 
@@ -68,15 +69,15 @@ def test_images_and_weights_files(tmp_path, modes):
 
 def test_run_files(tmp_path, modes):
     file_mode, _ = modes
-    config = runs.run_config(model={"n_blocks": 0, "n_feats": 4, "scale": 2, "family": "edsr"},
-                             train={"steps": 10}, train_data=["/d"], val_data="/v", scale=2,
-                             degradation="bicubic", protocol="study", seed=0)
+    config = RunConfig(model={"n_blocks": 0, "n_feats": 4, "scale": 2, "family": "edsr"},
+                       train=TrainConfig(steps=10), data=DataConfig(train=("/d",), val="/v", scale=2),
+                       protocol="study", seed=0)
     run = runs.open_run(tmp_path / "run", config)
     runs.append_metrics(run, {"step": 1})
     runs.save_best(run, create_model("edsr-tiny"), step=1, val_psnr=30.0, protocol="study")
     runs.save_last(run, {"step": 1})
     runs.write_status(run, state="finished", step=1, steps=10)
-    assert {p.name: _mode(p) for p in run.iterdir()} == {name: file_mode for name in runs.RUN_FILES}
+    assert {p.name: _mode(p) for p in run.iterdir()} == {name: file_mode for name in (*runs.RUN_FILES, lock.LOCK)}
 
 
 def test_cache_entry(tmp_path, modes):

@@ -259,7 +259,7 @@ def test_a_spec_with_val_split_validates_on_held_out_training_images(tmp_path, m
     (row,) = select_rows("table4", ["1"])
     spec = replace(row, data=DataSpec(name="custom", train=(str(train),), val=None, val_split=1),
                    recipe=replace(row.recipe, steps=2, eval_every=2, batch_size=2))
-    assert spec_config(spec)["data"] | {"train": None} == {
+    assert spec_config(spec).to_dict()["data"] | {"train": None} == {
         "train": None, "val": None, "val_split": 1, "val_names": None, "scale": 2, "degradation": "bicubic"}
     run = tmp_path / "run"
     train_spec(spec, run, resume=False, device="cpu", progress=False)

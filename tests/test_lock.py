@@ -55,7 +55,7 @@ def test_an_unwritable_place_is_one_line(tmp_path):
         lock.hold(blocker / "run")
 
 
-def test_a_second_writer_of_a_run_is_refused_and_changes_nothing(tmp_path, folders, monkeypatch, capsys):
+def test_a_second_writer_of_a_run_is_refused_and_changes_nothing(tmp_path, folders, monkeypatch, capsys):  # noqa: F811
     """While this process holds a run (it trained it), another `tinysr train` may neither resume it nor replace
     it with --out RUN --force: one line, exit 2, every file as it was."""
     from tinysr.cli import main

@@ -20,7 +20,7 @@ from tinysr.metrics import PROTOCOLS, Protocol, prepare_pair, psnr
 from tinysr.models import count_params, create_model, deployed
 from tinysr.models.tiny import deployed_params
 from tinysr.train.polish import PolishConfig, mean_psnr, polish, whole_images
-from tinysr.train.polish_run import load_split
+from tinysr.train.start import load_data
 from tinysr.train.loop import validate
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -136,7 +136,7 @@ def test_polish_writes_a_run_folder_of_the_deployed_net(trained_run, tmp_path, m
     model, best = load_model(out / runs.RUN_BEST)
     assert model.config.collapsed and count_params(model) == deployed_params(model.config) == 940
     assert best["val_psnr"] == max(r["val_psnr"] for r in rows)
-    _, val_pairs = load_split(json.loads((run / "config.json").read_text()), run=run, progress=False)
+    _, val_pairs, _ = load_data(runs.read_run_config(run), progress=False)
     assert validate(model, val_pairs, protocol="standard")[0] == pytest.approx(best["val_psnr"], abs=1e-9)  # round trip
     config = json.loads((out / "config.json").read_text())
     assert config["polish"] == {"steps": 2, "evals_per_step": 10, "history": 20, "protocol": "standard",

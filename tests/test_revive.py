@@ -15,8 +15,10 @@ from tinysr.models import create_model
 from tinysr.models.tiny import TinyConfig, TinySR
 from tinysr.train.revive import (PROBE_SIDE, REVIVED_BIAS, check_revivable, hidden_activity, probe_batch,
                            revive_dead_units)
-from tinysr.train import loop as train_mod
-from tinysr.train.loop import REVIVE_UNTIL, TrainConfig, loss_name_at, revive_due, train, train_step
+from tinysr.train import cuda as step_mod
+from tinysr.train.config import DataConfig, RunConfig
+from tinysr.train.cuda import train_step
+from tinysr.train.loop import REVIVE_UNTIL, TrainConfig, loss_name_at, revive_due, train
 
 
 def _net(seed: int = 0) -> TinySR:
@@ -95,8 +97,8 @@ def test_training_with_revival_and_a_final_loss_is_resumable(tmp_path, monkeypat
 
     def run(name: str, resume: bool = False) -> TinySR:
         if not resume:
-            cfg = runs.run_config(model={}, train={"steps": 12}, train_data=[], val_data="", scale=2,
-                                  degradation="bicubic", protocol="study", seed=0)
+            cfg = RunConfig(model={}, train=TrainConfig(steps=12), data=DataConfig(train=(), val="", scale=2),
+                            protocol="study", seed=0)
             runs.open_run(tmp_path / name, cfg)
         net = _net()
         train(net, train_pairs, train_pairs, config=config, run_dir=tmp_path / name, resume=resume, progress=False)
@@ -107,16 +109,16 @@ def test_training_with_revival_and_a_final_loss_is_resumable(tmp_path, monkeypat
     assert abs(straight.convs[0].bias[0] - REVIVED_BIAS) < 0.5 and abs(straight.convs[1].bias[2] - REVIVED_BIAS) < 0.5
     calls = []
 
-    def ctrl_c_in_step_7(*args):  # deferred to the end of step 7: after its revival, in the final phase
+    def ctrl_c_in_step_7(*args, **kwargs):  # deferred to the end of step 7: after its revival, in the final phase
         calls.append(1)
-        loss = train_step(*args)
+        loss = train_step(*args, **kwargs)
         if len(calls) == 7:
             os.kill(os.getpid(), signal.SIGINT)
         return loss
 
-    monkeypatch.setattr(train_mod, "train_step", ctrl_c_in_step_7)
+    monkeypatch.setattr(step_mod, "train_step", ctrl_c_in_step_7)
     with pytest.raises(KeyboardInterrupt):
         run("cut")
-    monkeypatch.setattr(train_mod, "train_step", train_step)
+    monkeypatch.setattr(step_mod, "train_step", train_step)
     resumed = run("cut", resume=True)
     assert all(torch.equal(v, resumed.state_dict()[k]) for k, v in straight.state_dict().items())

@@ -8,14 +8,15 @@ import torch
 
 from tinysr import atomic
 from tinysr.train import runs
+from tinysr.train.config import DataConfig, RunConfig, TrainConfig
 from tinysr.errors import TinySRError
 from tinysr.models import create_model
 
 
 def _config(**train):
-    return runs.run_config(model={"n_blocks": 0, "n_feats": 4, "scale": 2, "family": "edsr"},
-                           train={"steps": 100, "learning_rate": 1e-4, **train}, train_data=["/d/train"],
-                           val_data="/d/val", scale=2, degradation="bicubic", protocol="study", seed=0)
+    return RunConfig(model={"n_blocks": 0, "n_feats": 4, "scale": 2, "family": "edsr"},
+                     train=TrainConfig(**{"steps": 100, "learning_rate": 1e-4, **train}),
+                     data=DataConfig(train=("/d/train",), val="/d/val", scale=2), protocol="study", seed=0)
 
 
 def _snapshot(folder):
@@ -24,7 +25,7 @@ def _snapshot(folder):
 
 def test_open_run_writes_config_status_and_empty_metrics(tmp_path):
     run = runs.open_run(tmp_path / "run", _config())
-    assert json.loads((run / "config.json").read_text()) == _config()
+    assert json.loads((run / "config.json").read_text()) == _config().to_dict()
     assert json.loads((run / "status.json").read_text()) == {"state": "running", "step": 0, "steps": 100,
                                                              "message": ""}
     assert (run / "metrics.jsonl").read_bytes() == b""
@@ -56,9 +57,9 @@ def test_resume_allows_more_steps_and_refuses_other_changes_unless_forced(tmp_pa
 
 
 def test_config_differences_names_each_entry():
-    other = _config(learning_rate=1e-3) | {"protocol": "standard", "tinysr_version": "9.9"}
+    other = _config(learning_rate=1e-3).to_dict() | {"protocol": "standard", "tinysr_version": "9.9"}
     other["model"] = other["model"] | {"n_feats": 8}
-    assert runs.config_differences(_config(), other) == [
+    assert runs.config_differences(_config().to_dict(), other) == [
         "model.n_feats: 4 in the run, 8 given",
         "protocol: 'study' in the run, 'standard' given",
         "train.learning_rate: 0.0001 in the run, 0.001 given",

@@ -11,6 +11,7 @@ from tinysr.data.cache import load_pairs
 from tinysr.data.folder import image_folder
 from tinysr.data.split import held_out_indices, split_pairs
 from tinysr.errors import TinySRError
+from tinysr.train.config import RunConfig
 from tinysr.train.start import load_data
 
 NAMES = [f"img{i}" for i in (5, 3, 9, 1, 7, 0, 2, 8, 4, 6)]
@@ -72,7 +73,7 @@ def test_train_with_val_split_records_and_keeps_it(folders, tmp_path, monkeypatc
     assert config["data"]["val"] is None and config["data"]["val_split"] == 2
     assert config["data"]["val_names"] == expected == ["b1", "b2"]
 
-    train_pairs, val_pairs = load_data(dict(config, data=dict(config["data"])), progress=False)
+    train_pairs, val_pairs = load_data(RunConfig.from_dict(config, source="config.json"), progress=False)[:2]
     assert train_pairs.cache_hit  # split after the cached load, by index: the whole set's entry is reused
     assert list(val_pairs.names) == expected and not set(train_pairs.names) & set(expected)
     held_pixels = {np.asarray(hr).tobytes() for hr in val_pairs.hr}
@@ -111,7 +112,7 @@ def test_split_seed_holds_out_the_same_images_under_another_training_seed(folder
     assert main(_argv(folders, run, "--seed", "1", "--split-seed", "0")) == 0
     config = json.loads((run / "config.json").read_text())
     assert (config["seed"], config["data"]["split_seed"], config["data"]["val_names"]) == (1, 0, by_seed[0])
-    _, val_pairs = load_data(dict(config, data=dict(config["data"])), progress=False)
+    _, val_pairs = load_data(RunConfig.from_dict(config, source="config.json"), progress=False)[:2]
     assert list(val_pairs.names) == by_seed[0]
     assert main(["train", "--resume", str(run), "--steps", "6", "--threads", "1", "--no-progress"]) == 0
     assert json.loads((run / "config.json").read_text())["data"] == config["data"]  # kept on resume

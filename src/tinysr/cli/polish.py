@@ -6,29 +6,18 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
-
 from tinysr.paths import refuse_overlap
 from tinysr.train.polish_run import polish_run
 from tinysr.train.runs import RUN_BEST
 
 
 def run(args: argparse.Namespace) -> int:
-    threads = torch.get_num_threads()
-    try:
-        if args.threads:
-            torch.set_num_threads(args.threads)
-        return _polish_command(args)
-    finally:  # main() may be called in-process
-        torch.set_num_threads(threads)
-
-
-def _polish_command(args: argparse.Namespace) -> int:
     out = Path(args.out)
     refuse_overlap(source=args.run, destination=out, source_option="RUN", destination_option="--out")
     try:
         result = polish_run(Path(args.run), out, steps=args.steps, evals_per_step=args.evals_per_step,
-                            history=args.history, force=args.force, progress=not args.no_progress)
+                            history=args.history, force=args.force, threads=args.threads,
+                            progress=not args.no_progress)
     except KeyboardInterrupt:
         kept = (f"; {out / RUN_BEST} holds the best polish step so far" if (out / RUN_BEST).is_file() else
                 "; nothing was polished")

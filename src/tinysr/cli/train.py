@@ -1,4 +1,4 @@
-"""`tinysr train`: open (or resume) a run folder, load the data, call `tinysr.train.loop.train`.
+"""`tinysr train`: the options as a `RunConfig`, then `tinysr.train.start.start_run` and `tinysr.train.loop.train`.
 
 Every option defaults to None so that a resume can tell the options given on the
 command line (checked against the run's config.json) from those it inherits from the run.
@@ -12,35 +12,23 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from tinysr.errors import TinySRError
-from tinysr.models import (
-    build_config,
-    config_from_dict,
-    config_to_dict,
-    model_from_config_dict,
-)
+from tinysr.models import build_config, config_from_dict, config_to_dict
 from tinysr.train import runs
-from tinysr.train.config import TrainConfig
+from tinysr.train.config import DataConfig, RunConfig, TrainConfig
 from tinysr.train.cuda import FastPath
 from tinysr.train.distributed import (
-    barrier,
     context_from_env,
     init_distributed,
     local_batch_size,
     shutdown,
 )
 from tinysr.train.loop import select_device, train
-from tinysr.train.start import load_data
+from tinysr.train.start import start_run
 
-#: CLI option -> TrainConfig field.
-TRAIN_OPTIONS = {
-    "steps": "steps", "batch_size": "batch_size", "patch": "patch", "learning_rate": "learning_rate",
-    "schedule": "schedule", "lr_step": "lr_step", "eval_every": "eval_every", "val_limit": "val_limit",
-    "protocol": "protocol", "seed": "seed", "loss": "loss", "final_loss": "final_loss",
-    "final_fraction": "final_fraction", "revive_every": "revive_every",
-}
+#: The TrainConfig fields, each set by the option of the same name (argparse dest == field name) where the grammar
+#: has one (`tinysr.cli.parser`); the Adam constants and `augment` have none and keep their defaults.
+TRAIN_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig))
 #: CLI option -> model config field.
 MODEL_OPTIONS = {"blocks": "n_blocks", "feats": "n_feats", "scale": "scale", "res_scale": "res_scale",
                  "layers": "n_layers", "expand": "expand"}
@@ -50,7 +38,7 @@ FAST_OPTIONS = ("channels_last", "bf16", "compile", "cuda_graphs", "gpu_data")
 
 
 def _given(args: argparse.Namespace, options: dict[str, str]) -> dict[str, Any]:
-    return {field: getattr(args, opt) for opt, field in options.items() if getattr(args, opt) is not None}
+    return {field: getattr(args, opt) for opt, field in options.items() if getattr(args, opt, None) is not None}
 
 
 def _resolved(paths: list[str]) -> list[str]:
@@ -62,24 +50,28 @@ def _validation(args: argparse.Namespace) -> tuple[str | None, int | None]:
     return (None, args.val_split) if args.val_split is not None else (str(Path(args.val_data).resolve()), None)
 
 
-def plan_run(args: argparse.Namespace) -> tuple[Path, dict[str, Any], bool]:
-    """(run folder, config.json dict, resume?) from the options, inheriting a resumed run's config."""
-    if args.resume and args.out and Path(args.out).resolve() != Path(args.resume).resolve():
+def _stored_data(args: argparse.Namespace, stored: DataConfig) -> DataConfig:
+    """A resumed run's data, with the data options given on the command line replacing the stored ones."""
+    data = stored if not args.train_data else dataclasses.replace(stored, train=_resolved(args.train_data))
+    if args.val_data is not None or args.val_split is not None:  # the stored draw and its seed go together
+        (val, val_split), split_seed = _validation(args), args.split_seed
+        data = dataclasses.replace(data, val=val, val_split=val_split, val_names=None, split_seed=split_seed)
+    elif args.split_seed is not None:
+        data = dataclasses.replace(data, split_seed=args.split_seed, val_names=None)
+    return dataclasses.replace(data, degradation=args.degradation or data.degradation)
+
+
+def plan_run(args: argparse.Namespace) -> tuple[Path, RunConfig, bool]:
+    """(run folder, RunConfig, resume?) from the options, inheriting a resumed run's config."""
+    if args.resume and args.out and Path(args.resume).resolve() != Path(args.out).resolve():
         raise TinySRError("--out and --resume name different folders; --resume continues RUN in place")
-    model_given, train_given = _given(args, MODEL_OPTIONS), _given(args, TRAIN_OPTIONS)
+    model_given, train_given = _given(args, MODEL_OPTIONS), _given(args, {f: f for f in TRAIN_FIELDS})
     if args.resume:
-        stored = runs.read_config(Path(args.resume))
-        base = stored["model"]
+        stored = runs.read_run_config(Path(args.resume))
         model = (build_config(args.model, **model_given) if args.model else
-                 dataclasses.replace(config_from_dict(base), **model_given))
-        train = TrainConfig(**{**stored["train"], **train_given})
-        data = stored["data"]
-        train_data = _resolved(args.train_data) if args.train_data else data["train"]
-        given = args.val_data is not None or args.val_split is not None
-        val_data, val_split = _validation(args) if given else (data["val"], data.get("val_split"))
-        stored_split_seed = None if given else data.get("split_seed")  # it goes with the stored validation only
-        split_seed = args.split_seed if args.split_seed is not None else stored_split_seed
-        degradation = args.degradation or data["degradation"]
+                 dataclasses.replace(config_from_dict(stored.model), **model_given))
+        train = dataclasses.replace(stored.train, **train_given)
+        data = dataclasses.replace(_stored_data(args, stored.data), scale=model.scale)
     else:
         missing = [o for o, v in (("--out", args.out), ("--train-data", args.train_data),
                                   ("--val-data or --val-split", args.val_data or args.val_split)) if not v]
@@ -87,12 +79,10 @@ def plan_run(args: argparse.Namespace) -> tuple[Path, dict[str, Any], bool]:
             raise TinySRError(f"a new run needs {', '.join(missing)} (or --resume RUN)")
         model = build_config(args.model or "edsr", **model_given)
         train = TrainConfig(**train_given)
-        train_data, (val_data, val_split) = _resolved(args.train_data), _validation(args)
-        split_seed = args.split_seed
-        degradation = args.degradation or "bicubic"
-    config = runs.run_config(model=config_to_dict(model), train=dataclasses.asdict(train), train_data=train_data,
-                             val_data=val_data, scale=model.scale, degradation=degradation,
-                             protocol=train.protocol, seed=train.seed, val_split=val_split, split_seed=split_seed)
+        (val, val_split) = _validation(args)
+        data = DataConfig(train=tuple(_resolved(args.train_data)), val=val, val_split=val_split,
+                          split_seed=args.split_seed, scale=model.scale, degradation=args.degradation or "bicubic")
+    config = RunConfig(model=config_to_dict(model), train=train, data=data, protocol=train.protocol, seed=train.seed)
     return Path(args.resume or args.out), config, bool(args.resume)
 
 
@@ -105,52 +95,29 @@ def fast_path(args: argparse.Namespace, device: Any, *, world_size: int) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
-    try:
-        return _train_command(args)
-    finally:  # global torch settings go back as they were (main() may be called in-process)
-        torch.set_num_threads(threads)
-        torch.use_deterministic_algorithms(deterministic)
-
-
-def _train_command(args: argparse.Namespace) -> int:
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    plan = plan_run(args)
-    local_batch_size(plan[1]["train"]["batch_size"], context_from_env().world_size)  # before joining the group
+    run_dir, config, resume = plan_run(args)
+    local_batch_size(config.train.batch_size, context_from_env().world_size)  # before joining the group
     ctx, device = init_distributed(select_device(args.device))  # one process unless started by torchrun
     try:
-        return _train_rank(args, plan, ctx, device)
+        return _train_rank(args, run_dir, config, resume=resume, ctx=ctx, device=device)
     finally:
         shutdown(ctx)
 
 
-def _train_rank(args: argparse.Namespace, plan: tuple[Path, dict[str, Any], bool], ctx: Any, device: Any) -> int:
-    """This process's part: rank 0 (or the only process) builds the data cache and opens the run folder first."""
-    run_dir, config, resume = plan
-    train_config = TrainConfig(**config["train"])
+def _train_rank(args: argparse.Namespace, run_dir: Path, config: RunConfig, *, resume: bool, ctx: Any,
+                device: Any) -> int:
+    """This process's part of the run (`tinysr.train.start.start_run`: rank 0 builds the cache and opens the folder)."""
     fast = fast_path(args, device, world_size=ctx.world_size)
     progress = not args.no_progress and ctx.is_main
-    if not ctx.is_main:
-        barrier(ctx)  # wait for rank 0's cache and run folder
-    train_pairs, val_pairs = load_data(config, progress=progress)  # before touching the run folder
-    if ctx.is_main:
-        if resume:
-            runs.resume_run(run_dir, config, force=args.force)
-        else:
-            runs.open_run(run_dir, config, force=args.force)
-        barrier(ctx)
-    if device.type == "cpu":
-        torch.use_deterministic_algorithms(True)  # free on CPU; on CUDA it would need CUBLAS_WORKSPACE_CONFIG
-    torch.manual_seed(train_config.seed)
-    model = model_from_config_dict(config["model"])
     try:
-        result = train(model, train_pairs, val_pairs, config=train_config, run_dir=run_dir, device=device,
-                       resume=resume, progress=progress, fast=fast, ctx=ctx)
+        with start_run(config, run_dir, resume=resume, force=args.force, threads=args.threads, device=device,
+                       progress=progress, ctx=ctx) as started:
+            result = train(started.model, started.train_pairs, started.val_pairs, config=config.train,
+                           run_dir=run_dir, device=device, resume=resume, progress=progress, fast=fast, ctx=ctx)
     except KeyboardInterrupt:
         print(f"tinysr: interrupted; {run_dir}/last.pt saved, continue with --resume {run_dir}", file=sys.stderr)
         return 130
     if ctx.is_main:
-        print(f"{run_dir}: step {result.step}, best val PSNR {result.best_psnr:.3f} dB ({train_config.protocol}) "
+        print(f"{run_dir}: step {result.step}, best val PSNR {result.best_psnr:.3f} dB ({config.train.protocol}) "
               f"at step {result.best_step}; weights {run_dir / runs.RUN_BEST}")
     return 0

@@ -3,7 +3,8 @@
 Steps:
 1. write scikit-image's bundled photos as PNGs into a temporary image folder (one held out for validation);
 2. decode and degrade them through the cache (MATLAB bicubic x2, like every other run);
-3. train with `tinysr.train.loop.train` into OUT/run, a normal run folder (`tinysr eval --model OUT/run` works);
+3. start the run as every run starts (`tinysr.train.start.start_run`: seeded, deterministic) and train with
+   `tinysr.train.loop.train` into OUT/run, a normal run folder (`tinysr eval --model OUT/run` works);
 4. measure the best weights and bicubic on the held-out photo under both protocols;
 5. write OUT/comparison.png (crops: bicubic | model | HR) and OUT/report.md.
 
@@ -15,6 +16,7 @@ Convention: photos are HWC RGB uint8.
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 import tempfile
 import time
@@ -26,8 +28,12 @@ import numpy as np
 from tinysr.errors import TinySRError
 from tinysr.evaluate import bicubic_upscaler
 from tinysr.metrics import PROTOCOLS, measure, quantize
-from tinysr.models import EDSRConfig, config_to_dict, count_params, model_from_config
-from tinysr.train.config import TrainConfig
+from tinysr.models import EDSRConfig, config_to_dict, count_params
+from tinysr.models.weights import load_model
+from tinysr.train import runs
+from tinysr.train.config import DataConfig, RunConfig, TrainConfig
+from tinysr.train.loop import train
+from tinysr.train.start import start_run
 
 #: scikit-image's bundled real photos (RGB), by name: name -> loader of `skimage.data`.
 EMBEDDED_PHOTOS: dict[str, Callable] = {
@@ -117,31 +123,21 @@ def report_text(scores: dict, *, params: int, steps: int, seconds: float, comman
     return "\n".join(lines)
 
 
+def demo_config(recipe: TrainConfig) -> RunConfig:
+    """config.json of the demo's run: the photos are named by their scikit-image loaders, not by folders."""
+    data = DataConfig(train=tuple(f"skimage.data:{n}" for n in EMBEDDED_PHOTOS if n != HELD_OUT),
+                      val=f"skimage.data:{HELD_OUT}", scale=DEMO_MODEL.scale, degradation="bicubic")
+    return RunConfig(model=config_to_dict(DEMO_MODEL), train=recipe, data=data, protocol=recipe.protocol,
+                     seed=recipe.seed)
+
+
 def run_demo(*, out: str | Path, steps: int | None = None, threads: int = 1, progress: bool = True) -> int:
     """Train the 963-parameter EDSR on the embedded photos and report it against bicubic; see the module doc.
 
-    threads: torch CPU threads while the demo runs (restored after). One by default: the net's 4-filter convs are
+    threads: torch CPU threads while the demo trains (restored after). One by default: the net's 4-filter convs are
     too small to split, and on a busy machine spinning OpenMP threads make a step many times slower.
     """
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        return _run_demo(out=Path(out), steps=steps, progress=progress)
-    finally:
-        torch.set_num_threads(previous)
-
-
-def _run_demo(*, out: Path, steps: int | None, progress: bool) -> int:
-    import dataclasses
-
-    import torch
-
-    from tinysr.train import runs
-    from tinysr.models.weights import load_model
-    from tinysr.train.loop import train
-
+    out = Path(out)
     recipe = DEMO_RECIPE if steps is None else dataclasses.replace(DEMO_RECIPE, steps=steps,
                                                                    eval_every=min(steps, DEMO_RECIPE.eval_every))
     try:
@@ -150,24 +146,18 @@ def _run_demo(*, out: Path, steps: int | None, progress: bool) -> int:
         raise TinySRError(f"cannot create {out}: {exc.strerror or exc}") from None
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="tinysr-demo-") as tmp:
-        train_pairs, val_pairs = _prepare_pairs(Path(tmp), scale=DEMO_MODEL.scale, progress=progress)
-        config = runs.run_config(
-            model=config_to_dict(DEMO_MODEL), train=dataclasses.asdict(recipe),
-            train_data=[f"skimage.data:{n}" for n in EMBEDDED_PHOTOS if n != HELD_OUT],
-            val_data=f"skimage.data:{HELD_OUT}", scale=DEMO_MODEL.scale, degradation="bicubic",
-            protocol=recipe.protocol, seed=recipe.seed)
-        run_dir = runs.open_run(out / "run", config, force=True)
-        torch.manual_seed(recipe.seed)
-        model = model_from_config(DEMO_MODEL)
-        train(model, train_pairs, val_pairs, config=recipe, run_dir=run_dir, progress=progress)
-        best, _ = load_model(run_dir / runs.RUN_BEST)
-        lr, hr = np.array(val_pairs.lr[0]), np.array(val_pairs.hr[0])  # copies: the cache goes with tmp
+        pairs = _prepare_pairs(Path(tmp), scale=DEMO_MODEL.scale, progress=progress)
+        with start_run(demo_config(recipe), out / "run", resume=False, force=True, threads=threads, pairs=pairs,
+                       progress=progress) as started:
+            train(started.model, *pairs, config=recipe, run_dir=started.run_dir, progress=progress)
+        best, _ = load_model(started.run_dir / runs.RUN_BEST)
+        lr, hr = np.array(pairs[1].lr[0]), np.array(pairs[1].hr[0])  # copies: the cache goes with tmp
     scores, srs = _measure_all(best, lr, hr, scale=DEMO_MODEL.scale)
     write_figure(out / "comparison.png", srs, hr, scores)
     command = "tinysr demo" + (f" --steps {steps}" if steps is not None else "") + f" --out {shlex.quote(str(out))}"
     text = report_text(scores, params=count_params(best), steps=recipe.steps, seconds=time.monotonic() - began,
                        command=command)
-    runs_text = text.replace("![crops](comparison.png)", f"figure: {out / 'comparison.png'}, run: {run_dir}")
+    runs_text = text.replace("![crops](comparison.png)", f"figure: {out / 'comparison.png'}, run: {started.run_dir}")
     print(runs_text)
     (out / "report.md").write_text(text)
     return 0

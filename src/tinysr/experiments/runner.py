@@ -26,7 +26,7 @@ from pathlib import Path
 
 from tinysr.errors import TinySRError
 from tinysr.experiments.presets import Reference, RunSpec, select_rows
-from tinysr.experiments.training import polished_dir
+from tinysr.experiments.training import polish_spec, polished_dir, train_spec
 
 
 @dataclass(frozen=True)
@@ -146,16 +146,10 @@ def make_queue(specs: list[RunSpec], runs_dir: Path) -> tuple[list[Job], list[tu
 def execute_job(job: Job, *, device: str = "auto", threads: int | None = None) -> None:
     """Train `job` in this process through `tinysr.train.loop` (writing experiment.json beside the run's files), then
     polish it when its recipe says so (`tinysr.train.polish`, into `polished_dir(run_dir)`)."""
-    from tinysr.experiments.training import polish_spec, train_spec
-
-    if threads is not None:
-        import torch
-
-        torch.set_num_threads(threads)
     if not job.polish_only:
-        train_spec(job.spec, job.run_dir, resume=job.resume, device=device)
+        train_spec(job.spec, job.run_dir, resume=job.resume, device=device, threads=threads)
     if job.spec.recipe.polish_steps:
-        polish_spec(job.spec, job.run_dir)
+        polish_spec(job.spec, job.run_dir, threads=threads)
 
 
 def job_command(job: Job, *, runs_dir: Path, overrides: Overrides, threads: int, device: str) -> list[str]:

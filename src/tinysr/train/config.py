@@ -5,8 +5,12 @@ Torch-free, so that the command line can name the choices (losses, schedules) wi
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from dataclasses import dataclass
+from typing import Any
 
+from tinysr import __version__
 from tinysr.errors import TinySRError
 from tinysr.metrics import PROTOCOLS
 
@@ -73,3 +77,104 @@ class TrainConfig:
             raise TinySRError(f"revive_every must be >= 0, got {self.revive_every}")
         if self.protocol not in PROTOCOLS:
             raise TinySRError(f"unknown protocol {self.protocol!r}; choose one of: {', '.join(PROTOCOLS)}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """What a run trains and validates on; `to_dict()` is config.json's "data" entry.
+
+    train: the training HR folders (absolute paths, or the demo's "skimage.data:NAME" labels).
+    val: the validation HR folder, or None when val_split N holds N training images out (`tinysr.data.split`,
+        drawn with split_seed, or with the run's seed when that is None); val_names records the held-out names
+        once the split is drawn (None before).
+    hr_downscale: HR images shrunk by this integer factor before the LR is made (Table I); 1: as they are.
+    """
+
+    train: tuple[str, ...]
+    val: str | None
+    scale: int
+    degradation: str = "bicubic"
+    val_split: int | None = None
+    val_names: tuple[str, ...] | None = None
+    split_seed: int | None = None
+    hr_downscale: int = 1
+
+    def __post_init__(self) -> None:
+        if (self.val is None) == (self.val_split is None):
+            raise TinySRError("validate on either a folder (--val-data) or a split of the training set (--val-split)")
+        if self.split_seed is not None and self.val_split is None:
+            raise TinySRError("--split-seed seeds the --val-split draw; it needs --val-split")
+        if self.hr_downscale < 1:
+            raise TinySRError(f"hr_downscale must be >= 1, got {self.hr_downscale}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """config.json's "data": the optional entries appear only when set, as runs before them wrote it."""
+        data: dict[str, Any] = {"train": list(self.train), "val": self.val, "scale": self.scale,
+                                "degradation": self.degradation}
+        if self.val_split is not None:
+            data |= {"val_split": self.val_split, "val_names": None if self.val_names is None else list(self.val_names)}
+        if self.split_seed is not None:
+            data["split_seed"] = self.split_seed
+        if self.hr_downscale != 1:
+            data["hr_downscale"] = self.hr_downscale
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DataConfig:
+        _check_fields("data", data, cls)
+        names = data.get("val_names")
+        return cls(**{**data, "train": tuple(data["train"]), "val_names": None if names is None else tuple(names)})
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a run is: config.json, read and written by `from_dict` / `to_dict` (the layout of
+    `tinysr.train.runs`). Two runs with equal RunConfigs write the same weights on CPU (`tinysr.train.start`).
+
+    model: the model config as `tinysr.models.config_to_dict` writes it (this module stays torch-free).
+    protocol, seed: the run's validation protocol and seed, as config.json has them beside "train" (equal to
+        train.protocol and train.seed for every run tinysr writes).
+    polish: a polished run's `PolishConfig` and source (`tinysr.train.polish_run`); None for a trained one.
+    """
+
+    model: dict[str, Any]
+    train: TrainConfig
+    data: DataConfig
+    protocol: str
+    seed: int
+    polish: dict[str, Any] | None = None
+    tinysr_version: str = __version__
+
+    def to_dict(self) -> dict[str, Any]:
+        config = {"tinysr_version": self.tinysr_version, "model": dict(self.model),
+                  "train": dataclasses.asdict(self.train), "data": self.data.to_dict(), "protocol": self.protocol,
+                  "seed": self.seed}
+        return config if self.polish is None else config | {"polish": dict(self.polish)}
+
+    @classmethod
+    def from_dict(cls, config: dict[str, Any], *, source: str | os.PathLike) -> RunConfig:
+        """The RunConfig of a config.json dict; a one-line TinySRError naming `source` and the bad field."""
+        try:
+            _check_fields("", config, cls)
+            for section in ("model", "train", "data"):
+                if not isinstance(config[section], dict):
+                    raise TinySRError(f"{section}: expected an object, got {config[section]!r}")
+            _check_fields("train", config["train"], TrainConfig)
+            return cls(**{**config, "train": TrainConfig(**config["train"]),
+                          "data": DataConfig.from_dict(config["data"])})
+        except TinySRError as exc:
+            raise TinySRError(f"{source}: {exc}") from None
+        except (TypeError, ValueError) as exc:
+            raise TinySRError(f"{source}: a field has the wrong type ({exc})") from None
+
+
+def _check_fields(section: str, entries: dict[str, Any], kind: type) -> None:
+    """Raise TinySRError naming the first unknown or missing (no default) field of `kind` in `entries`."""
+    prefix = f"{section}." if section else ""
+    known = {f.name: f for f in dataclasses.fields(kind)}
+    for name in entries:
+        if name not in known:
+            raise TinySRError(f"unknown field {prefix}{name}")
+    for name, field in known.items():
+        if name not in entries and field.default is dataclasses.MISSING:
+            raise TinySRError(f"missing field {prefix}{name}")

@@ -1,8 +1,10 @@
-"""The CUDA fast path of a training step: channels-last, bf16 autocast, torch.compile, CUDA graphs, data on the GPU.
+"""The one training step (`train_step`) and the CUDA speed-ups that wrap it: channels-last, bf16 autocast,
+torch.compile, CUDA graphs, data on the GPU. The plain CPU step is `train_step` itself; every option wraps that same
+function, as nanoGPT's `ctx` wraps its one loop body, so there is no second step to keep in line.
 
-Read top to bottom: the options (`FastPath`), `prepare_model`, then the step builder `build_step` with its eager
-step and its CUDA-graph step, then the optimizer helpers that the graph needs (`make_capturable`) and that the
-checkpoint needs (`portable_optimizer_state`).
+Read top to bottom: the options (`FastPath`), `prepare_model`, then `train_step`, its `precision` context, the
+wrapped `eager_step`, the builders `build_step` / `build_train_step` and the CUDA-graph step, then the optimizer
+helpers that the graph needs (`make_capturable`) and that the checkpoint needs (`portable_optimizer_state`).
 
 Convention: a step takes ``lr`` (B, 3, p, p) and ``hr`` (B, 3, p*s, p*s), float32 NCHW RGB 0..255 on the model's
 device, and returns the loss (`tinysr.train.losses`, default L1 on the 0..255 scale) as a 0-dim float32 tensor on that
@@ -15,6 +17,7 @@ rounded by up to 0.5 level; that is the price of bf16 on the input layer, no los
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -22,9 +25,11 @@ import torch
 from torch import nn
 
 from tinysr.errors import TinySRError
+from tinysr.train.distributed import DistContext, wrap_ddp
 from tinysr.train.losses import Loss, l1_rgb
 
 Step = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+NO_CONTEXT = contextlib.nullcontext()  # the plain step's forward context (reusable)
 
 
 @dataclass(frozen=True)
@@ -79,64 +84,75 @@ def prepare_model(model: nn.Module, fast: FastPath, *, wrap: Callable[[nn.Module
     return torch.compile(wrapped) if fast.compile else wrapped
 
 
-def build_step(model: nn.Module, optimizer: torch.optim.Optimizer, *, fast: FastPath, warmup: int = 3,
-               loss: Loss = l1_rgb) -> Step:
-    """A training step `step(lr, hr) -> loss` for the module from `prepare_model`.
+def train_step(model: nn.Module, lr: torch.Tensor, hr: torch.Tensor, optimizer: torch.optim.Optimizer, *,
+               loss: Loss = l1_rgb, ctx: contextlib.AbstractContextManager = NO_CONTEXT) -> torch.Tensor:
+    """The one training step: an optimizer step of `loss` (`tinysr.train.losses`, default L1 on RGB) on 0..255 NCHW
+    RGB batches; returns the loss as a detached 0-dim float32 tensor on the device (never read here: no host sync).
 
-    Eager unless `fast.cuda_graphs`; then the first call warms up on a side stream (`warmup` steps, undone
-    afterwards so that the run is the same as an eager one), captures fwd+bwd+Adam into one CUDA graph, and every
-    call copies the batch into the graph's static inputs and replays it. The returned loss is a fresh tensor.
+    `ctx` wraps the forward pass (bf16 autocast: `precision`), as nanoGPT's `ctx` wraps its loop body; the loss is
+    taken in fp32. A non-finite loss is stepped like any other: the loop reads it and stops (`tinysr.train.loop`).
     """
-    if not fast.cuda_graphs:
-        return _eager_step(model, optimizer, fast=fast, loss=loss)
-    make_capturable(optimizer)
-    return _GraphedStep(model, optimizer, fast=fast, warmup=warmup, loss=loss)
+    model.train()
+    optimizer.zero_grad(set_to_none=True)
+    with ctx:
+        value = loss(model, lr, hr).float()
+    value.backward()
+    optimizer.step()
+    return value.detach()
 
 
-def build_train_step(model: nn.Module, optimizer: torch.optim.Optimizer, *, fast: FastPath, ctx,
-                     loss: Loss = l1_rgb) -> Step | None:
-    """The step of `tinysr.train.loop`'s loop: None for the plain path (`train.train_step`, all options off and one
-    process: the CPU path stays as it is), else `build_step` on the prepared, DDP-wrapped (several ranks) model.
-    `ctx`: a `tinysr.train.distributed.DistContext`."""
-    from tinysr.train.distributed import wrap_ddp
-
-    fast.check(next(model.parameters()).device, world_size=ctx.world_size)
-    if fast == FastPath() and ctx.world_size == 1:
-        return None
-    return build_step(prepare_model(model, fast, wrap=lambda m: wrap_ddp(m, ctx)), optimizer, fast=fast,
-                      loss=loss)
+def precision(fast: FastPath, device_type: str) -> contextlib.AbstractContextManager:
+    """The forward's context: bf16 autocast with `fast.bf16`, else nothing. Its weight cache is off: CUDA graphs
+    require it (PyTorch's AMP + graphs note), and each weight is cast once per forward anyway."""
+    if not fast.bf16:
+        return NO_CONTEXT
+    return torch.autocast(device_type=device_type, dtype=torch.bfloat16, cache_enabled=False)
 
 
-def _loss(model: nn.Module, lr: torch.Tensor, hr: torch.Tensor, *, bf16: bool, loss: Loss) -> torch.Tensor:
-    """`loss` (`tinysr.train.losses`, on 0..255): the forward under bf16 autocast when asked, the loss always in fp32.
-
-    The autocast weight cache is off: CUDA graphs require it (PyTorch's AMP + graphs note), and each weight is
-    cast once per forward anyway."""
-    with torch.autocast(device_type=lr.device.type, dtype=torch.bfloat16, enabled=bf16, cache_enabled=False):
-        return loss(model, lr, hr).float()
-
-
-def _eager_step(model: nn.Module, optimizer: torch.optim.Optimizer, *, fast: FastPath, loss: Loss) -> Step:
+def eager_step(model: nn.Module, optimizer: torch.optim.Optimizer, *, fast: FastPath, loss: Loss = l1_rgb) -> Step:
+    """`train_step` with the options that wrap it: channels-last input and the `precision` context."""
     memory_format = torch.channels_last if fast.channels_last else torch.contiguous_format
+    ctx = precision(fast, next(model.parameters()).device.type)
 
     def step(lr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
-        optimizer.zero_grad(set_to_none=True)
-        value = _loss(model, lr.contiguous(memory_format=memory_format), hr, bf16=fast.bf16, loss=loss)
-        value.backward()
-        optimizer.step()
-        return value.detach()
+        return train_step(model, lr.contiguous(memory_format=memory_format), hr, optimizer, loss=loss, ctx=ctx)
 
     return step
 
 
-class _GraphedStep:
-    """The whole step as one CUDA graph, captured at the first call (the batch shape is then fixed)."""
+def build_step(model: nn.Module, optimizer: torch.optim.Optimizer, *, fast: FastPath, warmup: int = 3,
+               loss: Loss = l1_rgb) -> Step:
+    """A training step `step(lr, hr) -> loss` for the module from `prepare_model`.
 
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, *, fast: FastPath, warmup: int,
-                 loss: Loss) -> None:
-        self.model, self.optimizer, self.fast, self.warmup, self.loss = model, optimizer, fast, warmup, loss
+    `eager_step` unless `fast.cuda_graphs`; then the first call warms up on a side stream (`warmup` eager steps,
+    undone afterwards so that the run is the same as an eager one), captures the same step (fwd+bwd+Adam) into one
+    CUDA graph, and every call copies the batch into the graph's static inputs and replays it. The returned loss is
+    a fresh tensor.
+    """
+    eager = eager_step(model, optimizer, fast=fast, loss=loss)
+    if not fast.cuda_graphs:
+        return eager
+    make_capturable(optimizer)
+    return _GraphedStep(model, optimizer, eager, fast=fast, warmup=warmup)
+
+
+def build_train_step(model: nn.Module, optimizer: torch.optim.Optimizer, *, fast: FastPath, ctx: DistContext,
+                     loss: Loss = l1_rgb) -> Step:
+    """The step of `tinysr.train.loop`'s loop: `build_step` on the prepared model, DDP-wrapped when there are
+    several ranks (with every option off and one process, that is `train_step` itself on `model`)."""
+    fast.check(next(model.parameters()).device, world_size=ctx.world_size)
+    return build_step(prepare_model(model, fast, wrap=lambda m: wrap_ddp(m, ctx)), optimizer, fast=fast,
+                      loss=loss)
+
+
+class _GraphedStep:
+    """`eager` (`eager_step`, the one training step) as one CUDA graph, captured at the first call (the batch
+    shape is then fixed)."""
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, eager: Step, *, fast: FastPath,
+                 warmup: int) -> None:
+        self.model, self.optimizer, self.eager, self.fast, self.warmup = model, optimizer, eager, fast, warmup
         self.graph: torch.cuda.CUDAGraph | None = None
-        self.eager = _eager_step(model, optimizer, fast=fast, loss=loss)
 
     def __call__(self, lr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
         if self.graph is None:
@@ -165,10 +181,7 @@ class _GraphedStep:
         self.graph = torch.cuda.CUDAGraph()
         self.optimizer.zero_grad(set_to_none=True)
         with torch.cuda.graph(self.graph):
-            self.static_loss = _loss(self.model, self.static_lr, self.static_hr, bf16=self.fast.bf16,
-                                    loss=self.loss)
-            self.static_loss.backward()
-            self.optimizer.step()
+            self.static_loss = self.eager(self.static_lr, self.static_hr)
 
 
 def _snapshot(model: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[list, dict]:

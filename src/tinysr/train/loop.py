@@ -1,4 +1,4 @@
-"""Training: the config, one step, validation, and the loop that writes a run folder.
+"""Training: validation, the loop state, and the loop that writes a run folder (its one step: `tinysr.train.cuda`).
 
 The study's recipe is the default: L1 loss on 0..255 RGB (`loss`: see `tinysr.train.losses`), Adam (0.9, 0.999, eps
 1e-8), learning rate 1e-4 halved every 200,000 steps, 300,000 steps, LR patch 48, batch 1, validation on the whole
@@ -38,9 +38,9 @@ from tinysr.infer.upscale import upscale_array
 from tinysr.metrics import PROTOCOLS, measure
 from tinysr.train import revive, runs
 from tinysr.train.config import TrainConfig
-from tinysr.train.cuda import FastPath, build_train_step, portable_optimizer_state
+from tinysr.train.cuda import FastPath, Step, build_train_step, portable_optimizer_state
 from tinysr.train.distributed import DistContext, mean_over_ranks, rank0_writes
-from tinysr.train.losses import LOSSES, Loss, l1_rgb
+from tinysr.train.losses import LOSSES
 from tinysr.train.start import training_sampler
 
 REVIVE_UNTIL = 0.75  # fraction of `steps` after which dead units are left alone
@@ -80,23 +80,6 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> tuple[torch.optim.A
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate,
                                  betas=(config.adam_beta1, config.adam_beta2), eps=config.adam_eps)
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: learning_rate_factor(s, config))
-
-
-def train_step(model: nn.Module, lr: torch.Tensor, hr: torch.Tensor, optimizer: torch.optim.Optimizer,
-               loss: Loss = l1_rgb) -> float:
-    """One optimizer step of `loss` (`tinysr.train.losses`, default L1 on RGB) on 0..255 NCHW RGB batches; returns it.
-
-    A non-finite loss is returned without stepping, so the weights stay those of the last good step.
-    """
-    model.train()
-    optimizer.zero_grad(set_to_none=True)
-    value_tensor = loss(model, lr, hr)
-    value = value_tensor.item()
-    if not math.isfinite(value):
-        return value
-    value_tensor.backward()
-    optimizer.step()
-    return value
 
 
 @torch.no_grad()
@@ -181,18 +164,15 @@ class Interrupts:
 
 
 # ---------------------------------------------------------------- what the loop calls
-def _advance(model, sampler, optimizer, scheduler, state: LoopState, device: torch.device, step=None,
-             loss_fn: Loss = l1_rgb) -> float:
-    """Draw a batch, take one step, update the counters. A fast-path/DDP `step` returns the loss as a device
-    tensor: it is summed on the device and read (and checked) at evaluation time only, so no host sync per step."""
+def _advance(sampler, scheduler, state: LoopState, device: torch.device, step: Step) -> torch.Tensor:
+    """Draw a batch, take one step (`tinysr.train.cuda.train_step`, wrapped), update the counters. The loss stays a
+    device tensor, summed on the device: on CUDA it is read (and checked) at evaluation time only, so no host sync
+    per step; on the CPU reading it is free, so a NaN/inf stops the run at the step that made it."""
     began = time.monotonic()
     lr, hr = sampler.next_batch()
-    if step is not None:
-        loss = step(lr.to(device, non_blocking=True), hr.to(device, non_blocking=True))
-    else:
-        loss = train_step(model, lr.to(device), hr.to(device), optimizer, loss_fn)
-        if not math.isfinite(loss):
-            raise NonFiniteLoss(f"loss is {loss} at step {state.step + 1}")
+    loss = step(lr.to(device, non_blocking=True), hr.to(device, non_blocking=True))
+    if loss.device.type == "cpu" and not math.isfinite(loss):
+        raise NonFiniteLoss(f"loss is {float(loss)} at step {state.step + 1}")
     scheduler.step()
     state.step += 1
     state.loss_sum, state.loss_count = state.loss_sum + loss, state.loss_count + 1
@@ -314,9 +294,8 @@ def train(model: nn.Module, train_pairs: PairedImages, val_pairs: PairedImages, 
             raise TinySRError("revive_every is not supported under torchrun (the ranks' weights would diverge)")
         probe = revive.probe_batch(train_pairs).to(device)
     loss_name = loss_name_at(state.step, config)
-    loss_fn = LOSSES[loss_name]
     # after the resume: it may adapt the optimizer
-    step = build_train_step(model, optimizer, fast=fast, ctx=ctx, loss=loss_fn)
+    step = build_train_step(model, optimizer, fast=fast, ctx=ctx, loss=LOSSES[loss_name])
     if ctx.is_main:
         runs.truncate_metrics(run_dir, state.step)
         runs.write_status(run_dir, state="running", step=state.step, steps=config.steps)
@@ -333,15 +312,13 @@ def train(model: nn.Module, train_pairs: PairedImages, val_pairs: PairedImages, 
                 if state.step >= config.steps:
                     break
                 if (name := loss_name_at(state.step, config)) != loss_name:  # the final phase begins
-                    loss_name, loss_fn = name, LOSSES[name]
-                    step = build_train_step(model, optimizer, fast=fast, ctx=ctx, loss=loss_fn)
+                    loss_name = name
+                    step = build_train_step(model, optimizer, fast=fast, ctx=ctx, loss=LOSSES[name])
                 with interrupts.deferred():
-                    loss = _advance(model, sampler, optimizer, scheduler, state, device, step, loss_fn)
+                    loss = _advance(sampler, scheduler, state, device, step)
                     if probe is not None and revive_due(state.step, config):
                         revive.revive_dead_units(model, optimizer, probe)
                 bar.update(1)
-                if state.step % 10 == 0 and step is None:  # a device loss is read at evaluation only
-                    bar.set_postfix(_postfix(state, loss), refresh=False)
         except KeyboardInterrupt:
             if not ctx.is_main:
                 raise

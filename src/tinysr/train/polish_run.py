@@ -8,8 +8,8 @@ finished or still running: its best.safetensors is what is polished.
 
 Steps of `polish_run`:
 1. RUN's config.json and best weights (the deployed net, float32); every refusal comes here, before OUT exists;
-2. RUN's training and held-out images;
-3. OUT opened, then `tinysr.train.polish.polish` with a logger that writes a metrics line per step and best.safetensors
+2. RUN's training and held-out images and OUT opened, by `tinysr.train.start.start_run` (as every run starts);
+3. `tinysr.train.polish.polish` with a logger that writes a metrics line per step and best.safetensors
    whenever validation improves;
 4. status.json "finished" last; Ctrl-C or an error leaves "interrupted" or "failed" at the last step done.
 """
@@ -20,39 +20,30 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
 from tinysr.errors import TinySRError
 from tinysr.metrics import PROTOCOLS
-from tinysr.models import config_to_dict
+from tinysr.models import config_to_dict, deployed
+from tinysr.models.weights import load_model
 from tinysr.train import runs
+from tinysr.train.config import RunConfig
+from tinysr.train.loop import validate
 from tinysr.train.polish import PolishConfig, PolishResult, check_polishable, polish
+from tinysr.train.start import StartedRun, start_run
 
 
-def read_source(run: Path) -> tuple[dict[str, Any], Any, dict[str, Any]]:
+def read_source(run: Path) -> tuple[RunConfig, Any, dict[str, Any]]:
     """(config.json, deployed float32 model, checkpoint meta) of the run to polish."""
-    from tinysr.models import deployed
-    from tinysr.models.weights import load_model
-
-    config = runs.read_config(run)
+    config = runs.read_run_config(run)
     weights = run / runs.RUN_BEST
     if not weights.is_file():
         raise TinySRError(f"{weights}: no best weights (has the run validated yet?)")
-    if config.get("data", {}).get("hr_downscale", 1) != 1:
-        raise TinySRError(f"{run}: trained on HR images shrunk by {config['data']['hr_downscale']} (Table I); "
-                          "polish reads the folders at full size, so it does not polish such runs")
+    if config.data.hr_downscale != 1:
+        raise TinySRError(f"{run}: trained on HR images shrunk by {config.data.hr_downscale} (Table I); "
+                          "polish does not polish such runs")
     model, meta = load_model(weights)
     return config, deployed(model).float(), meta
-
-
-def load_split(config: dict[str, Any], *, run: Path, progress: bool) -> tuple[Any, Any]:
-    """The run's training and held-out pairs; refuses a split that no longer gives the recorded held-out images."""
-    from tinysr.train.start import load_data
-
-    recorded = config["data"].get("val_names")
-    train_pairs, val_pairs = load_data(dict(config, data=dict(config["data"])), progress=progress)
-    if recorded is not None and list(val_pairs.names) != list(recorded):
-        raise TinySRError(f"{run}: the training folders now give other held-out images than the run recorded "
-                          f"({', '.join(recorded)}); polishing would validate on images it trains on")
-    return train_pairs, val_pairs
 
 
 class StepLog:
@@ -60,8 +51,6 @@ class StepLog:
     status.json, and the progress bar."""
 
     def __init__(self, out: Path, model: Any, config: PolishConfig, *, progress: bool) -> None:
-        from tqdm import tqdm
-
         self.out, self.model, self.config, self.done = out, model, config, 0
         self.bar = tqdm(total=config.steps, desc="polish", unit="step", disable=not progress)
 
@@ -78,14 +67,14 @@ class StepLog:
 
 
 def polish_run(run: Path, out: Path, *, steps: int | None = None, evals_per_step: int | None = None,
-               history: int | None = None, force: bool = False, progress: bool = True) -> PolishResult:
+               history: int | None = None, force: bool = False, threads: int | None = None,
+               progress: bool = True) -> PolishResult:
     """Polish RUN's best net into the new run folder OUT; None options keep `PolishConfig`'s defaults.
 
     Every refusal (a TinySRError) comes before OUT is touched. Ctrl-C or an error leaves OUT's status.json
     "interrupted" or "failed" at its last step, with the best step so far in best.safetensors, and is re-raised.
+    `threads`: torch CPU threads while polishing (restored after; None: as they are).
     """
-    from tinysr.train.loop import validate
-
     run, out = Path(run), Path(out)
     if out.resolve() == run.resolve():
         raise TinySRError(f"--out {out}: polishing writes a new run folder, not into RUN")
@@ -93,17 +82,23 @@ def polish_run(run: Path, out: Path, *, steps: int | None = None, evals_per_step
         raise TinySRError(f"{out}: already exists; polish into a new folder, or give --force to replace its run files")
     source, model, meta = read_source(run)
     given = {"steps": steps, "evals_per_step": evals_per_step, "history": history}
-    config = PolishConfig(**{k: v for k, v in given.items() if v is not None}, protocol=source["protocol"])
+    config = PolishConfig(**{k: v for k, v in given.items() if v is not None}, protocol=source.protocol)
     check_polishable(model.config, PROTOCOLS[config.protocol])
-    train_pairs, val_pairs = load_split(source, run=run, progress=progress)
-    record = dict(source, model=config_to_dict(model.config),
-                  polish={**dataclasses.asdict(config), "source_run": str(run.resolve()),
-                          "source_step": meta.get("step"), "source_val_psnr": meta.get("val_psnr")})
-    runs.open_run(out, record, force=force, steps=config.steps)
+    record = dataclasses.replace(source, model=config_to_dict(model.config), polish={
+        **dataclasses.asdict(config), "source_run": str(run.resolve()), "source_step": meta.get("step"),
+        "source_val_psnr": meta.get("val_psnr")})
+    with start_run(record, out, resume=False, force=force, threads=threads, progress=progress,
+                   model=model) as started:
+        return _polish_into(started, config, progress=progress)
+
+
+def _polish_into(started: StartedRun, config: PolishConfig, *, progress: bool) -> PolishResult:
+    """Step 3-4: polish the started run's model, logging into its folder; status.json says how it ended."""
+    out, model, val_pairs = started.run_dir, started.model, started.val_pairs
     log = StepLog(out, model, config, progress=progress)
-    limit = source["train"].get("val_limit")  # validate as the run did, so that step 0 is its best
+    limit = started.config.train.val_limit  # validate as the run did, so that step 0 is its best
     try:
-        result = polish(model, train_pairs, val_pairs, config=config, on_step=log,
+        result = polish(model, started.train_pairs, val_pairs, config=config, on_step=log,
                         validate=lambda net: validate(net, val_pairs, protocol=config.protocol, limit=limit))
     except BaseException as exc:  # Ctrl-C included: the folder must not look finished
         state = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"

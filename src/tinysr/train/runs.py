@@ -3,7 +3,8 @@
 A run is a folder RUN/ holding (the contract shared with `tinysr experiment`, `tinysr report` and `tinysr eval`):
   config.json       written atomically at start (and again on a resume that raises `steps` or is forced):
                     {"tinysr_version", "model", "train", "data": {"train", "val", "scale", "degradation"},
-                    "protocol", "seed"}; a run validating on held-out training images has data.val null,
+                    "protocol", "seed"} (`tinysr.train.config.RunConfig` reads and writes it); a run validating
+                    on held-out training images has data.val null,
                     data.val_split N and data.val_names (`tinysr.data.split`), and data.split_seed when the
                     draw has its own seed (`--split-seed`; else it is seeded by "seed")
   metrics.jsonl     one JSON line per evaluation, appended and flushed; on resume, lines past the resumed step go
@@ -35,11 +36,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from tinysr import __version__, atomic
+from tinysr import atomic
 from tinysr.errors import TinySRError
 from tinysr.models import weights as checkpoint
 from tinysr.models.integrity import check_digest, digest
 from tinysr.train import lock
+from tinysr.train.config import RunConfig
 
 #: The run folder's files, defined here only: every other module imports these names.
 CONFIG, METRICS, STATUS, LAST = "config.json", "metrics.jsonl", "status.json", "last.pt"
@@ -173,27 +175,9 @@ def last_step(run_dir: Path) -> int:
         raise TinySRError(f"{path}: not a readable checkpoint ({type(exc).__name__})") from None
 
 
-def run_config(*, model: dict[str, Any], train: dict[str, Any], train_data: list[str], val_data: str | None,
-               scale: int, degradation: str, protocol: str, seed: int, val_split: int | None = None,
-               val_names: list[str] | None = None, split_seed: int | None = None) -> dict[str, Any]:
-    """The config.json dict of a run (see the module docstring).
-
-    With `val_split` N (and `val_data` None), validation holds out N training images (`tinysr.data.split`, seeded
-    by `split_seed`, or by `seed` when that is None); data.val_split and data.val_names (the held-out image names,
-    once the data is loaded) record it, and data.split_seed when given (so a run's config.json without it, from
-    before the option, still resumes unchanged).
-    """
-    if (val_data is None) == (val_split is None):
-        raise TinySRError("validate on either a folder (--val-data) or a split of the training set (--val-split)")
-    if split_seed is not None and val_split is None:
-        raise TinySRError("--split-seed seeds the --val-split draw; it needs --val-split")
-    data: dict[str, Any] = {"train": list(train_data), "val": val_data, "scale": scale, "degradation": degradation}
-    if val_split is not None:
-        data |= {"val_split": val_split, "val_names": None if val_names is None else list(val_names)}
-    if split_seed is not None:
-        data["split_seed"] = split_seed
-    return {"tinysr_version": __version__, "model": model, "train": train, "data": data, "protocol": protocol,
-            "seed": seed}
+def read_run_config(run_dir: Path) -> RunConfig:
+    """config.json of a run folder as a RunConfig; a one-line TinySRError naming the file and the bad field."""
+    return RunConfig.from_dict(read_config(run_dir), source=Path(run_dir) / CONFIG)
 
 
 def config_differences(stored: dict[str, Any], given: dict[str, Any]) -> list[str]:
@@ -212,11 +196,11 @@ def config_differences(stored: dict[str, Any], given: dict[str, Any]) -> list[st
     return diffs
 
 
-def open_run(run_dir: str | os.PathLike, config: dict[str, Any], *, force: bool = False,
+def open_run(run_dir: str | os.PathLike, config: RunConfig, *, force: bool = False,
              steps: int | None = None) -> Path:
     """Start a new run in `run_dir`: refuse a non-empty folder unless `force` (which deletes only the run's files).
 
-    status.json starts at step 0 of `steps` (default: the training's, config["train"]["steps"])."""
+    status.json starts at step 0 of `steps` (default: the training's, config.train.steps)."""
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise TinySRError(f"{run_dir}: exists and is not a folder")
@@ -231,9 +215,9 @@ def open_run(run_dir: str | os.PathLike, config: dict[str, Any], *, force: bool 
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise TinySRError(f"cannot create {run_dir}: {exc.strerror or exc}") from None
-    _write_json(run_dir / CONFIG, config)
+    _write_json(run_dir / CONFIG, config.to_dict())
     _write(run_dir / METRICS, b"")
-    write_status(run_dir, state="running", step=0, steps=config["train"]["steps"] if steps is None else steps,
+    write_status(run_dir, state="running", step=0, steps=config.train.steps if steps is None else steps,
                  message="")
     return run_dir
 
@@ -248,23 +232,23 @@ def _remove_run_files(run_dir: Path) -> None:
         raise TinySRError(f"cannot clear {run_dir}: {exc.strerror or exc}") from None
 
 
-def resume_run(run_dir: str | os.PathLike, config: dict[str, Any], *, force: bool = False) -> Path:
+def resume_run(run_dir: str | os.PathLike, config: RunConfig, *, force: bool = False) -> Path:
     """Check that `config` agrees with the run's config.json (except a larger `train.steps`, which must not be below
     the step of last.pt), then record it.
 
     A disagreement is refused unless `force`; with `force` the given config replaces the stored one.
     """
     run_dir = Path(run_dir)
-    stored = read_config(run_dir)
+    stored, given = read_config(run_dir), config.to_dict()
     lock.hold(run_dir)
-    done, steps = last_step(run_dir), config["train"]["steps"]
+    done, steps = last_step(run_dir), config.train.steps
     if done > steps:
         raise TinySRError(f"{run_dir}: the run is at step {done}, past --steps {steps}; give --steps {done} or more")
-    diffs = config_differences(stored, config)
+    diffs = config_differences(stored, given)
     if diffs and not force:
         more = f" (and {len(diffs) - 1} more)" if len(diffs) > 1 else ""
         raise TinySRError(f"{run_dir}: its {CONFIG} disagrees with the given options: {diffs[0]}{more}; "
                           "use --force to override")
-    if stored != config:
-        _write_json(run_dir / CONFIG, config)
+    if stored != given:
+        _write_json(run_dir / CONFIG, given)
     return run_dir

@@ -1,35 +1,67 @@
-"""Starting a run: from its config.json dict to the data it trains and validates on, and the sampler that crops it."""
+"""Starting a run: one `start_run` for every entry point (`tinysr train`, the experiment runner, the demo, polish),
+so that a run is a function of its `RunConfig` alone, whichever command starts it and whatever ran before it in
+the process; and the sampler that crops its data.
+
+Steps of `start_run`:
+1. torch's process-wide settings: CPU threads (when given) and deterministic algorithms on CPU, restored on exit;
+2. the data (`load_data`): decoded, degraded and cached once; under torchrun rank 0 goes first (it builds the cache);
+3. the run folder opened (new) or checked and resumed (`tinysr.train.runs`), by rank 0 only;
+4. torch's global RNG seeded with train.seed, then the model built from the config (its initial weights).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from tinysr.data.cache import PairedImages, concat, load_pairs
 from tinysr.data.folder import image_folder
 from tinysr.data.gpu_sampler import DevicePatchSampler
 from tinysr.data.sampler import PatchSampler
 from tinysr.data.split import split_pairs
-from tinysr.train.distributed import ShardedBatches, local_batch_size
+from tinysr.errors import TinySRError
+from tinysr.models import model_from_config_dict
+from tinysr.train import runs
+from tinysr.train.config import DataConfig, RunConfig
+from tinysr.train.distributed import (
+    DistContext,
+    ShardedBatches,
+    barrier,
+    local_batch_size,
+)
 
 
-def load_data(config: dict[str, Any], *, progress: bool) -> tuple[PairedImages, PairedImages]:
-    """(train pairs, val pairs) of a run config: image folders -> decoded, degraded, cached pairs.
+def _image_set(folders: tuple[str, ...], data: DataConfig):  # -> ImageSet
+    """The folders as one ImageSet, HR shrunk by data.hr_downscale (Table I)."""
+    return dataclasses.replace(concat(*(image_folder(f) for f in folders)), hr_downscale=data.hr_downscale)
+
+
+def load_data(config: RunConfig, *, progress: bool) -> tuple[PairedImages, PairedImages, RunConfig]:
+    """(train pairs, val pairs, config with data.val_names) of a run: image folders -> decoded, degraded, cached pairs.
 
     With data.val_split N, the val pairs are N images held out of the (cached, whole) training set and the train
-    pairs the rest (`tinysr.data.split`); data.val_names is filled in (the caller writes config.json after this).
+    pairs the rest (`tinysr.data.split`, seeded by data.split_seed, else by the run's seed); the returned config
+    records their names. A config that recorded other names is refused: it would validate on training images.
     """
-    data = config["data"]
-    train_set = concat(*(image_folder(d) for d in data["train"]))
-    opts = {"scale": data["scale"], "degradation": data["degradation"], "progress": progress}
-    train_pairs = load_pairs(train_set, **opts)
-    if data.get("val_split") is None:
-        return train_pairs, load_pairs(image_folder(data["val"]), **opts)
-    train_pairs, val_pairs = split_pairs(train_pairs, data["val_split"], seed=data.get("split_seed", config["seed"]))
-    data["val_names"] = list(val_pairs.names)
-    return train_pairs, val_pairs
+    data = config.data
+    opts = {"scale": data.scale, "degradation": data.degradation, "progress": progress}
+    train_pairs = load_pairs(_image_set(data.train, data), **opts)
+    if data.val_split is None:
+        return train_pairs, load_pairs(_image_set((data.val,), data), **opts), config
+    seed = config.seed if data.split_seed is None else data.split_seed
+    train_pairs, val_pairs = split_pairs(train_pairs, data.val_split, seed=seed)
+    names = tuple(val_pairs.names)
+    if data.val_names is not None and data.val_names != names:
+        raise TinySRError(f"the training folders now give other held-out images than the run recorded "
+                          f"({', '.join(data.val_names)}); it would validate on images it trains on")
+    return train_pairs, val_pairs, dataclasses.replace(config, data=dataclasses.replace(data, val_names=names))
 
 
 def training_sampler(pairs, *, patch: int, batch_size: int, augment: bool, seed: int, gpu_data: bool,
@@ -44,3 +76,68 @@ def training_sampler(pairs, *, patch: int, batch_size: int, augment: bool, seed:
     sampler = PatchSampler(pairs, scale=pairs.scale, patch=patch, batch_size=batch_size, augment=augment,
                            generator=np.random.default_rng(seed))
     return ShardedBatches(sampler, ctx) if ctx.world_size > 1 else sampler
+
+
+@dataclass(frozen=True)
+class StartedRun:
+    """What `start_run` hands the loop: the config as recorded (val_names filled), the opened folder, the data and
+    the model (on the CPU; the loop moves it)."""
+
+    config: RunConfig
+    run_dir: Path
+    train_pairs: PairedImages
+    val_pairs: PairedImages
+    model: nn.Module
+
+
+@contextmanager
+def torch_settings(*, threads: int | None, device: torch.device) -> Iterator[None]:
+    """Step 1: `threads` CPU threads (None: as they are) and, on CPU, deterministic algorithms (free there; on CUDA
+    they would need CUBLAS_WORKSPACE_CONFIG); both restored on exit (commands run in-process in tests)."""
+    saved_threads, saved_deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    try:
+        if threads:
+            torch.set_num_threads(threads)
+        if device.type == "cpu":
+            torch.use_deterministic_algorithms(True)
+        yield
+    finally:
+        torch.set_num_threads(saved_threads)
+        torch.use_deterministic_algorithms(saved_deterministic)
+
+
+def _open_folder(config: RunConfig, run_dir: Path, *, resume: bool, force: bool) -> None:
+    """Step 3; a polished run's status.json counts polish steps (`tinysr.train.polish_run`)."""
+    if resume:
+        runs.resume_run(run_dir, config, force=force)
+    else:
+        runs.open_run(run_dir, config, force=force, steps=config.polish["steps"] if config.polish else None)
+
+
+@contextmanager
+def start_run(config: RunConfig, run_dir: str | Path, *, resume: bool, force: bool, threads: int | None = None,
+              device: str | torch.device = "cpu", progress: bool = True, ctx: DistContext = DistContext(),
+              model: nn.Module | None = None, pairs: tuple[PairedImages, PairedImages] | None = None
+              ) -> Iterator[StartedRun]:
+    """Start (or resume) the run of `config` in `run_dir` (the module's steps 1-4); train inside the block.
+
+    `model`: the net to train instead of a fresh one from config.model (polish: the source run's weights).
+    `pairs`: (train, val) pairs made by the caller instead of `load_data` (the demo's embedded photos).
+    `ctx` (`tinysr.train.distributed`): under torchrun, rank 0 loads the data and opens the folder before the others.
+    Every refusal (a TinySRError) comes before the folder is touched.
+    """
+    run_dir, device = Path(run_dir), torch.device(device)
+    with torch_settings(threads=threads, device=device):
+        if not ctx.is_main:
+            barrier(ctx)  # wait for rank 0's cache and run folder
+        if pairs is None:
+            train_pairs, val_pairs, config = load_data(config, progress=progress and ctx.is_main)
+        else:
+            train_pairs, val_pairs = pairs
+        if ctx.is_main:
+            _open_folder(config, run_dir, resume=resume, force=force)
+            barrier(ctx)
+        torch.manual_seed(config.train.seed)
+        if model is None:
+            model = model_from_config_dict(config.model)
+        yield StartedRun(config=config, run_dir=run_dir, train_pairs=train_pairs, val_pairs=val_pairs, model=model)
