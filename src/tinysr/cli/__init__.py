@@ -27,6 +27,7 @@ VERBS = {
     "prepare": "tinysr.cli.prepare",
     "experiment": "tinysr.cli.experiment",
     "report": "tinysr.cli.report",
+    "web": "tinysr.cli.web",
 }
 
 
