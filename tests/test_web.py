@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 from playwright import sync_api
 
-from tinysr.cli.web import web_models
+from tinysr.cli.web import set5_psnr, web_models
 from tinysr.infer.load import load_network
 from tinysr.infer.upscale import upscale
 from tinysr.pretrained import list_pretrained
@@ -38,7 +38,7 @@ MAX_FRACTION = 0.001
 
 @pytest.fixture(scope="module")
 def site_url(tmp_path_factory):
-    root = build_site(tmp_path_factory.mktemp("site"), web_models())
+    root = build_site(tmp_path_factory.mktemp("site"), web_models(), psnr=set5_psnr())
     server = serve(root)
     yield url(server)
     server.shutdown()

@@ -9,7 +9,10 @@ const $ = (id) => document.getElementById(id);
 const MODEL_FORMAT = "tinysr-web-model";
 const MODEL_VERSION = 1;
 
-const state = { models: new Map(), pool: new WorkerPool(), file: null, image: null, result: null, view: { x: 0, y: 0 } };
+const state = {
+  models: new Map(), pool: new WorkerPool(), file: null, image: null, result: null, view: { x: 0, y: 0 },
+  queue: Promise.resolve(), generation: 0, lastRun: null,
+};
 window.tinysr = state; // for tests and benchmarks: the last run's timing sits in state.lastRun
 
 // ------------------------------------------------------------------------------------------------ status
@@ -74,9 +77,19 @@ async function openModelFile(file) {
 
 // ------------------------------------------------------------------------------------------------ running
 
-async function run() {
+/** Upscale the chosen file with the chosen model. Runs go one at a time: a request made while one runs waits, and
+ *  only the latest request's outcome reaches the status (an older one still running is left to finish unseen). */
+function run() {
+  if (!state.file || !state.models.get($("model").value)) return Promise.resolve();
+  const mine = ++state.generation;
+  setStatus("Starting…", "working");
+  state.queue = state.queue.then(() => (mine === state.generation ? runOnce(mine) : undefined));
+  return state.queue;
+}
+
+async function runOnce(mine) {
   const model = state.models.get($("model").value);
-  if (!state.file || !model) return;
+  const current = () => mine === state.generation;
   clearError();
   $("download").disabled = true;
   const started = performance.now();
@@ -91,6 +104,7 @@ async function run() {
     await state.pool.load(model);
     const progress = (done, total) => { $("progress").value = done / total; };
     state.result = await upscaleImage(state.pool, state.image, { scale: model.scale, radius: model.radius, progress });
+    if (!current()) return;
     const ms = performance.now() - decoded;
     state.lastRun = { model: model.name, ms, decodeMs: decoded - started, workers: state.pool.size };
     setStatus(`${state.image.w} x ${state.image.h} -> ${state.result.w} x ${state.result.h} with ${model.name} in `
@@ -99,7 +113,7 @@ async function run() {
     showCompare();
   } catch (err) {
     state.pool.terminate(); // a failed run may leave a worker busy; the next run starts fresh ones
-    showError(err.message || String(err));
+    if (current()) showError(err.message || String(err));
   }
 }
 
@@ -138,7 +152,7 @@ function drawCompare() {
   ctx.drawImage(state.image.canvas, x / s, y / s, vw / s, vh / s, 0, 0, vw, vh);
   const split = Math.round(vw * $("split").value / 100);
   before.style.clipPath = `inset(0 ${vw - split}px 0 0)`;
-  $("divider").style.left = `${split}px`;
+  Object.assign($("divider").style, { left: `${split}px`, height: `${vh}px` });
 }
 
 function enablePanning() {

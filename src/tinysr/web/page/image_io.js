@@ -2,8 +2,8 @@
 // Layout: {w, h, rgba: Uint8Array (RGBA uint8, row-major), grey: R = G = B everywhere, alpha: some alpha < 255,
 // canvas: the image drawn on an OffscreenCanvas (for the page's "before" view)}.
 // Pixels are the file's own values, not premultiplied: an opaque image goes through a 2D canvas (exact when alpha is
-// 255 everywhere), EXIF orientation applied; an image with transparency is decoded again with ImageDecoder
-// (premultiplyAlpha "none"), because a 2D canvas stores premultiplied alpha and would lose colour there.
+// 255 everywhere), EXIF orientation applied; an image with transparency is decoded again, because a 2D canvas
+// stores premultiplied alpha and would lose colour there: a PNG here (exact), another format by ImageDecoder.
 
 /** Width and height (EXIF orientation applied) from the header, before the pixels are decoded; rejects with a
  *  readable error for a file the browser cannot decode. */
@@ -45,13 +45,16 @@ function isGrey(rgba) {
   return true;
 }
 
-/** The file decoded by ImageDecoder with straight (not premultiplied) alpha, as RGBA. */
+/** Straight-alpha RGBA of an image with transparency: a PNG (8-bit, not interlaced) is decoded here, exactly;
+ *  anything else (WebP, 16-bit PNG) by the browser through ImageDecoder with premultiplyAlpha "none". */
 async function unpremultipliedPixels(file, w, h) {
-  const decoder = new ImageDecoder({ data: await file.arrayBuffer(), type: file.type || "image/png",
-    premultiplyAlpha: "none", colorSpaceConversion: "none" });
+  const bytes = new Uint8Array(await file.arrayBuffer());
+  const png = await decodePng(bytes);
+  if (png && png.w === w && png.h === h) return png.rgba;
+  const decoder = new ImageDecoder({ data: bytes, type: file.type || "image/webp", premultiplyAlpha: "none",
+    colorSpaceConversion: "none" });
   const { image } = await decoder.decode();
   try {
-    if (image.displayWidth !== w || image.displayHeight !== h) throw new Error("decoders disagree on the size");
     const rgba = new Uint8Array(w * h * 4);
     await image.copyTo(rgba, { format: "RGBA" });
     return rgba;
@@ -59,6 +62,75 @@ async function unpremultipliedPixels(file, w, h) {
     image.close();
     decoder.close();
   }
+}
+
+// ------------------------------------------------------------------------------------------------ PNG in
+
+const PNG_SIGNATURE = [137, 80, 78, 71, 13, 10, 26, 10];
+const PNG_CHANNELS = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 }; // colour type -> samples per pixel
+
+/** {w, h, rgba} of an 8-bit non-interlaced PNG, or null for any other file (the caller falls back). */
+async function decodePng(bytes) {
+  if (!PNG_SIGNATURE.every((b, i) => bytes[i] === b)) return null;
+  const view = new DataView(bytes.buffer, bytes.byteOffset);
+  let header = null, palette = null, transparency = null;
+  const idat = [];
+  for (let at = 8; at + 8 <= bytes.length;) {
+    const length = view.getUint32(at), type = String.fromCharCode(...bytes.subarray(at + 4, at + 8));
+    const data = bytes.subarray(at + 8, at + 8 + length);
+    if (type === "IHDR") header = { w: view.getUint32(at + 8), h: view.getUint32(at + 12), depth: data[8],
+      colour: data[9], interlace: data[12] };
+    else if (type === "PLTE") palette = data;
+    else if (type === "tRNS") transparency = data;
+    else if (type === "IDAT") idat.push(data);
+    else if (type === "IEND") break;
+    at += 12 + length;
+  }
+  if (!header || header.depth !== 8 || header.interlace !== 0 || !(header.colour in PNG_CHANNELS)) return null;
+  const raw = new Uint8Array(await new Response(new Blob(idat).stream()
+    .pipeThrough(new DecompressionStream("deflate"))).arrayBuffer());
+  const samples = unfilter(raw, header.w, header.h, PNG_CHANNELS[header.colour]);
+  return { w: header.w, h: header.h, rgba: toRgba(samples, header, palette, transparency) };
+}
+
+/** Undo PNG's per-row filters (none, sub, up, average, Paeth) in place; returns the samples without filter bytes. */
+function unfilter(raw, w, h, bpp) {
+  const stride = w * bpp, out = new Uint8Array(stride * h);
+  for (let y = 0; y < h; y++) {
+    const filter = raw[y * (stride + 1)], src = y * (stride + 1) + 1, row = y * stride, prev = row - stride;
+    for (let x = 0; x < stride; x++) {
+      const a = x >= bpp ? out[row + x - bpp] : 0, b = y > 0 ? out[prev + x] : 0;
+      const c = x >= bpp && y > 0 ? out[prev + x - bpp] : 0;
+      const predict = [0, a, b, (a + b) >> 1, paeth(a, b, c)][filter];
+      out[row + x] = (raw[src + x] + predict) & 0xff;
+    }
+  }
+  return out;
+}
+
+function paeth(a, b, c) {
+  const p = a + b - c, pa = Math.abs(p - a), pb = Math.abs(p - b), pc = Math.abs(p - c);
+  return pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
+}
+
+/** PNG samples (grey, RGB, palette, grey + alpha or RGBA) -> RGBA. */
+function toRgba(samples, { w, h, colour }, palette, transparency) {
+  const rgba = new Uint8Array(w * h * 4), n = PNG_CHANNELS[colour];
+  for (let i = 0; i < w * h; i++) {
+    const s = i * n, o = i * 4;
+    if (colour === 3) {
+      const k = samples[s];
+      rgba.set(palette.subarray(3 * k, 3 * k + 3), o);
+      rgba[o + 3] = transparency && k < transparency.length ? transparency[k] : 255;
+    } else {
+      const grey = colour === 0 || colour === 4;
+      rgba[o] = samples[s];
+      rgba[o + 1] = samples[grey ? s : s + 1];
+      rgba[o + 2] = samples[grey ? s : s + 2];
+      rgba[o + 3] = colour === 4 ? samples[s + 1] : colour === 6 ? samples[s + 3] : 255;
+    }
+  }
+  return rgba;
 }
 
 // ------------------------------------------------------------------------------------------------ PNG out
