@@ -127,64 +127,66 @@ function addTaps(acc, src, base, stride, wt, wk, k, w) {
 
 // ------------------------------------------------------------------------------------------------ the HR stage
 
-/** Per core column X (HR, relative to the core) of one LR row, the horizontal bicubic pass of channel `ch` into
- *  dst (float32). cx0: the core's first LR column in the window. */
-function horizontal(rgba, w, row, ch, taps, s, cx0, coreW, dst) {
+/** The horizontal bicubic pass of one LR row, channel `ch`, over the core's columns: dst[j * s + q] for core
+ *  column j (float32). The row is first copied with MATLAB's mirror, 2 pixels each side, into `padded` (w + 4). */
+function horizontal(rgba, w, row, ch, taps, s, cx0, coreW, padded, dst) {
   const base = row * w * 4 + ch;
-  for (let j = 0; j < coreW; j++) {
-    const x = cx0 + j;
-    for (let q = 0; q < s; q++) {
-      const off = taps.offsets[q], wt = taps.weights[q];
-      let v = 0;
-      for (let t = 0; t < off.length; t++) v += Math.fround(wt[t] * rgba[base + 4 * mirror(x + off[t], w)]);
-      dst[j * s + q] = v;
+  for (let x = -2; x < w + 2; x++) padded[x + 2] = rgba[base + 4 * mirror(x, w)];
+  for (let q = 0; q < s; q++) {
+    const [o0, o1, o2, o3] = taps.offsets[q], [t0, t1, t2, t3] = taps.weights[q];
+    for (let j = 0, x = cx0 + 2; j < coreW; j++, x++) {
+      dst[j * s + q] = Math.fround(t0 * padded[x + o0]) + Math.fround(t1 * padded[x + o1])
+        + Math.fround(t2 * padded[x + o2]) + Math.fround(t3 * padded[x + o3]);
     }
   }
 }
 
 /** The horizontal passes of every LR row the core's HR rows reach (core rows - 2 .. + 2, mirrored), per channel:
  *  rows[ch][r] for LR row cy0 - 2 + r. */
-function horizontalRows(rgba, w, h, channels, taps, s, core) {
+function horizontalRows(rgba, w, h, taps, s, core) {
   const [cy0, cy1, cx0, cx1] = core;
-  const rows = [];
-  for (const ch of channels) {
+  const padded = new Float32Array(w + 4);
+  return [0, 1, 2].map((ch) => {
     const list = [];
     for (let r = cy0 - 2; r < cy1 + 2; r++) {
       const dst = new Float32Array((cx1 - cx0) * s);
-      horizontal(rgba, w, mirror(r, h), ch, taps, s, cx0, cx1 - cx0, dst);
+      horizontal(rgba, w, mirror(r, h), ch, taps, s, cx0, cx1 - cx0, padded, dst);
       list.push(dst);
     }
-    rows.push(list);
+    return list;
+  });
+}
+
+/** dst[X] = the vertical bicubic pass of HR row i * s + p from the horizontal rows (index relative to cy0 - 2). */
+function vertical(rows, i, p, taps, dst) {
+  const [o0, o1, o2, o3] = taps.offsets[p], [t0, t1, t2, t3] = taps.weights[p];
+  const a0 = rows[i + 2 + o0], a1 = rows[i + 2 + o1], a2 = rows[i + 2 + o2], a3 = rows[i + 2 + o3];
+  for (let X = 0; X < dst.length; X++) {
+    dst[X] = Math.fround(t0 * a0[X]) + Math.fround(t1 * a1[X]) + Math.fround(t2 * a2[X]) + Math.fround(t3 * a3[X]);
   }
-  return rows;
 }
 
-/** Vertical bicubic of HR row i * s + p, column X, from horizontal rows (row index relative to cy0 - 2). */
-function vertical(rows, i, p, X, taps) {
-  const off = taps.offsets[p], wt = taps.weights[p];
-  let v = 0;
-  for (let t = 0; t < off.length; t++) v += Math.fround(wt[t] * rows[i + 2 + off[t]][X]);
-  return v;
-}
-
-/** RGBA uint8 of the core at scale s: bicubic(rgb) + gain[c] * residual(X, Y), clipped and rounded (grey: the
- *  channels' mean first); alpha by bicubic, or 255. residual(i, p, j, q): the residual of HR pixel
- *  (i * s + p, j * s + q), with i, j relative to the core. */
-function anchorAddRound(rgba, w, h, core, s, taps, gain, residual, grey, alpha) {
+/** RGBA uint8 of the core at scale s: bicubic(rgb) + gain[c] * residual, clipped and rounded (grey: the channels'
+ *  mean first); alpha by bicubic, or 255. residualRow(i, p, dst): the residual of HR row i * s + p over the core's
+ *  columns (i relative to the core). Row by row: every inner loop runs over contiguous float32 rows. */
+function anchorAddRound(rgba, w, h, core, s, taps, gain, residualRow, grey, alpha) {
   const [cy0, cy1, cx0, cx1] = core;
   const outW = (cx1 - cx0) * s, outH = (cy1 - cy0) * s;
   const out = new Uint8ClampedArray(outW * outH * 4);
-  const rows = horizontalRows(rgba, w, h, [0, 1, 2], taps, s, core);
+  const rows = horizontalRows(rgba, w, h, taps, s, core);
+  const res = new Float32Array(outW), up = [0, 1, 2].map(() => new Float32Array(outW));
   const value = new Float32Array(3);
   for (let i = 0; i < cy1 - cy0; i++) {
     for (let p = 0; p < s; p++) {
-      let o = (i * s + p) * outW * 4;
-      for (let j = 0; j < cx1 - cx0; j++) {
-        for (let q = 0; q < s; q++, o += 4) {
-          const r = residual(i, p, j, q);
-          for (let c = 0; c < 3; c++) value[c] = vertical(rows[c], i, p, j * s + q, taps) + Math.fround(gain[c] * r);
-          store(out, o, value, grey);
-        }
+      residualRow(i, p, res);
+      for (let c = 0; c < 3; c++) vertical(rows[c], i, p, taps, up[c]);
+      const [u0, u1, u2] = up, [g0, g1, g2] = gain;
+      for (let X = 0, o = (i * s + p) * outW * 4; X < outW; X++, o += 4) {
+        const r = res[X];
+        value[0] = u0[X] + Math.fround(g0 * r);
+        value[1] = u1[X] + Math.fround(g1 * r);
+        value[2] = u2[X] + Math.fround(g2 * r);
+        store(out, o, value, grey);
       }
     }
   }
@@ -260,8 +262,13 @@ function runLumaAnchor(model, rgba, w, h, core, grey, alpha) {
   });
   // phase p * s + q of LR pixel (y, x) is HR pixel (y * s + p, x * s + q) (torch's pixel_shuffle order)
   const phases = plane.data, [cy0, , cx0] = core;
-  const residual = (i, p, j, q) => phases[((p * s + q) * h + cy0 + i) * w + cx0 + j];
-  return anchorAddRound(rgba, w, h, core, s, model.taps, model.gain, residual, grey, alpha);
+  const residualRow = (i, p, dst) => {
+    for (let q = 0; q < s; q++) {
+      const src = ((p * s + q) * h + cy0 + i) * w + cx0;
+      for (let j = q, k = 0; j < dst.length; j += s, k++) dst[j] = phases[src + k];
+    }
+  };
+  return anchorAddRound(rgba, w, h, core, s, model.taps, model.gain, residualRow, grey, alpha);
 }
 
 /** An RGB net given as a program of ops (the NumPy export's, tinysr/export/numpy_export.py). */
