@@ -7,7 +7,11 @@ file input and come back through the page's own PNG download, read with Pillow.
 """
 
 import json
+import os
 import shutil
+import subprocess
+import sys
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +20,7 @@ from PIL import Image
 from playwright import sync_api
 
 from tinysr.cli.web import set5_psnr, web_models
+from tinysr.errors import TinySRError
 from tinysr.infer.load import load_network
 from tinysr.infer.upscale import upscale
 from tinysr.pretrained import list_pretrained
@@ -216,3 +221,30 @@ def test_screenshot(page, data_dir, tmp_path):
     SCREENSHOT.parent.mkdir(exist_ok=True)
     Image.open(shot).convert("RGB").quantize(colors=128).save(SCREENSHOT, optimize=True)
     assert SCREENSHOT.stat().st_size < 150_000
+
+
+# ---------------------------------------------------------------------------------------------------- the command
+
+
+def test_tinysr_web_serves_the_page(tmp_path):
+    """`tinysr web` prints its URL and serves the page and every bundled model from 127.0.0.1."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    proc = subprocess.Popen([sys.executable, "-m", "tinysr", "web"], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        line = proc.stdout.readline()
+        address = line.split()[2]
+        assert address.startswith("http://127.0.0.1:")
+        assert b'<script type="module" src="app.js">' in urllib.request.urlopen(address).read()
+        index = json.load(urllib.request.urlopen(address + "models/index.json"))
+        assert [m["name"] for m in index["models"]] == list_pretrained()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_build_writes_a_static_site_and_keeps_an_existing_folder(tmp_path):
+    out = tmp_path / "site"
+    build_site(out, web_models(["tiny-1k-x2"]))
+    assert (out / "index.html").is_file() and (out / "models" / "tiny-1k-x2.json").is_file()
+    with pytest.raises(TinySRError, match="exists and is not empty"):
+        build_site(out, [])
