@@ -34,6 +34,7 @@ VERBS = {
     "prepare": "tinysr.cli.prepare",
     "experiment": "tinysr.cli.experiment",
     "report": "tinysr.cli.report",
+    "web": "tinysr.cli.web",
 }
 #: Exit statuses: a usage or library error, and an interruption (128 + SIGINT, as shells report it).
 EXIT_ERROR, EXIT_INTERRUPTED = 2, 130

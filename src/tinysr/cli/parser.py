@@ -174,6 +174,16 @@ def add_models_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the table as JSON")
 
 
+def add_web_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("web", help="serve the browser page (the nets run on the viewer's device) or build it")
+    p.add_argument("--build", metavar="DIR", help="write the static site (page + model files) to DIR and exit")
+    p.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    p.add_argument("--model", action="append", metavar="SPEC",
+                   help="a weights file, run folder or bundled model to offer (repeatable; default: every bundled "
+                        "model)")
+    p.add_argument("--force", action="store_true", help="write into an existing non-empty DIR")
+
+
 def add_export_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="export a network to ONNX (float or int8) or to the NumPy runtime")
     p.add_argument("output", metavar="OUT", help="the file to write (.onnx or .npz)")
@@ -268,4 +278,5 @@ def build_parser() -> argparse.ArgumentParser:
     add_prepare_parser(sub)
     add_experiment_parser(sub)
     add_report_parser(sub)
+    add_web_parser(sub)
     return parser

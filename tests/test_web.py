@@ -1,0 +1,250 @@
+"""The browser page (`tinysr web`) in real Chromium: pixel parity with `tinysr.upscale` for every bundled model (RGB,
+RGBA and grey), the errors it shows, and its screenshot (docs/web.png).
+
+Chromium is Debian's (`apt-get install -y chromium`), driven by Playwright for Python (`.[dev]`); the README's test
+command installs both. The page is served by `tinysr.web.server.serve` on a free port; images go in through the real
+file input and come back through the page's own PNG download, read with Pillow.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from playwright import sync_api
+
+from tinysr.cli.web import set5_psnr, web_models
+from tinysr.errors import TinySRError
+from tinysr.infer.load import load_network
+from tinysr.infer.upscale import upscale
+from tinysr.pretrained import list_pretrained
+from tinysr.web.server import serve, url
+from tinysr.web.site import build_site
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "web.png"
+#: Parity with `tinysr.upscale`: at most this many grey levels apart, on at most this fraction of the values.
+MAX_LEVELS = 1
+MAX_FRACTION = 0.001
+
+
+# ---------------------------------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def site_url(tmp_path_factory):
+    root = build_site(tmp_path_factory.mktemp("site"), web_models(), psnr=set5_psnr())
+    server = serve(root)
+    yield url(server)
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, site_url):
+    context = browser.new_context(viewport={"width": 900, "height": 760}, accept_downloads=True)
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(site_url)
+    page.wait_for_selector("#status[data-state=ready]", timeout=30_000)
+    yield page
+    context.close()
+    assert not errors, f"uncaught errors in the page: {errors}"
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory, data_dir):
+    """Small test images as PNG files: 64x48 RGB, RGBA (an alpha ramp with a transparent corner) and grey."""
+    folder = tmp_path_factory.mktemp("images")
+    butterfly = np.asarray(Image.open(data_dir / "Set5" / "butterfly.png").convert("RGB"))[100:148, 90:154]
+    baby = np.asarray(Image.open(data_dir / "Set5" / "baby.png").convert("RGB"))[200:248, 250:314]
+    alpha = np.tile(np.linspace(0, 255, 64).round().astype(np.uint8), (48, 1))
+    alpha[:10, :10] = 0
+    bird = np.asarray(Image.open(data_dir / "Set5" / "bird.png").convert("L"))[100:148, 100:164]
+    arrays = {"rgb": butterfly, "rgba": np.dstack([baby, alpha]), "grey": bird}
+    paths = {}
+    for name, array in arrays.items():
+        paths[name] = folder / f"{name}.png"
+        Image.fromarray(array).save(paths[name])
+    return paths
+
+
+# ---------------------------------------------------------------------------------------------------- helpers
+
+
+def choose_model(page, name: str) -> None:
+    page.select_option("#model", name)
+
+
+def upscale_in_page(page, path: Path, model: str, tmp_path: Path) -> np.ndarray:
+    """Pick `model`, give `path` to the file input, wait for the result, download it and read the PNG."""
+    choose_model(page, model)
+    page.set_input_files("#file", str(path))
+    wait_done(page)
+    with page.expect_download() as info:
+        page.click("#download")
+    saved = tmp_path / f"{path.stem}-{model}.png"
+    info.value.save_as(saved)
+    return np.asarray(Image.open(saved))
+
+
+def wait_done(page) -> None:
+    page.wait_for_selector("#status[data-state=done], #status[data-state=error]", timeout=60_000)
+    assert page.get_attribute("#status", "data-state") == "done", page.inner_text("#error")
+
+
+def reference(path: Path, model: str) -> np.ndarray:
+    """`tinysr.upscale` of the file as Pillow reads it (HW grey, HWC RGB or RGBA)."""
+    network, _ = load_network(model, scale=None)
+    return upscale(np.asarray(Image.open(path)), network)
+
+
+def assert_parity(got: np.ndarray, want: np.ndarray) -> tuple[int, float]:
+    """The page's PNG against `tinysr.upscale`: the same pixels up to `MAX_LEVELS` on `MAX_FRACTION` of values.
+    A grey result comes back from the page as RGBA with R = G = B; returns (max levels apart, fraction apart)."""
+    if want.ndim == 2:
+        assert (got[..., 0] == got[..., 1]).all() and (got[..., 0] == got[..., 2]).all()
+        got = got[..., 0]
+    elif want.shape[2] == 3:
+        assert (got[..., 3] == 255).all()
+        got = got[..., :3]
+    assert got.shape == want.shape
+    diff = np.abs(got.astype(np.int16) - want.astype(np.int16))
+    worst, fraction = int(diff.max()), float((diff > 0).mean())
+    assert worst <= MAX_LEVELS and fraction <= MAX_FRACTION, (worst, fraction)
+    return worst, fraction
+
+
+# ---------------------------------------------------------------------------------------------------- parity
+
+
+@pytest.mark.parametrize("model", list_pretrained())
+def test_every_bundled_model_matches_upscale(page, images, model, tmp_path):
+    for kind in ("rgb", "rgba", "grey"):
+        got = upscale_in_page(page, images[kind], model, tmp_path)
+        worst, fraction = assert_parity(got, reference(images[kind], model))
+        print(f"{model} {kind}: max {worst} level(s) apart on {fraction:.4%} of values")
+
+
+def test_tiles_match_a_whole_image_run(page, data_dir, tmp_path):
+    """An image of several tiles (256 LR pixels a side) equals `tinysr.upscale` untiled: the context is enough."""
+    path = tmp_path / "butterfly.png"
+    Image.open(data_dir / "Set5" / "butterfly.png").convert("RGB").resize((300, 280)).save(path)
+    got = upscale_in_page(page, path, "tiny-1k-x2", tmp_path)
+    assert_parity(got, reference(path, "tiny-1k-x2"))
+
+
+def test_exif_orientation_is_applied(page, data_dir, tmp_path):
+    """A JPEG whose EXIF says "rotate 90" comes out rotated: 64x48 stored, 48x64 shown, 96x128 upscaled."""
+    path = tmp_path / "rotated.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 clockwise to display
+    Image.open(data_dir / "Set5" / "head.png").convert("RGB").resize((64, 48)).save(path, exif=exif)
+    got = upscale_in_page(page, path, "tiny-1k-x2", tmp_path)
+    assert got.shape == (128, 96, 4)
+
+
+# ---------------------------------------------------------------------------------------------------- errors
+
+
+def assert_error_then_usable(page, contains: str, images, tmp_path) -> None:
+    page.wait_for_selector("#status[data-state=error]", timeout=30_000)
+    assert contains in page.inner_text("#error")
+    got = upscale_in_page(page, images["rgb"], "tiny-1k-x2", tmp_path)
+    assert got.shape == (96, 128, 4)
+    assert page.is_hidden("#error")
+
+
+def test_a_file_that_is_not_an_image(page, images, tmp_path):
+    path = tmp_path / "notes.png"
+    path.write_text("not an image")
+    page.set_input_files("#file", str(path))
+    assert_error_then_usable(page, "notes.png is not an image this browser can decode", images, tmp_path)
+
+
+def test_an_image_over_the_tile_budget(page, images, tmp_path):
+    path = tmp_path / "huge.png"
+    Image.new("L", (8000, 7000), 128).save(path)  # 56 MP: 224 MP at x2, over the 50 MP budget
+    choose_model(page, "tiny-1k-x2")
+    page.set_input_files("#file", str(path))
+    assert_error_then_usable(page, "8000 x 7000 at x2 gives 224.0 MP, over this page's budget of 50.0 MP", images,
+                             tmp_path)
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{not json", "not a tinysr web model (not JSON)"),
+    (json.dumps({"format": "tinysr-web-model", "version": 1, "scale": 2, "kind": "program", "name": "x",
+                 "program": {"input": "lr", "output": "up", "ops": [{"op": "bicubic_upscale", "in": ["lr"],
+                                                                     "out": "up"}]}}),
+     "unsupported ops in the model: bicubic_upscale"),
+    (json.dumps({"format": "tinysr-web-model", "version": 7}), "model file version 7; this page reads 1"),
+])
+def test_an_unsupported_model_file(page, images, tmp_path, content, message):
+    path = tmp_path / "model.json"
+    path.write_text(content)
+    page.set_input_files("#model-file", str(path))
+    page.wait_for_selector("#status[data-state=error]", timeout=30_000)
+    assert f"model.json: {message}" in page.inner_text("#error")
+    assert_error_then_usable(page, message, images, tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------------- screenshot
+
+
+def test_screenshot(page, data_dir, tmp_path):
+    """docs/web.png: the page after upscaling a Set5 crop, the before/after split in the middle (< 150 KB)."""
+    path = tmp_path / "butterfly.png"
+    Image.open(data_dir / "Set5" / "butterfly.png").convert("RGB").crop((0, 0, 256, 160)).save(path)
+    choose_model(page, "tiny-5k-x2")
+    page.set_input_files("#file", str(path))
+    wait_done(page)
+    shot = tmp_path / "page.png"
+    page.screenshot(path=str(shot))
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    Image.open(shot).convert("RGB").quantize(colors=128).save(SCREENSHOT, optimize=True)
+    assert SCREENSHOT.stat().st_size < 150_000
+
+
+# ---------------------------------------------------------------------------------------------------- the command
+
+
+def test_tinysr_web_serves_the_page(tmp_path):
+    """`tinysr web` prints its URL and serves the page and every bundled model from 127.0.0.1."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    proc = subprocess.Popen([sys.executable, "-m", "tinysr", "web"], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        line = proc.stdout.readline()
+        address = line.split()[2]
+        assert address.startswith("http://127.0.0.1:")
+        assert b'<script type="module" src="app.js">' in urllib.request.urlopen(address).read()
+        index = json.load(urllib.request.urlopen(address + "models/index.json"))
+        assert [m["name"] for m in index["models"]] == list_pretrained()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_build_writes_a_static_site_and_keeps_an_existing_folder(tmp_path):
+    out = tmp_path / "site"
+    build_site(out, web_models(["tiny-1k-x2"]))
+    assert (out / "index.html").is_file() and (out / "models" / "tiny-1k-x2.json").is_file()
+    with pytest.raises(TinySRError, match="exists and is not empty"):
+        build_site(out, [])
