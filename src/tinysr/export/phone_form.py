@@ -159,13 +159,17 @@ def phone_form(model: nn.Module) -> list[Op]:
 
 def symmetric_pad(x: torch.Tensor, pad: int) -> torch.Tensor:
     """NCHW -> NCH'W' padded by `pad` on each side with the half-sample mirror, as concatenated 1-pixel slices
-    (no flip, no gather: every converter maps slices and concat to its own ops, with dynamic sizes)."""
+    with constant (negative on the right) bounds: no flip, no gather and no size arithmetic, so every converter
+    maps it to its own slice and concat ops with dynamic sizes."""
     for dim in (3, 2):
-        n = x.shape[dim]
-        left = [x.narrow(dim, k, 1) for k in range(pad - 1, -1, -1)]
-        right = [x.narrow(dim, n - 1 - k, 1) for k in range(pad)]
+        left = [_slice(x, dim, k, k + 1) for k in range(pad - 1, -1, -1)]
+        right = [_slice(x, dim, -1 - k, -k if k else None) for k in range(pad)]
         x = torch.cat([*left, x, *right], dim=dim)
     return x
+
+
+def _slice(x: torch.Tensor, dim: int, start: int, stop: int | None) -> torch.Tensor:
+    return x[:, :, start:stop] if dim == 2 else x[:, :, :, start:stop]
 
 
 class PhoneNet(nn.Module):
