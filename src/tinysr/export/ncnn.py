@@ -99,9 +99,11 @@ def run_ncnn(net, lr: np.ndarray) -> np.ndarray:
     """HWC RGB uint8 (H, W >= 2) -> HWC float32 0..255 at scale x, unrounded."""
     import ncnn
 
-    chw = np.ascontiguousarray(lr.transpose(2, 0, 1), dtype=np.float32)  # ncnn.Mat borrows it: keep it alive
+    chw = np.ascontiguousarray(lr.transpose(2, 0, 1), dtype=np.float32)
+    # ncnn.Mat(array) borrows the array with cstep = H * W, which ncnn's layers misread unless H * W is a multiple
+    # of 4 (wrong borders, tested); clone() copies it into ncnn's own 16-byte-aligned channels
     extractor = net.create_extractor()
-    extractor.input(INPUT_NAME, ncnn.Mat(chw))
+    extractor.input(INPUT_NAME, ncnn.Mat(chw).clone())
     status, out = extractor.extract(OUTPUT_NAME)
     if status != 0:
         raise TinySRError(f"ncnn extract failed ({status})")
