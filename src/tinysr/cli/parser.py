@@ -16,7 +16,7 @@ from tinysr.metrics import PROTOCOLS
 from tinysr.train.config import LOSS_NAMES, SCHEDULES
 
 SCALES = (2, 3, 4)
-EXPORT_FORMATS = ("onnx", "onnx-int8", "numpy")
+EXPORT_FORMATS = ("onnx", "onnx-int8", "numpy", "tflite", "ncnn", "coreml")
 
 
 class HelpFormatter(argparse.HelpFormatter):

@@ -11,9 +11,12 @@ from torch import nn
 
 from tinysr.data.folder import decode_all, image_folder
 from tinysr.errors import TinySRError
+from tinysr.export.coreml import export_coreml
+from tinysr.export.ncnn import export_ncnn
 from tinysr.export.numpy_export import export_numpy
 from tinysr.export.onnx import export_onnx
 from tinysr.export.quantize import calibration_crops, quantize_onnx
+from tinysr.export.tflite import export_tflite
 
 
 def export_int8(model: nn.Module, out: Path, *, calibration: str | None, seed: int) -> None:
@@ -32,6 +35,9 @@ EXPORTERS: dict[str, Callable[..., None]] = {
     "onnx": lambda model, out, **_: export_onnx(model, out),
     "onnx-int8": export_int8,
     "numpy": lambda model, out, **_: export_numpy(model, out),
+    "tflite": lambda model, out, **_: export_tflite(model, out),  # LiteRT flatbuffer, NHWC
+    "ncnn": lambda model, out, **_: export_ncnn(model, out),  # OUT.param + OUT.bin
+    "coreml": lambda model, out, **_: export_coreml(model, out),  # OUT.mlpackage folder
 }
 
 

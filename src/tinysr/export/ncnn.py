@@ -1,0 +1,110 @@
+"""ncnn export: the phone form (`tinysr.export.phone_form`) traced with torch.jit and converted by pnnx.
+
+`tinysr export --format ncnn OUT.param` writes OUT.param (the layer list, text) and OUT.bin (the weights, fp32)
+beside it. The graph's blobs: input "in0", output "out0", both CHW float32 RGB 0..255 (ncnn's Mat, no batch axis),
+the output not clamped (round half to even and clip, as `tinysr.upscale` does). Sizes are dynamic (pnnx is given
+two input shapes), any H, W >= 2. The layers are ncnn's own: Convolution (with fused ReLU), Crop and Concat (the
+anchor's symmetric pad), BinaryOp (add), PixelShuffle (torch's channel order, mode 0), PReLU / ReLU.
+
+Weights are stored in fp32 (`fp16=0`). ncnn computes in fp16 by default where the CPU has it (ARM phones): for the
+tinysr parity rule set `net.opt.use_fp16_storage = use_fp16_packed = use_fp16_arithmetic = False`, as
+`ncnn_net` does.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from tinysr.errors import TinySRError
+from tinysr.export.phone_form import phone_net
+from tinysr.models.weights import atomic_write_bytes
+
+INPUT_NAME, OUTPUT_NAME = "in0", "out0"
+TRACE_SHAPES = ((1, 3, 32, 32), (1, 3, 24, 40))  # two sizes, so that pnnx keeps H and W dynamic
+
+
+def bin_path(param: str | os.PathLike) -> Path:
+    """The weights file that goes with a .param file: the same name with the suffix .bin."""
+    return Path(param).with_suffix(".bin")
+
+
+def _trace(model: nn.Module, path: Path) -> None:
+    """torch.jit.trace of the phone form, saved for pnnx (an explicit generator leaves the global RNG be)."""
+    dummy = torch.rand(TRACE_SHAPES[0], generator=torch.Generator().manual_seed(0)) * 255
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        torch.jit.trace(phone_net(model), (dummy,)).save(str(path))
+
+
+def _shape_arg(shape: tuple[int, ...]) -> str:
+    return "[" + ",".join(map(str, shape)) + "]f32"
+
+
+def convert_with_pnnx(pt: Path, workdir: Path) -> tuple[Path, Path]:
+    """Run the pnnx converter on a traced module; returns the (.param, .bin) it wrote into `workdir`."""
+    import pnnx
+
+    param, weights = workdir / "model.ncnn.param", workdir / "model.ncnn.bin"
+    command = [pnnx.EXEC_PATH, str(pt), f"inputshape={_shape_arg(TRACE_SHAPES[0])}",
+               f"inputshape2={_shape_arg(TRACE_SHAPES[1])}", "device=cpu", "fp16=0",
+               f"ncnnparam={param}", f"ncnnbin={weights}", f"ncnnpy={workdir / 'model_ncnn.py'}",
+               f"pnnxparam={workdir / 'model.pnnx.param'}", f"pnnxbin={workdir / 'model.pnnx.bin'}",
+               f"pnnxpy={workdir / 'model_pnnx.py'}", f"pnnxonnx={workdir / 'model.pnnx.onnx'}"]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=workdir)
+    if done.returncode != 0 or not param.is_file() or not weights.is_file():
+        tail = (done.stdout + done.stderr).strip().splitlines()[-5:]
+        raise TinySRError(f"pnnx failed (exit {done.returncode}): {' | '.join(tail)}")
+    return param, weights
+
+
+def check_ncnn_layers(param_text: str) -> None:
+    """Refuse a conversion that left torch ops in the graph (pnnx writes those it cannot map under torch names)."""
+    layers = [line.split()[0] for line in param_text.splitlines()[2:] if line.strip()]
+    foreign = sorted({t for t in layers if "." in t})
+    if foreign:
+        raise TinySRError(f"pnnx left ops ncnn cannot run: {', '.join(foreign)}")
+
+
+def export_ncnn(model: nn.Module, path: str | os.PathLike) -> None:
+    """Write `model` as ncnn `path` (.param) and its .bin (see the module docstring), each atomically."""
+    with tempfile.TemporaryDirectory(prefix="tinysr-ncnn-") as tmp:
+        _trace(model, Path(tmp) / "model.pt")
+        param, weights = convert_with_pnnx(Path(tmp) / "model.pt", Path(tmp))
+        check_ncnn_layers(param.read_text())
+        atomic_write_bytes(bin_path(path), weights.read_bytes())
+        atomic_write_bytes(path, param.read_bytes())
+
+
+def ncnn_net(param: str | os.PathLike, *, threads: int = 1):
+    """An `ncnn.Net` loaded from an export, fp32 throughout (the parity rule needs it; see the module docstring)."""
+    import ncnn
+
+    net = ncnn.Net()
+    net.opt.use_fp16_storage = net.opt.use_fp16_packed = net.opt.use_fp16_arithmetic = False
+    net.opt.num_threads = threads
+    if net.load_param(str(param)) != 0 or net.load_model(str(bin_path(param))) != 0:
+        raise TinySRError(f"{param}: ncnn could not load it (and its .bin)")
+    return net
+
+
+def run_ncnn(net, lr: np.ndarray) -> np.ndarray:
+    """HWC RGB uint8 (H, W >= 2) -> HWC float32 0..255 at scale x, unrounded."""
+    import ncnn
+
+    chw = np.ascontiguousarray(lr.transpose(2, 0, 1), dtype=np.float32)
+    # ncnn.Mat(array) borrows the array with cstep = H * W, which ncnn's layers misread unless H * W is a multiple
+    # of 4 (wrong borders, tested); clone() copies it into ncnn's own 16-byte-aligned channels
+    extractor = net.create_extractor()
+    extractor.input(INPUT_NAME, ncnn.Mat(chw).clone())
+    status, out = extractor.extract(OUTPUT_NAME)
+    if status != 0:
+        raise TinySRError(f"ncnn extract failed ({status})")
+    return np.array(out, copy=True).transpose(1, 2, 0)
