@@ -16,14 +16,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import tinysr.video as video
+import tinysr.video_pipes as video_pipes
 from tinysr.errors import TinySRError
 from tinysr.inference import upscale
+from tinysr.resize import imresize
 from tinysr.resolve import load_network
-from tinysr.video import pts_segments, sigterm_as_interrupt, upscale_video
+from tinysr.video import pts_segments, upscale_video
+from tinysr.video_pipes import sigterm_as_interrupt
 from tinysr.video_probe import ffmpeg_exe, is_video, probe_video
+from tinysr.video_yuv import luma_net, upscale_luma
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -34,10 +39,10 @@ TAGS = "setparams=color_primaries=bt709:color_trc=bt709:colorspace=bt709:range=t
 VFR = f"settb=1/1000,setpts='N*N/2+N*30',{TAGS}"
 
 
-def ffmpeg(*args: str) -> subprocess.CompletedProcess:
+def ffmpeg(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
     """Run FFmpeg quietly, failing the test on an error."""
     return subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *args],
-                          check=True, capture_output=True)
+                          input=stdin, check=True, capture_output=True)
 
 
 def sources(seconds: int = SECONDS) -> list[str]:
@@ -65,6 +70,16 @@ def rgb_frames(path: Path) -> np.ndarray:
     raw = ffmpeg("-noautorotate", "-i", str(path), "-map", "0:v:0", "-fps_mode", "passthrough", "-f", "rawvideo",
                  "-pix_fmt", "rgb24", "-").stdout
     return np.frombuffer(raw, np.uint8).reshape(-1, info.height, info.width, 3)
+
+
+def yuv420_planes(path: Path, width: int, height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every frame's Y (N x H x W), U and V (N x H/2 x W/2), uint8, as decoded."""
+    raw = ffmpeg("-i", str(path), "-map", "0:v:0", "-f", "rawvideo", "-pix_fmt", "yuv420p", "-").stdout
+    frames = np.frombuffer(raw, np.uint8).reshape(-1, width * height * 3 // 2)
+    luma, quarter = width * height, width * height // 4
+    return (frames[:, :luma].reshape(-1, height, width),
+            frames[:, luma:luma + quarter].reshape(-1, height // 2, width // 2),
+            frames[:, luma + quarter:].reshape(-1, height // 2, width // 2))
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +122,7 @@ def test_pts_segments_rebuild_every_timestamp():
 def test_lossless_output_is_tinysr_upscale_of_each_frame(clips, model, tmp_path):
     src = clips["cfr.mp4"]
     out = upscale_video(src, tmp_path / "out.mkv", model, codec="ffv1", crf=None, preset=None, pix_fmt="gbrp",
-                        progress=False, workers=2)
+                        progress=False, workers=2, yuv=False)
     assert out == tmp_path / "out.mkv" and sorted(os.listdir(tmp_path)) == ["out.mkv"]
     lr, sr = rgb_frames(src), rgb_frames(out)
     assert lr.shape == (FPS * SECONDS, H, W, 3) and sr.shape == (FPS * SECONDS, 2 * H, 2 * W, 3)
@@ -117,6 +132,23 @@ def test_lossless_output_is_tinysr_upscale_of_each_frame(clips, model, tmp_path)
     assert same_packets(packets(out, "a"), packets(src, "a"))
     seconds = [[float(p * info.time_base) for p in info.pts] for info in (probe_video(out), probe_video(src))]
     assert np.allclose(*seconds, rtol=0, atol=1e-3)  # Matroska counts milliseconds, this MP4 1/12800 s
+
+
+def test_yuv_route_runs_the_net_on_the_luma_plane(clips, model, tmp_path):
+    src = clips["cfr.mp4"]
+    out = upscale_video(src, tmp_path / "out.mkv", model, codec="ffv1", crf=None, preset=None, progress=False)
+    lr, sr = yuv420_planes(src, W, H), yuv420_planes(out, 2 * W, 2 * H)
+    assert len(lr[0]) == len(sr[0]) == FPS * SECONDS
+    net = luma_net(model)
+    expected = np.stack([upscale_luma(net, y) for y in lr[0]])
+    with torch.no_grad():  # the same luma through torch: TinySR.forward_luma's arithmetic on the decoded Y
+        t = torch.from_numpy(lr[0][:1].astype(np.float32))[:, None]
+        reference = (model.residual(t / 255.0) * 255.0 + model.upsample(t)).clamp(0, 255).round()
+    assert np.array_equal(expected[:1], reference[:, 0].numpy().astype(np.uint8))
+    assert np.array_equal(sr[0], expected)  # the encoder kept the upscaled luma bit for bit
+    for got, lr_plane in zip(sr[1:], lr[1:]):  # chroma: MATLAB bicubic (the float path, rounded half to even)
+        want = np.stack([np.round(imresize(p.astype(np.float64), 2.0)).clip(0, 255) for p in lr_plane])
+        assert got.shape == want.shape and np.abs(got - want).max() <= 1 and (got != want).mean() < 1e-3
 
 
 def test_variable_frame_rate_audio_and_subtitles_kept(clips, model, tmp_path):
@@ -203,7 +235,7 @@ def test_full_disk_is_one_line_and_leaves_nothing(clips, model, tmp_path, monkey
             resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
         return subprocess.Popen(cmd, preexec_fn=limit if "stdin" in kwargs else None, **kwargs)
 
-    monkeypatch.setattr(video, "spawn", capped)
+    monkeypatch.setattr(video_pipes, "spawn", capped)
     with pytest.raises(TinySRError) as info:
         upscale_video(clips["cfr.mp4"], tmp_path / "big.mkv", model, codec="ffv1", crf=None, preset=None,
                       pix_fmt="gbrp", progress=False)
@@ -222,7 +254,8 @@ def test_interrupt_removes_the_partial_output(clips, model, tmp_path, monkeypatc
 
     monkeypatch.setattr(video, "upscale", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        upscale_video(clips["cfr.mp4"], tmp_path / "out.mp4", model, fused=False, progress=False, workers=1)
+        upscale_video(clips["cfr.mp4"], tmp_path / "out.mp4", model, fused=False, yuv=False, progress=False,
+                      workers=1)
     assert os.listdir(tmp_path) == []
     assert capsys.readouterr().err.strip() == f"tinysr: interrupted; removed the partial output {tmp_path}/out.mp4.part"
 
