@@ -33,7 +33,7 @@ import torch
 
 from tinysr.inference import upscale
 from tinysr.resolve import load_network
-from tinysr.video import upscale_video
+from tinysr.video import SWS_FLAGS, upscale_video
 from tinysr.video_probe import ffmpeg_exe
 from tinysr.video_yuv import luma_net, upscale_yuv420_frame
 
@@ -94,7 +94,7 @@ def breakdown(clip: Path, model, *, frames: int, fused: bool | None, preset: str
     to the encoder from a raw file here (in the real run, through a pipe)."""
     width, height = map(int, clip.stem.removeprefix("clip").split("x"))
     args = ["-i", str(clip), "-frames:v", str(frames), "-f", "rawvideo"]
-    stages = {"decode": measured(lambda: ffmpeg(*args, "-pix_fmt", "rgb24", "-")),
+    stages = {"decode": measured(lambda: ffmpeg(*args, "-vf", f"scale=flags={SWS_FLAGS}", "-pix_fmt", "rgb24", "-")),
               "decode to yuv420p instead": measured(lambda: ffmpeg(*args, "-pix_fmt", "yuv420p", "-"))}
     lr = np.frombuffer(ffmpeg(*args, "-pix_fmt", "rgb24", "-"), np.uint8).reshape(-1, height, width, 3)
     workers = torch.get_num_threads()
@@ -110,7 +110,7 @@ def breakdown(clip: Path, model, *, frames: int, fused: bool | None, preset: str
             lambda: list(pool.map(lambda f: upscale_yuv420_frame(net, f, width=width, height=height), yuv)))
     torch.set_num_threads(workers)
     raw = ["-f", "rawvideo", "-pix_fmt", "rgb24", "-video_size", f"{2 * width}x{2 * height}", "-i",
-           str(folder / "sr.rgb"), "-vf", "scale=out_color_matrix=bt709:out_range=tv,format=yuv420p"]
+           str(folder / "sr.rgb"), "-vf", f"scale=out_color_matrix=bt709:out_range=tv:flags={SWS_FLAGS},format=yuv420p"]
     stages["rgb->yuv420p"] = measured(lambda: ffmpeg(*raw, "-f", "null", "-"))
     stages["encode (rgb route, incl. rgb->yuv420p)"] = measured(
         lambda: ffmpeg(*raw, "-c:v", "libx264", "-crf", "18", "-preset", preset, "-f", "mp4", os.devnull))
@@ -140,7 +140,7 @@ def psnr_routes(folders: list[Path], model, *, tmp: Path) -> dict[str, list[floa
         for route, yuv in ROUTES.items():
             out = upscale_video(clip, tmp / "sr.mkv", model, yuv=yuv, codec="ffv1", crf=None, preset=None,
                                 progress=False, force=True)
-            raw = ffmpeg("-i", str(out), "-f", "rawvideo", "-pix_fmt", "rgb24", "-")
+            raw = ffmpeg("-i", str(out), "-vf", f"scale=flags={SWS_FLAGS}", "-f", "rawvideo", "-pix_fmt", "rgb24", "-")
             results[f"{route} route"] = np.frombuffer(raw, np.uint8).reshape(hr.shape)
         for name, sr in results.items():
             scores[name].append(tuple(psnr(*prepare_pair(sr, hr, scale=2, protocol=PROTOCOLS[p]))

@@ -25,7 +25,7 @@ from tinysr.errors import TinySRError
 from tinysr.inference import upscale
 from tinysr.resize import imresize
 from tinysr.resolve import load_network
-from tinysr.video import pts_segments, upscale_video
+from tinysr.video import SWS_FLAGS, pts_segments, upscale_video
 from tinysr.video_pipes import sigterm_as_interrupt
 from tinysr.video_probe import ffmpeg_exe, is_video, probe_video
 from tinysr.video_yuv import luma_net, upscale_luma
@@ -65,10 +65,10 @@ def same_packets(a: list[tuple[float, int, str]], b: list[tuple[float, int, str]
 
 
 def rgb_frames(path: Path) -> np.ndarray:
-    """Every frame as stored (not rotated), N x H x W x 3 uint8 RGB."""
+    """Every frame as stored (not rotated), N x H x W x 3 uint8 RGB, converted as the RGB route converts."""
     info = probe_video(path)
-    raw = ffmpeg("-noautorotate", "-i", str(path), "-map", "0:v:0", "-fps_mode", "passthrough", "-f", "rawvideo",
-                 "-pix_fmt", "rgb24", "-").stdout
+    raw = ffmpeg("-noautorotate", "-i", str(path), "-map", "0:v:0", "-fps_mode", "passthrough", "-vf",
+                 f"scale=flags={SWS_FLAGS}", "-f", "rawvideo", "-pix_fmt", "rgb24", "-").stdout
     return np.frombuffer(raw, np.uint8).reshape(-1, info.height, info.width, 3)
 
 
