@@ -48,7 +48,6 @@ MUXERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".web
 SCALE_MATRIX = {"bt709": "bt709", "smpte170m": "smpte170m", "bt470bg": "bt470", "fcc": "fcc",
                 "smpte240m": "smpte240m", "bt2020nc": "bt2020", "bt2020c": "bt2020"}
 
-
 #: FFmpeg's scaler flags for the RGB route's colour conversions. Its default YUV -> RGB is a fast approximation:
 #: on Set5, the luma of the decoded RGB is 46.7 dB from the stored Y (errors of 1-2 levels); with exact rounding
 #: and full chroma interpolation it is 63.7 dB, for ~3 ms more CPU per 540p frame (benchmarks/RESULTS.md "video").
