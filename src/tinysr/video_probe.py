@@ -14,6 +14,7 @@ them (``-copyts``: no shift to zero), in presentation order, one per frame that 
 
 from __future__ import annotations
 
+import functools
 import re
 import shutil
 import subprocess
@@ -23,7 +24,8 @@ from pathlib import Path
 
 from tinysr.errors import TinySRError
 
-#: Demuxers that open still images (or text, like `tty`, which matches on the suffix alone): never a video.
+#: Demuxers that open images (or text, like `tty`, which matches on the suffix alone): never a video. Animated GIF,
+#: APNG and WebP count as images here: no audio, no timestamps worth keeping, and palette or alpha pixels.
 IMAGE_DEMUXERS = ("image2", "tty", "gif", "apng", "webp", "ico")
 
 #: Pixel formats decoded without loss to 8-bit RGB: 8 bits per sample, no alpha. Others (10-bit and more, alpha,
@@ -65,15 +67,33 @@ class VideoInfo:
     durations: tuple[int, ...] = ()
 
 
+#: The oldest FFmpeg with every option used here (``-fps_mode``, ``-/filter`` from a file, ``-display_rotation``,
+#: ``-enc_time_base demux``): 7.0.
+MIN_FFMPEG = 7
+
+
+def _major_version(exe: str) -> int:
+    """FFmpeg's major version from ``ffmpeg -version`` ("ffmpeg version 7.1.1 ..." or "... n9.0.2-..."), 0 if
+    unreadable (a git build without a release number counts as new enough)."""
+    try:
+        first = subprocess.run([exe, "-version"], capture_output=True, text=True, timeout=10).stdout.split("\n")[0]
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    match = re.match(r"ffmpeg version n?(\d+)\.", first)
+    return int(match.group(1)) if match else (MIN_FFMPEG if first.startswith("ffmpeg version") else 0)
+
+
+@functools.lru_cache(maxsize=1)
 def ffmpeg_exe() -> str:
-    """The `ffmpeg` on PATH if there is one, else the binary that imageio-ffmpeg ships."""
+    """The `ffmpeg` on PATH if it is FFmpeg `MIN_FFMPEG` or newer, else the binary that imageio-ffmpeg ships."""
     on_path = shutil.which("ffmpeg")
-    if on_path:
+    if on_path and _major_version(on_path) >= MIN_FFMPEG:
         return on_path
     try:
         import imageio_ffmpeg
     except ImportError:
-        raise TinySRError("video needs FFmpeg: pip install 'tinysr[video]' (imageio-ffmpeg), or put ffmpeg on PATH")
+        raise TinySRError(f"video needs FFmpeg {MIN_FFMPEG} or newer: pip install 'tinysr[video]' (imageio-ffmpeg)"
+                          f"{', or update the ffmpeg on PATH' if on_path else ''}") from None
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
