@@ -127,3 +127,27 @@ def test_resume_refuses_fewer_steps_than_done_and_changes_nothing(tmp_path):
     assert str(err.value) == f"{run}: the run is at step 60, past --steps 50; give --steps 60 or more"
     assert _snapshot(run) == before
     assert runs.last_step(run) == 60 and runs.last_step(tmp_path) == 0
+
+
+def test_metrics_a_torn_last_line_is_dropped_with_a_warning(tmp_path):
+    run = runs.open_run(tmp_path / "run", _config())
+    runs.append_metrics(run, {"step": 10, "val_psnr": 30.0})
+    with open(run / runs.METRICS, "a") as f:
+        f.write('{"step": 20, "val_ps')  # a kill mid-append
+    with pytest.warns(UserWarning, match=r"metrics\.jsonl: dropped a torn last line"):
+        assert runs.read_metrics(run) == [{"step": 10, "val_psnr": 30.0}]
+
+
+@pytest.mark.parametrize("bad", ['{"step": 20, "val_ps', '[1, 2]', '{"val_psnr": 3}'])
+def test_metrics_a_bad_middle_line_is_an_error_and_nothing_is_rewritten(tmp_path, bad):
+    run = runs.open_run(tmp_path / "run", _config())
+    for step in (10, 20):
+        runs.append_metrics(run, {"step": step, "val_psnr": 30.0})
+    lines = (run / runs.METRICS).read_text().splitlines()
+    (run / runs.METRICS).write_text("\n".join([lines[0], bad, lines[1]]) + "\n")
+    before = (run / runs.METRICS).read_bytes()
+    with pytest.raises(TinySRError, match=r"metrics\.jsonl: line 2 is not"):
+        runs.read_metrics(run)
+    with pytest.raises(TinySRError, match=r"line 2"):
+        runs.truncate_metrics(run, 10)  # what a resume does: refused, not a silent rewrite without line 2
+    assert (run / runs.METRICS).read_bytes() == before

@@ -31,7 +31,12 @@ from tinysr.experiments import plots
 from tinysr.experiments.pareto import pareto_figures
 from tinysr.experiments.results import RunRecord, load_runs
 from tinysr.experiments.tables import Table, Validation, build_table
-from tinysr.experiments.testsets import TestRow, build_test_table, load_test_sets, run_row
+from tinysr.experiments.testsets import (
+    TestRow,
+    build_test_table,
+    load_test_sets,
+    run_row,
+)
 from tinysr.metrics import PROTOCOLS
 
 

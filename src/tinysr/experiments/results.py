@@ -14,7 +14,6 @@ Summary conventions (also printed under every table):
 
 from __future__ import annotations
 
-import json
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +24,9 @@ import torch
 from tinysr.errors import TinySRError
 from tinysr.models import config_from_dict, count_params, model_from_config
 from tinysr.models.complexity import deployed_config
+from tinysr.train.runs import CONFIG, STATUS, read_json, read_metrics
 
-CONFIG, METRICS, STATUS, EXPERIMENT = "config.json", "metrics.jsonl", "status.json", "experiment.json"
+EXPERIMENT = "experiment.json"  # written by `tinysr experiment run` beside the run folder's own files
 
 
 @dataclass(frozen=True)
@@ -62,34 +62,6 @@ class RunSummary:
     reference_params: int | None
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except OSError as exc:
-        raise TinySRError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    except json.JSONDecodeError as exc:
-        raise TinySRError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    if not isinstance(data, dict):
-        raise TinySRError(f"{path}: expected a JSON object")
-    return data
-
-
-def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """The lines of metrics.jsonl; a missing file is an empty log, a torn LAST line (a crash mid-write) is dropped."""
-    if not path.is_file():
-        return []
-    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
-    rows = []
-    for i, line in enumerate(lines):
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            if i == len(lines) - 1:
-                break
-            raise TinySRError(f"{path}: line {i + 1} is not valid JSON") from None
-    return rows
-
-
 def find_runs(runs_dir: str | Path) -> list[Path]:
     """Every run folder (a folder with config.json) below `runs_dir`, sorted; TinySRError if there is none."""
     runs_dir = Path(runs_dir)
@@ -107,9 +79,9 @@ def load_run(path: Path, runs_dir: Path) -> RunRecord:
     return RunRecord(
         path=path, name=rel.as_posix() if rel.parts else path.name,
         group=rel.parent.as_posix() if len(rel.parts) > 1 else ".",
-        config=_read_json(path / CONFIG), metrics=read_metrics(path / METRICS),
-        status=_read_json(path / STATUS) if (path / STATUS).is_file() else {"state": "unknown", "step": 0},
-        experiment=_read_json(experiment) if experiment.is_file() else {},
+        config=read_json(path / CONFIG), metrics=read_metrics(path),
+        status=read_json(path / STATUS) if (path / STATUS).is_file() else {"state": "unknown", "step": 0},
+        experiment=read_json(experiment) if experiment.is_file() else {},
     )
 
 

@@ -14,19 +14,18 @@ import dataclasses
 import json
 from pathlib import Path
 
+from tinysr.atomic import atomic_write_bytes
 from tinysr.errors import TinySRError
 from tinysr.experiments.presets import DataSpec, Recipe, RunSpec, get_table
+from tinysr.experiments.results import EXPERIMENT
 from tinysr.metrics import PROTOCOLS
 from tinysr.models import config_to_dict
-from tinysr.models.weights import atomic_write_bytes
 from tinysr.train.config import DataConfig, RunConfig, TrainConfig
 from tinysr.train.loop import TrainResult, select_device, train
 from tinysr.train.polish import PolishResult, check_polishable
 from tinysr.train.polish_run import polish_run
 from tinysr.train.runs import STATUS
 from tinysr.train.start import start_run
-
-EXPERIMENT = "experiment.json"
 
 
 def check_data(data: DataSpec) -> None:

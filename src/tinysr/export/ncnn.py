@@ -23,9 +23,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from tinysr.atomic import atomic_write_bytes
 from tinysr.errors import TinySRError
 from tinysr.export.phone_form import phone_net
-from tinysr.models.weights import atomic_write_bytes
 
 INPUT_NAME, OUTPUT_NAME = "in0", "out0"
 TRACE_SHAPES = ((1, 3, 32, 32), (1, 3, 24, 40))  # two sizes, so that pnnx keeps H and W dynamic

@@ -27,10 +27,10 @@ from typing import Any
 import numpy as np
 from torch import nn
 
+from tinysr.atomic import atomic_write_bytes
 from tinysr.errors import TinySRError
 from tinysr.export.phone_form import Op, phone_form
 from tinysr.models import config_to_dict
-from tinysr.models.weights import atomic_write_bytes
 
 DEFAULT_SIZE = 64
 INPUT_NAME, OUTPUT_NAME = "lr", "sr"

@@ -29,6 +29,7 @@ import json
 import os
 import shutil
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -112,16 +113,25 @@ def append_metrics(run_dir: Path, row: dict[str, Any]) -> None:
 
 # ---------------------------------------------------------------- reading
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    """The lines of metrics.jsonl; a torn last line (a kill mid-append) is ignored."""
+    """The lines of metrics.jsonl. A torn LAST line (a kill mid-append) is dropped, with a one-line warning; a bad
+    line anywhere else is an error naming the file and line, never a silent rewrite."""
     path = Path(run_dir) / METRICS
     if not path.is_file():
         return []
+    lines = path.read_text().splitlines()
     rows = []
-    for line in path.read_text().splitlines():
+    for number, line in enumerate(lines, start=1):
         try:
-            rows.append(json.loads(line))
+            row = json.loads(line)
         except json.JSONDecodeError:
-            continue
+            if number == len(lines):
+                warnings.warn(f"{path}: dropped a torn last line (a write cut short)", stacklevel=2)
+                break
+            raise TinySRError(f"{path}: line {number} is not valid JSON; the log is damaged (restore it or start "
+                              "the run over)") from None
+        if not isinstance(row, dict) or not isinstance(row.get("step"), int):
+            raise TinySRError(f"{path}: line {number} is not a metrics row (no integer step)")
+        rows.append(row)
     return rows
 
 
@@ -132,10 +142,16 @@ def truncate_metrics(run_dir: Path, step: int) -> None:
 
 
 def read_json(path: Path) -> dict[str, Any]:
+    """A run file's JSON object; a missing, unreadable or malformed file is one line naming it."""
     try:
-        return json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise TinySRError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+        data = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise TinySRError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise TinySRError(f"{path}: not valid JSON ({getattr(exc, 'msg', exc)})") from None
+    if not isinstance(data, dict):
+        raise TinySRError(f"{path}: expected a JSON object")
+    return data
 
 
 def read_config(run_dir: Path) -> dict[str, Any]:
