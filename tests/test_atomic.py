@@ -20,7 +20,8 @@ from tinysr.errors import TinySRError
 from tinysr.export.numpy_export import export_numpy
 from tinysr.models import create_model
 from tinysr.models.weights import save_weights
-from tinysr.train import lock, runs
+from tinysr import lock
+from tinysr.train import runs
 from tinysr.train.config import DataConfig, RunConfig, TrainConfig
 
 UMASK_MODES = [(0o022, 0o644, 0o755), (0o077, 0o600, 0o700)]
@@ -85,8 +86,8 @@ def test_cache_entry(tmp_path, modes):
     pairs = load_pairs(image_folder(_images(tmp_path / "hr", 2)), scale=2, cache_dir=tmp_path / "cache",
                        progress=False)
     files = sorted(pairs.cache_path.iterdir())
-    assert [p.name for p in files] == ["hr.npy", "index.json", "lr.npy"]
-    assert [_mode(p) for p in files] == [file_mode] * 3
+    assert [p.name for p in files] == [".lock", "hr.npy", "index.json", "lr.npy"]
+    assert [_mode(p) for p in files] == [file_mode] * 4
 
 
 def test_cinic_subset(tmp_path, modes):

@@ -43,7 +43,7 @@ def test_first_load_builds_second_hits_with_equal_arrays(folder, tmp_path):
     second = _load(image_set, tmp_path / "cache")
     assert (first.cache_hit, second.cache_hit) == (False, True)
     assert first.cache_path == second.cache_path and first.names == ("t1", "t10", "tt1")
-    assert sorted(p.name for p in first.cache_path.iterdir()) == ["hr.npy", "index.json", "lr.npy"]
+    assert sorted(p.name for p in first.cache_path.iterdir()) == [".lock", "hr.npy", "index.json", "lr.npy"]
     for path, hr, lr, hr2, lr2 in zip(image_set.hr_paths, first.hr, first.lr, second.hr, second.lr):
         expect_hr = mod_crop(read_image(path)[0], 3)
         assert hr.dtype == np.uint8 and hr.shape == expect_hr.shape and (hr == expect_hr).all()

@@ -1,4 +1,4 @@
-"""tinysr.train.lock: one writer per run folder, refused at once in another process, gone with its holder."""
+"""tinysr.lock: one writer per run folder, refused at once in another process, gone with its holder."""
 
 import os
 import subprocess
@@ -7,10 +7,10 @@ import sys
 import pytest
 
 from tinysr.errors import TinySRError
-from tinysr.train import lock
+from tinysr import lock
 from test_train import folders  # noqa: F401 (a fixture)
 
-HOLDER = ("import sys, time\nfrom tinysr.train import lock\nlock.hold(sys.argv[1])\nprint('held', flush=True)\n"
+HOLDER = ("import sys, time\nfrom tinysr import lock\nlock.hold(sys.argv[1])\nprint('held', flush=True)\n"
           "time.sleep(60)\n")
 
 

@@ -13,11 +13,15 @@ Modes follow the umask: 0644 under umask 022, 0600 under umask 077, like a file 
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
+import shutil
 import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
+
+from tinysr import faults
 
 # Why not tempfile.mkstemp: it creates 0600 files whatever the umask, so shared run folders, bundled weights and
 # written images would be private. Passing 0o666 / 0o777 to os.open / os.mkdir lets the kernel apply the umask
@@ -89,11 +93,26 @@ def atomic_open(path: str | os.PathLike, *, before_rename: Callable[[], None] | 
             os.fsync(f.fileno())
         if before_rename is not None:
             before_rename()
+        faults.point(f"before-rename:{path.name}")
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    faults.point(f"after-rename:{path.name}")
     _fsync_dir(path.parent)
+
+
+def remove_stale_temps(path: str | os.PathLike) -> int:
+    """Remove the temporary siblings that killed writers of `path` left behind (SIGKILL skips every clean-up);
+    returns how many. Only for a caller that alone may write `path` now (it holds the folder's lock)."""
+    path = Path(path)
+    stale = list(path.parent.glob(f".{glob.escape(path.name)}.*.tmp"))
+    for tmp in stale:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+    return len(stale)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes, *,

@@ -28,6 +28,7 @@ from typing import BinaryIO
 import numpy as np
 from tqdm import tqdm
 
+from tinysr import atomic, faults, lock
 from tinysr.atomic import atomic_open, atomic_write_bytes
 from tinysr.data.degrade import DEGRADATIONS, degrade, mod_crop, shrink_hr
 from tinysr.data.folder import UnreadableImagesWarning, decode_all
@@ -190,6 +191,7 @@ def _build(
             index["lr_shapes"].append(list(lr.shape))
             index["hr_offsets"].append(hr_out.append(hr))
             index["lr_offsets"].append(lr_out.append(lr))
+            faults.point("cache:image")
         if not kept:
             raise TinySRError(f"{image_set.name}: none of its {len(image_set)} image files could be decoded")
         hr_out.finish()
@@ -234,6 +236,35 @@ def _open(directory: Path, key: str) -> tuple[dict, list[np.ndarray], list[np.nd
     return index, hr, lr
 
 
+def _build_once(directory: Path, image_set: ImageSet, *, key: str, scale: int, degradation: str, strict: bool,
+                progress: bool) -> tuple[dict, list[np.ndarray], list[np.ndarray]]:
+    """Build the entry under its folder's lock: a second process waits, then reads what the first built; files a
+    killed builder left half-written are removed first."""
+    try:
+        lock.hold(directory, wait=True)
+    except TinySRError as exc:
+        raise TinySRError(f"{exc}; set TINYSR_CACHE to a writable folder") from None
+    try:
+        opened = _open(directory, key)  # built by another process while this one waited
+        if opened is not None:
+            return opened
+        log.info("cache miss: building %s", directory)
+        for name in ("hr.npy", "lr.npy", _INDEX):
+            atomic.remove_stale_temps(directory / name)
+        try:
+            _build(directory, image_set, key=key, scale=scale, degradation=degradation, strict=strict,
+                   progress=progress)
+        except OSError as exc:  # a full disk, a read-only TINYSR_CACHE: the temp files are already gone
+            raise TinySRError(f"{directory}: cannot write the decoded cache ({one_line(exc.strerror or exc)}); free "
+                              "space or set TINYSR_CACHE to a writable folder") from None
+        opened = _open(directory, key)
+        if opened is None:
+            raise TinySRError(f"{directory}: cache entry unreadable right after writing it")
+        return opened
+    finally:
+        lock.release(directory)
+
+
 def load_pairs(
     image_set: ImageSet,
     *,
@@ -262,16 +293,8 @@ def load_pairs(
     opened = _open(directory, key)
     hit = opened is not None
     if not hit:
-        log.info("cache miss: building %s", directory)
-        try:
-            _build(directory, image_set, key=key, scale=scale, degradation=degradation, strict=strict,
-                   progress=progress)
-        except OSError as exc:  # a full disk, a read-only TINYSR_CACHE: the temp files are already gone
-            raise TinySRError(f"{directory}: cannot write the decoded cache ({one_line(exc.strerror or exc)}); free "
-                              "space or set TINYSR_CACHE to a writable folder") from None
-        opened = _open(directory, key)
-        if opened is None:
-            raise TinySRError(f"{directory}: cache entry unreadable right after writing it")
+        opened = _build_once(directory, image_set, key=key, scale=scale, degradation=degradation, strict=strict,
+                             progress=progress)
     index, hr, lr = opened
     log.info("cache %s: %s (%d images)", "hit" if hit else "built", directory, len(hr))
     skipped = tuple(index["skipped"])

@@ -32,6 +32,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from tinysr import faults
 from tinysr.data.cache import PairedImages
 from tinysr.errors import TinySRError
 from tinysr.infer.upscale import upscale_array
@@ -90,6 +91,7 @@ def validate(model: nn.Module, pairs: PairedImages, *, protocol: str, device: to
     for lr, hr in list(zip(pairs.lr, pairs.hr))[:limit]:
         sr = upscale_array(model, np.asarray(lr), device=device)
         rows.append(measure(sr, np.asarray(hr), scale=pairs.scale, protocol=PROTOCOLS[protocol]))
+        faults.point("validate:image")
     model.train()
     return float(np.mean([r[0] for r in rows])), float(np.mean([r[1] for r in rows]))
 
@@ -177,6 +179,7 @@ def _advance(sampler, scheduler, state: LoopState, device: torch.device, step: S
     state.step += 1
     state.loss_sum, state.loss_count = state.loss_sum + loss, state.loss_count + 1
     state.train_seconds += time.monotonic() - began
+    faults.point("train:step")
     return loss
 
 

@@ -37,11 +37,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from tinysr import atomic
+from tinysr import atomic, faults
 from tinysr.errors import TinySRError
 from tinysr.models import weights as checkpoint
 from tinysr.models.integrity import check_digest, digest
-from tinysr.train import lock
+from tinysr import lock
 from tinysr.train.config import RunConfig
 
 #: The run folder's files, defined here only: every other module imports these names.
@@ -103,8 +103,12 @@ def append_metrics(run_dir: Path, row: dict[str, Any]) -> None:
     """Append one evaluation's line to metrics.jsonl, flushed and fsynced."""
     path = Path(run_dir) / METRICS
     try:
+        line = json.dumps(row) + "\n"
         with open(path, "a") as f:
-            f.write(json.dumps(row) + "\n")
+            f.write(line[: len(line) // 2])
+            f.flush()
+            faults.point("mid-append:metrics.jsonl")
+            f.write(line[len(line) // 2:])
             f.flush()
             os.fsync(f.fileno())
     except OSError as exc:
@@ -221,6 +225,7 @@ def open_run(run_dir: str | os.PathLike, config: RunConfig, *, force: bool = Fal
     if run_dir.exists() and not run_dir.is_dir():
         raise TinySRError(f"{run_dir}: exists and is not a folder")
     lock.hold(run_dir)  # before anything is deleted or written: a second writer is refused here
+    _remove_stale_temps(run_dir)
     if any(p.name != lock.LOCK for p in run_dir.iterdir()):
         if not force:
             what = "a tinysr run" if (run_dir / CONFIG).is_file() else "a non-empty folder"
@@ -236,6 +241,12 @@ def open_run(run_dir: str | os.PathLike, config: RunConfig, *, force: bool = Fal
     write_status(run_dir, state="running", step=0, steps=config.train.steps if steps is None else steps,
                  message="")
     return run_dir
+
+
+def _remove_stale_temps(run_dir: Path) -> None:
+    """A writer killed mid-write (SIGKILL) leaves its temporary file; the next writer, holding the lock, removes it."""
+    for name in RUN_FILES:
+        atomic.remove_stale_temps(run_dir / name)
 
 
 def _remove_run_files(run_dir: Path) -> None:
@@ -257,6 +268,7 @@ def resume_run(run_dir: str | os.PathLike, config: RunConfig, *, force: bool = F
     run_dir = Path(run_dir)
     stored, given = read_config(run_dir), config.to_dict()
     lock.hold(run_dir)
+    _remove_stale_temps(run_dir)
     done, steps = last_step(run_dir), config.train.steps
     if done > steps:
         raise TinySRError(f"{run_dir}: the run is at step {done}, past --steps {steps}; give --steps {done} or more")

@@ -1,4 +1,7 @@
-"""One writer per run folder: an OS advisory lock (`flock`) on RUN/.lock, held for the life of the process.
+"""One writer per folder: an OS advisory lock (`flock`) on FOLDER/.lock, held for the life of the process.
+
+Used for run folders (`train.runs`: a second writer is refused) and cache entries (`data.cache`: a second builder
+waits, then reads what the first built).
 
 `hold(run_dir)` takes the lock before a command writes or deletes anything in the folder (a new run, `--force`, a
 resume, a polish); a second process that asks for the same folder is refused at once, in one line, and touches
@@ -20,8 +23,9 @@ LOCK = ".lock"
 _held: dict[Path, int] = {}  # resolved run folder -> the open descriptor that holds its lock
 
 
-def hold(run_dir: str | os.PathLike) -> None:
-    """Take RUN/.lock for this process (creating the folder), or TinySRError if another process holds it."""
+def hold(run_dir: str | os.PathLike, *, wait: bool = False) -> None:
+    """Take FOLDER/.lock for this process (creating the folder). If another process holds it: TinySRError, or with
+    `wait`, block until that process lets go (or dies)."""
     key = Path(run_dir).resolve()
     if key in _held:
         return
@@ -31,7 +35,7 @@ def hold(run_dir: str | os.PathLike) -> None:
     except OSError as exc:
         raise TinySRError(f"{run_dir}: cannot lock the run folder ({exc.strerror or exc})") from None
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
         raise TinySRError(f"{run_dir}: another tinysr process is writing this run folder; wait for it to end "
