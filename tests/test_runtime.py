@@ -176,3 +176,43 @@ def test_runtime_runs_a_tiny_net_fused_without_torch(photo, tmp_path):
         runtime.upscale(photo[:, :, 0].copy(), runtime.load(tmp_path / "m.npz"), fused=True)
     with pytest.raises(TinySRError, match="^the fused path needs a Y-only tiny net"):
         runtime.upscale(photo, exported(random_edsr(**CONFIGS[0]), tmp_path), fused=True)
+
+
+def _rewrite(path, out, *, program=None, drop_digest=False, **arrays):
+    with np.load(path, allow_pickle=False) as data:
+        items = {k: data[k] for k in data.files}
+    if program is not None:
+        items["tinysr_program"] = np.array(json.dumps(program))
+    if drop_digest:
+        items.pop("tinysr_sha256")
+    np.savez(out, **{**items, **arrays})
+    return out
+
+
+def test_damaged_or_hostile_exports_are_one_line(tmp_path):
+    """A flipped byte, a truncation, or a program that would divide by zero or allocate hundreds of GiB: each is one
+    TinySRError naming the file, before any pixel is computed."""
+    path = tmp_path / "m.npz"
+    export_numpy(random_edsr(**CONFIGS[0]), path)
+    runtime.load(path)
+    data = bytearray(path.read_bytes())
+    with np.load(path) as z:
+        name = next(k for k in z.files if k.endswith("head.weight"))
+        needle = z[name].astype(np.float32).tobytes()[:8]
+    at = bytes(data).find(needle)
+    data[at] ^= 0x01
+    (tmp_path / "flipped.npz").write_bytes(bytes(data))  # zip CRCs are not checked by np.load: the digest is
+    with pytest.raises(TinySRError, match=r"flipped\.npz: (content does not match its recorded sha256|not a tinysr)"):
+        runtime.load(tmp_path / "flipped.npz")
+    (tmp_path / "cut.npz").write_bytes(path.read_bytes()[: len(data) // 2])
+    with pytest.raises(TinySRError, match=r"cut\.npz: not a tinysr NumPy export"):
+        runtime.load(tmp_path / "cut.npz")
+    with np.load(path) as z:
+        program = json.loads(str(z["tinysr_program"]))
+    shuffle = next(op for op in program["ops"] if op["op"] == "pixel_shuffle")
+    shuffle["factor"] = 0
+    with pytest.raises(TinySRError, match=r"op pixel_shuffle has factor=0, outside 1\.\.8"):
+        runtime.load(_rewrite(path, tmp_path / "zero.npz", program=program, drop_digest=True))
+    huge = np.zeros((300_000, 1, 1, 1), np.float32)
+    with pytest.raises(TinySRError, match=r"op conv2d has a weight of shape \(300000, 1, 1, 1\)"):
+        runtime.load(_rewrite(path, tmp_path / "huge.npz", drop_digest=True, **{name: huge}))

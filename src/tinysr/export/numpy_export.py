@@ -3,6 +3,7 @@
 File format (`np.load(path, allow_pickle=False)` reads it; no pickles):
     "tinysr_program"  JSON string: {"format": 1, "input": "lr", "output": "sr", "ops": [...]}
     "tinysr_config"   JSON string: the model config (`tinysr.models.config_to_dict`)
+    "tinysr_sha256"   the digest of the three above (`tinysr.export.runtime.export_digest`), checked on load
     every other key   a float32 weight array named as in the model's state dict
 Each op is a dict {"op": name, "in": [names], "out": name, ...attributes}; the ops are those of
 `tinysr.export.runtime.OPS`: conv2d (weight, bias, padding), relu, prelu (weight: one slope per channel), leaky_relu
@@ -29,6 +30,7 @@ from torch import nn
 from tinysr.atomic import atomic_write_bytes
 from tinysr.color import RGB_TO_YCBCR, YCBCR_OFFSET
 from tinysr.errors import TinySRError
+from tinysr.export.runtime import export_digest
 from tinysr.models import config_to_dict, deployed
 from tinysr.models.tiny import LRELU_SLOPE, layer_plan
 
@@ -144,12 +146,13 @@ def numpy_export_bytes(model: nn.Module) -> bytes:
     if "rgb_mean" in arrays:
         arrays["rgb_mean"] = arrays["rgb_mean"].reshape(-1)
     arrays |= {k: v.astype(np.float32) for k, v in CONSTANTS[family](model.config).items()}
-    for reserved in ("tinysr_program", "tinysr_config"):
+    for reserved in ("tinysr_program", "tinysr_config", "tinysr_sha256"):
         if reserved in arrays:
             raise TinySRError(f"state dict key {reserved!r} clashes with the export format")
+    program_text, config_text = json.dumps(program), json.dumps(config_to_dict(model.config))
     buffer = io.BytesIO()
-    np.savez(buffer, tinysr_program=np.array(json.dumps(program)),
-             tinysr_config=np.array(json.dumps(config_to_dict(model.config))), **arrays)
+    np.savez(buffer, tinysr_program=np.array(program_text), tinysr_config=np.array(config_text),
+             tinysr_sha256=np.array(export_digest(program_text, config_text, arrays)), **arrays)
     return buffer.getvalue()
 
 

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tinysr.color import _OFFSET, _RGB_TO_YCBCR, _YCBCR_TO_RGB
+from tinysr.color import RGB_TO_YCBCR, YCBCR_OFFSET, YCBCR_TO_RGB
 from tinysr.errors import TinySRError
 from tinysr.models import deployed
 from tinysr.models.tiny import LRELU_SLOPE
@@ -84,8 +84,8 @@ def _tiny_form(model: nn.Module) -> list[Op]:
     ops: list[Op] = []
     first_weight = convs[0].weight.detach().double()
     if is_y:  # Y / 255 as a 1x1 conv; its offset must stay before the first conv's zero padding
-        row = _RGB_TO_YCBCR[0] / 255.0 / 255.0
-        ops.append(_conv("lr", "luma", row.reshape(1, 3, 1, 1), [_OFFSET[0] / 255.0], pad="none"))
+        row = RGB_TO_YCBCR[0] / 255.0 / 255.0
+        ops.append(_conv("lr", "luma", row.reshape(1, 3, 1, 1), [YCBCR_OFFSET[0] / 255.0], pad="none"))
     else:  # x / 255 folds into the first conv (zero padding commutes with a scale)
         first_weight = first_weight / 255.0
     h = "luma" if is_y else "lr"
@@ -104,7 +104,7 @@ def _tiny_form(model: nn.Module) -> list[Op]:
     if len(convs) == 1:
         weight = first_weight
     if is_y:  # r (s^2 phases) -> gain_c * 255 * r for each colour c, in pixel-shuffle order
-        gain = torch.as_tensor(_YCBCR_TO_RGB[:, 0] * 255.0 * 255.0, dtype=torch.float64)  # luma_gain x 255
+        gain = torch.as_tensor(YCBCR_TO_RGB[:, 0] * 255.0 * 255.0, dtype=torch.float64)  # luma_gain x 255
         weight = torch.cat([g * weight for g in gain])
         bias = torch.cat([g * bias for g in gain])
     else:

@@ -19,8 +19,10 @@ family needs only a program writer there and, if it uses a new op, one function 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -123,30 +125,91 @@ class NumpyModel:
         return int(self.config["scale"])
 
 
-def _check_program(program: dict, weights: dict[str, np.ndarray], path: str) -> None:
-    if program.get("format") != PROGRAM_FORMAT:
-        raise TinySRError(f"{path}: program format {program.get('format')!r}, this runtime reads {PROGRAM_FORMAT}")
-    for op in program["ops"]:
-        if op["op"] not in OPS:
-            raise TinySRError(f"{path}: unknown op {op['op']!r}; this runtime knows {', '.join(OPS)}")
-        missing = [op[k] for k in ("weight", "bias", "value") if k in op and op[k] not in weights]
-        if missing:
-            raise TinySRError(f"{path}: op {op['op']} needs missing arrays {missing}")
+#: Bounds that keep a damaged or hostile program from asking for absurd memory (the bundled nets are far inside).
+MAX_CHANNELS, MAX_KERNEL, MAX_FACTOR = 4096, 15, 8
+#: (op, integer attribute) -> its allowed range.
+_INTS = {("conv2d", "padding"): (0, MAX_KERNEL), ("pixel_shuffle", "factor"): (1, MAX_FACTOR),
+         ("bicubic_upscale", "factor"): (1, MAX_FACTOR), ("repeat_channels", "repeats"): (1, MAX_FACTOR**2),
+         ("channels", "start"): (0, MAX_CHANNELS), ("channels", "stop"): (1, MAX_CHANNELS),
+         ("channel_shift", "sign"): (-1, 1)}
 
 
-def load(path: str | os.PathLike) -> NumpyModel:
-    """Read a `.npz` written by `tinysr.export.numpy_export.export_numpy` (never unpickles)."""
+def export_digest(program_text: str, config_text: str, weights: dict[str, np.ndarray]) -> str:
+    """sha256 of an export's program, config and weights (names, dtypes, shapes, bytes), as the file records it."""
+    h = hashlib.sha256(f"{program_text}\n{config_text}\n".encode())
+    for name in sorted(weights):
+        array = np.ascontiguousarray(weights[name])
+        h.update(f"{name} {array.dtype.str} {array.shape};".encode())
+        h.update(array.tobytes())
+    return h.hexdigest()
+
+
+def _check_op(op: Any, known: set[str], weights: dict[str, np.ndarray]) -> str | None:
+    """What is wrong with one op (None if nothing): its name, inputs, attributes and weights' shapes."""
+    if not isinstance(op, dict) or not isinstance(op.get("out"), str):
+        return f"a malformed op {str(op)[:60]!r}"
+    if op.get("op") not in OPS:
+        return f"unknown op {op.get('op')!r}; this runtime knows {', '.join(OPS)}"
+    if not isinstance(op.get("in"), list) or not op["in"] or any(name not in known for name in op["in"]):
+        return f"op {op['op']} reads an undefined value {op.get('in')!r}"
+    for (name, key), (low, high) in _INTS.items():
+        if op["op"] == name and not (isinstance(op.get(key), int) and low <= op[key] <= high):
+            return f"op {op['op']} has {key}={op.get(key)!r}, outside {low}..{high}"
+    missing = [op[k] for k in ("weight", "bias", "value") if k in op and op[k] not in weights]
+    if missing:
+        return f"op {op['op']} needs missing arrays {missing}"
+    if op["op"] == "conv2d":
+        w = weights[op["weight"]]
+        if w.ndim != 4 or max(w.shape[:2]) > MAX_CHANNELS or max(w.shape[2:]) > MAX_KERNEL or w.shape[2] % 2 == 0:
+            return f"op conv2d has a weight of shape {w.shape}"
+    return None
+
+
+def _check_program(program: Any, weights: dict[str, np.ndarray], path: str) -> None:
+    if not isinstance(program, dict) or program.get("format") != PROGRAM_FORMAT:
+        found = program.get("format") if isinstance(program, dict) else type(program).__name__
+        raise TinySRError(f"{path}: program format {found!r}, this runtime reads {PROGRAM_FORMAT}")
+    known = {program.get("input")}
+    for op in program.get("ops") if isinstance(program.get("ops"), list) else [None]:
+        problem = _check_op(op, known, weights)
+        if problem:
+            raise TinySRError(f"{path}: {problem}")
+        known.add(op["out"])
+    if program.get("output") not in known:
+        raise TinySRError(f"{path}: the program's output {program.get('output')!r} is never computed")
+
+
+def _read_npz(path: str | os.PathLike) -> tuple[str, str, str | None, dict[str, np.ndarray]]:
+    """(program text, config text, recorded digest or None, float32 weights) of an export file."""
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
-        program = json.loads(str(arrays.pop("tinysr_program")))
-        config = json.loads(str(arrays.pop("tinysr_config")))
+        program_text, config_text = str(arrays.pop("tinysr_program")), str(arrays.pop("tinysr_config"))
+        recorded = str(arrays.pop("tinysr_sha256")) if "tinysr_sha256" in arrays else None
     except FileNotFoundError:
         raise TinySRError(f"{path}: no such file") from None
-    except (OSError, ValueError, KeyError) as exc:
-        raise TinySRError(f"{path}: not a tinysr NumPy export ({type(exc).__name__}: {exc})") from None
-    weights = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in arrays.items()}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
+        raise TinySRError(f"{path}: not a tinysr NumPy export ({type(exc).__name__})") from None
+    if recorded is not None and export_digest(program_text, config_text, arrays) != recorded:
+        raise TinySRError(f"{path}: content does not match its recorded sha256 (the file is damaged)")
+    if any(a.dtype.kind not in "fiu" for a in arrays.values()):
+        raise TinySRError(f"{path}: holds non-numeric arrays")
+    return program_text, config_text, recorded, {k: np.ascontiguousarray(v, dtype=np.float32)
+                                                  for k, v in arrays.items()}
+
+
+def load(path: str | os.PathLike) -> NumpyModel:
+    """Read a `.npz` written by `tinysr.export.numpy_export.export_numpy` (never unpickles); a damaged, truncated or
+    malformed file is one TinySRError naming it (the digest, then the program's structure and bounds)."""
+    program_text, config_text, _, weights = _read_npz(path)
+    try:
+        program, config = json.loads(program_text), json.loads(config_text)
+    except json.JSONDecodeError as exc:
+        raise TinySRError(f"{path}: not a tinysr NumPy export (bad JSON: {exc.msg})") from None
     _check_program(program, weights, str(path))
+    scale = config.get("scale") if isinstance(config, dict) else None
+    if not isinstance(scale, int) or not 1 <= scale <= MAX_FACTOR:
+        raise TinySRError(f"{path}: config scale {scale!r} is not an upscaling factor")
     return NumpyModel(ops=tuple(program["ops"]), weights=weights, config=config, input=program["input"],
                       output=program["output"])
 
