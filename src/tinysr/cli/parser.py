@@ -130,8 +130,13 @@ def add_upscale_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("upscale", help="upscale image files and folders with a network")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders of images")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder (created if missing)")
-    p.add_argument("--model", required=True, help="a weights file, a run folder, or a bundled model (tinysr models)")
-    p.add_argument("--scale", type=int, choices=SCALES, help="check that the model upscales by this factor")
+    p.add_argument("--model", required=True,
+                   help="a weights file, a run folder, a bundled model (tinysr models), or auto: per file, the "
+                        "bundled clean model for lossless input and the JPEG-aware one for JPEG/lossy WebP, at the "
+                        "scale `tinysr encode` recorded in the file (restoring its original size)")
+    p.add_argument("--scale", type=int, choices=SCALES,
+                   help="check that the model upscales by this factor; with --model auto, the scale of files that "
+                        "record none (default 2)")
     p.add_argument("--tile", type=int_at_least(1), default=DEFAULT_TILE,
                    help=f"tile side in LR pixels (default {DEFAULT_TILE}): bounds memory, and tiles run one per core; "
                         "the output does not depend on it")
