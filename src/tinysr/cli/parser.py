@@ -152,6 +152,15 @@ def add_upscale_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
 
 
+def add_encode_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("encode", help="downscale + compress an image to a byte budget, for `upscale --model auto`")
+    p.add_argument("image", metavar="IMAGE", help="the original image file")
+    p.add_argument("--budget", required=True, type=int_at_least(1), metavar="BYTES", help="the file size limit")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="the file to write (.jpg, or .webp)")
+    p.add_argument("--codec", choices=("jpeg", "webp"), default="jpeg", help="default jpeg")
+    p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
+
+
 def add_models_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="list the bundled pretrained models")
     p.add_argument("--json", action="store_true", help="print the table as JSON")
@@ -242,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_parser(sub)
     add_polish_parser(sub)
     add_upscale_parser(sub)
+    add_encode_parser(sub)
     add_models_parser(sub)
     add_export_parser(sub)
     add_prepare_parser(sub)
