@@ -10,8 +10,8 @@ from skimage import data as skdata
 
 from tinysr.cli import main
 from tinysr.errors import TinySRError
-from tinysr.infer.auto import (AUTO_MODELS, IDENTITY, choose_model, estimate_jpeg_quality, inspect_source,
-                               network, upscale_file)
+from tinysr.infer.auto import (AUTO_MODELS, IDENTITY, choose_model, describe_choice, estimate_jpeg_quality,
+                               inspect_source, network, upscale_file)
 from tinysr.infer.load import bundled_names
 from tinysr.infer.record import Record, parse_record, save_options
 from tinysr.infer.upscale import upscale
@@ -94,3 +94,16 @@ def test_recorded_scale_without_a_model_is_an_error(tmp_path):
     Image.fromarray(CROP).save(tmp_path / "r.jpg", **save_options("JPEG", Record(8, 1024, 1024)))
     with pytest.raises(TinySRError, match=r"r.jpg: records scale x8 .*x2, x3, x4 only"):
         choose_model(inspect_source(tmp_path / "r.jpg"))
+
+
+def test_a_bundled_jpeg_aware_model_plugs_in_by_name(tmp_path, monkeypatch):
+    Image.fromarray(CROP).save(tmp_path / "a.jpg", quality=50)
+    Image.fromarray(CROP).save(tmp_path / "a.png")
+    clean, lossy = AUTO_MODELS[4]
+    monkeypatch.setattr("tinysr.infer.auto.bundled_names", lambda: [clean, lossy])
+    assert choose_model(inspect_source(tmp_path / "a.jpg"), scale=4) == lossy
+    assert choose_model(inspect_source(tmp_path / "a.png"), scale=4) == clean
+    monkeypatch.setattr("tinysr.infer.auto.bundled_names", lambda: [clean])
+    info = inspect_source(tmp_path / "a.jpg")
+    assert describe_choice(info, choose_model(info, scale=4)).endswith(
+        f"a.jpg: JPEG q~50 (lossy) -> {clean} ({lossy} not bundled: the clean model)")
