@@ -144,8 +144,8 @@ def describe_choice(info: SourceInfo, name: str) -> str:
     line = f"{info.path}: {what} -> {name}"
     clean_of = {clean: lossy for clean, lossy in AUTO_MODELS.values()}
     if info.lossy and name in clean_of:
-        missing = clean_of[name] or "no JPEG-aware model of this scale"
-        line += f" ({missing} not bundled: the clean model)" if clean_of[name] else f" ({missing}: the clean model)"
+        lossy = clean_of[name]
+        line += f" ({lossy} not bundled: the clean model)" if lossy else " (no JPEG-aware model of this scale)"
     return line
 
 
