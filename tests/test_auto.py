@@ -10,8 +10,16 @@ from skimage import data as skdata
 
 from tinysr.cli import main
 from tinysr.errors import TinySRError
-from tinysr.infer.auto import (AUTO_MODELS, IDENTITY, choose_model, describe_choice, estimate_jpeg_quality,
-                               inspect_source, network, upscale_file)
+from tinysr.infer.auto import (
+    AUTO_MODELS,
+    IDENTITY,
+    choose_model,
+    describe_choice,
+    estimate_jpeg_quality,
+    inspect_source,
+    network,
+    upscale_file,
+)
 from tinysr.infer.load import bundled_names
 from tinysr.infer.record import Record, parse_record, save_options
 from tinysr.infer.upscale import upscale

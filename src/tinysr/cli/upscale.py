@@ -103,7 +103,7 @@ def upscale_file(src: Path, dst: Path, model, *, tile: int | None, overlap: int 
     model None means --model auto; then returns the line saying which model it chose."""
     info = inspect_source(src) if model is None else None
     image = read_for_upscale(src)
-    options = dict(tile=tile, overlap=overlap, self_ensemble=self_ensemble, device=device, fused=fused)
+    options = {"tile": tile, "overlap": overlap, "self_ensemble": self_ensemble, "device": device, "fused": fused}
     try:
         if info is not None:
             result = upscale_auto(image, info=info, scale=scale, **options)
