@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import os
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -183,7 +184,9 @@ def encode_file(src: str | os.PathLike, dst: str | os.PathLike, *, budget: int, 
     if codec not in CODECS:
         raise TinySRError(f"--codec {codec}: choose one of {', '.join(CODECS)}")
     check_output(src, dst, codec=codec, force=force)
-    hr, _ = read_image(src)
+    hr, notes = read_image(src)
+    for note in notes:  # e.g. alpha dropped, grey expanded to RGB: say so (the CLI prints one warning line each)
+        warnings.warn(f"{src}: {note}", stacklevel=2)
     best, found = encode_image(hr, budget=budget, codec=codec)
     try:
         write_atomically(dst, best.data)
