@@ -81,12 +81,12 @@ def compress(lr: np.ndarray, *, codec: str, quality: int, record: Record) -> byt
 
 def fit_quality(lr: np.ndarray, *, codec: str, budget: int, record: Record) -> tuple[int, bytes] | None:
     """(quality, bytes) of the highest quality whose file fits `budget`, or None if even quality 1 does not."""
-    size = {}
+    files: dict[int, bytes] = {}  # quality -> file, each encoded once
 
     def encoded(q: int) -> bytes:
-        if q not in size:
-            size[q] = compress(lr, codec=codec, quality=q, record=record)
-        return size[q]
+        if q not in files:
+            files[q] = compress(lr, codec=codec, quality=q, record=record)
+        return files[q]
 
     lo, hi = QUALITIES[0], QUALITIES[-1]
     if len(encoded(lo)) > budget:
