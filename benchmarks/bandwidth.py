@@ -153,16 +153,14 @@ def report(table: dict[tuple, np.ndarray]) -> list[str]:
 
 
 def plot(table: dict[tuple, np.ndarray], path: Path) -> None:
-    """PSNR-Y against bpp (log axis), one panel per set and codec; clean-model lines solid, bicubic dotted."""
-    panels = sorted({k[:2] for k in table})
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
-    for ax, (name, codec) in zip(axes[0], panels):
-        for (n, c, scale, upscaler), curve in sorted(table.items()):
-            if (n, c) != (name, codec):
-                continue
-            style = ":" if upscaler == "bicubic" else "-"
-            ax.plot(curve[:, 0], curve[:, 1], style, marker=".", ms=3, lw=1,
-                    color=f"C{scale - 1}", label="full size" if scale == 1 else f"x{scale} {upscaler}")
+    """PSNR-Y against bpp (log axis): a row per set, a column per codec; clean-model lines solid, bicubic dotted."""
+    sets, codecs = sorted({k[0] for k in table}), sorted({k[1] for k in table})
+    fig, axes = plt.subplots(len(sets), len(codecs), figsize=(4 * len(codecs), 3.2 * len(sets)), squeeze=False)
+    for (name, codec, scale, upscaler), curve in sorted(table.items()):
+        ax = axes[sets.index(name)][codecs.index(codec)]
+        ax.plot(curve[:, 0], curve[:, 1], ":" if upscaler == "bicubic" else "-", marker=".", ms=3, lw=1,
+                color=f"C{scale - 1}", label="full size" if scale == 1 else f"x{scale} {upscaler}")
+    for ax, (name, codec) in zip(axes.flat, [(n, c) for n in sets for c in codecs]):
         ax.axvline(TARGET_BPP, color="grey", lw=0.5)
         ax.set(xscale="log", xlim=(0.05, 4), title=f"{name} {codec}", xlabel="bits per HR pixel", ylabel="PSNR-Y (dB)")
         ax.legend(fontsize=6)
