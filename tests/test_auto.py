@@ -115,3 +115,13 @@ def test_a_bundled_jpeg_aware_model_plugs_in_by_name(tmp_path, monkeypatch):
     info = inspect_source(tmp_path / "a.jpg")
     assert describe_choice(info, choose_model(info, scale=4)).endswith(
         f"a.jpg: JPEG q~50 (lossy) -> {clean} ({lossy} not bundled: the clean model)")
+
+
+def test_cli_auto_carries_on_past_an_unreadable_file(tmp_path, capsys):
+    Image.fromarray(CROP[:32, :32]).save(tmp_path / "good.png")
+    (tmp_path / "bad.jpg").write_text("%!PS-Adobe-3.0 EPSF-3.0\n")  # never handed to Ghostscript
+    code = main(["upscale", "--model", "auto", str(tmp_path / "bad.jpg"), str(tmp_path / "good.png"),
+                 "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 1 and (tmp_path / "out" / "good.png").exists() and not (tmp_path / "out" / "bad.jpg").exists()
+    assert "bad.jpg: cannot read image" in err and "1 failure(s)" in err

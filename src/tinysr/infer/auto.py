@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from tinysr.data.io import read_image
+from tinysr.data.io import PILLOW_FORMATS, read_image
 from tinysr.errors import TinySRError
 from tinysr.infer.load import bundled_names, load_network
 from tinysr.infer.record import Record, read_record
@@ -36,6 +36,9 @@ AUTO_MODELS: dict[int, tuple[str, str | None]] = {
     4: ("tiny-1k-x4", "tiny-1k-x4-jpeg"),
 }
 DEFAULT_SCALE = 2
+#: formats whose headers `inspect_source` opens: what `read_image` decodes, plus AVIF (recognised, not yet decoded);
+#: Pillow's other plugins (e.g. EPS via Ghostscript) are never reached, as in `tinysr.data.io`.
+INSPECTED_FORMATS = (*PILLOW_FORMATS, "AVIF")
 IDENTITY = "none (x1: sent at full size)"
 
 #: ITU-T T.81 Annex K.1 luminance quantisation table (libjpeg's `std_luminance_quant_tbl`); the sum is all we need.
@@ -99,7 +102,7 @@ def inspect_source(path: str | os.PathLike) -> SourceInfo:
     """Open the file's header (pixels are not decoded) and say what it is; a one-line TinySRError if unreadable."""
     path = Path(path)
     try:
-        with Image.open(path) as im:
+        with Image.open(path, formats=INSPECTED_FORMATS) as im:
             fmt, record = im.format or "unknown", read_record(im)
             quality = estimate_jpeg_quality(getattr(im, "quantization", None)) if fmt == "JPEG" else None
             tiff_jpeg = fmt == "TIFF" and "jpeg" in str(im.info.get("compression", ""))
