@@ -29,6 +29,7 @@ VERBS = {
     "train": "tinysr.cli.train",
     "polish": "tinysr.cli.polish",
     "upscale": "tinysr.cli.upscale",
+    "encode": "tinysr.cli.encode",
     "models": "tinysr.cli.models",
     "export": "tinysr.cli.export",
     "prepare": "tinysr.cli.prepare",

@@ -152,8 +152,13 @@ def add_upscale_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("upscale", help="upscale image files and folders with a network")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders of images")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder (created if missing)")
-    p.add_argument("--model", required=True, help="a weights file, a run folder, or a bundled model (tinysr models)")
-    p.add_argument("--scale", type=int, choices=SCALES, help="check that the model upscales by this factor")
+    p.add_argument("--model", required=True,
+                   help="a weights file, a run folder, a bundled model (tinysr models), or auto: per file, the "
+                        "bundled clean model for lossless input and the JPEG-aware one for JPEG/lossy WebP, at the "
+                        "scale `tinysr encode` recorded in the file (restoring its original size)")
+    p.add_argument("--scale", type=int, choices=SCALES,
+                   help="check that the model upscales by this factor; with --model auto, the scale of files that "
+                        "record none (default 2)")
     p.add_argument("--tile", type=int_at_least(1), default=DEFAULT_TILE,
                    help=f"tile side in LR pixels (default {DEFAULT_TILE}): bounds memory, and tiles run one per core; "
                         "the output does not depend on it")
@@ -167,6 +172,15 @@ def add_upscale_parser(sub: argparse._SubParsersAction) -> None:
                         "(default): fused where it applies, Numba is installed and the batch repays the start "
                         "(about 12 megapixels in all)")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+
+
+def add_encode_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("encode", help="downscale + compress an image to a byte budget, for `upscale --model auto`")
+    p.add_argument("image", metavar="IMAGE", help="the original image file")
+    p.add_argument("--budget", required=True, type=int_at_least(1), metavar="BYTES", help="the file size limit")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="the file to write (.jpg, or .webp)")
+    p.add_argument("--codec", choices=("jpeg", "webp"), default="jpeg", help="default jpeg")
+    p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
 
 
 def add_models_parser(sub: argparse._SubParsersAction) -> None:
@@ -273,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_parser(sub)
     add_polish_parser(sub)
     add_upscale_parser(sub)
+    add_encode_parser(sub)
     add_models_parser(sub)
     add_export_parser(sub)
     add_prepare_parser(sub)

@@ -8,6 +8,9 @@
 - An output is never an input; an existing output is overwritten only with --force.
 - Grey files come out grey; alpha is kept (upscaled with MATLAB bicubic); grey with alpha comes out RGBA.
 - A failing file is reported on one line naming it, the others still run; the exit status is 1 if any failed.
+- --model auto (`tinysr.infer.auto`): each file gets the bundled model its content calls for (one line per file says
+  which), at the scale `tinysr encode` recorded in it (else --scale, else 2), cropped to the recorded original size.
+  A recorded scale without a model fails the run before any file is written.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from tinysr.data.folder import is_image_file
 from tinysr.data.io import PILLOW_FORMATS, read_image, write_image
 from tinysr.errors import TinySRError
 from tinysr.infer import fused as fused_stage
+from tinysr.infer.auto import describe_choice, inspect_source, resolve_scale, upscale_auto
 from tinysr.infer.load import load_network
 from tinysr.infer.upscale import network_window_fn, upscale
 
@@ -79,13 +83,33 @@ def read_for_upscale(path: Path) -> np.ndarray:
     return rgb
 
 
+AUTO = "auto"
+
+
+def inspect_all(sources: list[Path], *, scale: int | None) -> None:
+    """--model auto: fail before any file is written if one records a scale no model has (an unreadable file is
+    left to fail, named, when its turn comes)."""
+    for src in sources:
+        try:
+            info = inspect_source(src)
+        except TinySRError:
+            continue
+        resolve_scale(info, scale=scale)
+
+
 def upscale_file(src: Path, dst: Path, model, *, tile: int | None, overlap: int | None, self_ensemble: bool,
-                 device: str, fused: bool | None = None) -> None:
-    """Read, upscale and atomically write one image; every failure is a TinySRError naming a file."""
+                 device: str, fused: bool | None = None, scale: int | None = None) -> str | None:
+    """Read, upscale and atomically write one image; every failure is a TinySRError naming a file.
+    model None means --model auto; then returns the line saying which model it chose."""
+    info = inspect_source(src) if model is None else None
     image = read_for_upscale(src)
+    options = {"tile": tile, "overlap": overlap, "self_ensemble": self_ensemble, "device": device, "fused": fused}
     try:
-        sr = upscale(image, model, tile=tile, overlap=overlap, self_ensemble=self_ensemble, device=device,
-                     fused=fused)
+        if info is not None:
+            result = upscale_auto(image, info=info, scale=scale, **options)
+            sr, note = result.image, describe_choice(info, result.model)
+        else:
+            sr, note = upscale(image, model, **options), None
     except TinySRError as exc:  # e.g. a grey image with --engine fused: name the file, keep going
         raise TinySRError(f"{src}: {exc}") from None
     except (RuntimeError, MemoryError) as exc:  # e.g. out of memory: name the file, keep going
@@ -93,6 +117,7 @@ def upscale_file(src: Path, dst: Path, model, *, tile: int | None, overlap: int 
         raise TinySRError(f"{src}: upscaling failed ({first}); try --tile 256") from None
     dst.parent.mkdir(parents=True, exist_ok=True)
     write_image(dst, sr)
+    return note
 
 
 def check_output(src: Path, dst: Path, *, inputs: set[Path], planned: set[Path], force: bool) -> None:
@@ -125,15 +150,18 @@ def load_fused_kernels_if_worth_it(sources: list[Path]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    model, description = load_network(args.model, scale=args.scale)
+    auto = args.model == AUTO
+    model, description = (None, "--model auto") if auto else load_network(args.model, scale=args.scale)
     fused = ENGINES[args.engine]
-    if fused:  # fail before any file when the model or the options rule the fused path out
+    if fused and not auto:  # fail before any file when the model or the options rule the fused path out
         try:
             network_window_fn(model, device=args.device, self_ensemble=args.self_ensemble, quantize=True, fused=True)
         except TinySRError as exc:
             raise TinySRError(f"--engine fused: {exc}") from None
     out = output_folder(args.output)
     jobs, failures = list_inputs(args.inputs)
+    if auto:
+        inspect_all([src for src, _ in jobs], scale=args.scale)
     if fused is None:
         load_fused_kernels_if_worth_it([src for src, _ in jobs])
     n_bad_inputs = len(failures)
@@ -143,12 +171,15 @@ def run(args: argparse.Namespace) -> int:
         try:
             check_output(src, dst, inputs=inputs, planned=planned, force=args.force)
             planned.add(dst.resolve())
-            upscale_file(src, dst, model, tile=args.tile, overlap=args.overlap, self_ensemble=args.self_ensemble,
-                         device=args.device, fused=fused)
+            note = upscale_file(src, dst, model, tile=args.tile, overlap=args.overlap,
+                                self_ensemble=args.self_ensemble, device=args.device, fused=fused, scale=args.scale)
+            if note:
+                tqdm.write(note)
         except (TinySRError, OSError) as exc:
             failures.append(str(exc) if isinstance(exc, TinySRError) else f"{src}: {exc}")
     done = len(jobs) - (len(failures) - n_bad_inputs)
-    print(f"upscaled {done} of {len(jobs)} images x{model.config.scale} with {description} into {out}")
+    factor = "" if auto else f" x{model.config.scale}"
+    print(f"upscaled {done} of {len(jobs)} images{factor} with {description} into {out}")
     for line in failures:
         print(f"tinysr: failed: {line}", file=sys.stderr)
     if failures:

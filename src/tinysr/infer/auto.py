@@ -1,0 +1,209 @@
+"""`--model auto`: pick the bundled model for each input file from what the file is.
+
+A lossless file (PNG, BMP, TIFF, lossless WebP) goes to the clean model of its scale; a lossy one (JPEG, lossy WebP,
+AVIF, JPEG-in-TIFF) to the JPEG-aware one, or to the clean one while no JPEG-aware model of that scale is bundled
+(the note says so). The decision reads the file's content, never its suffix: a PNG named .jpg is lossless.
+
+The scale is the one `tinysr encode` recorded in the file (`tinysr.infer.record`), else the caller's, else 2. A
+recorded scale of 1 means "sent at full size": the decoded pixels come back unchanged (`IDENTITY`).
+
+API: `upscale_file(path)` returns an `AutoResult` (the image, the chosen model's name, the `SourceInfo`);
+`upscale_auto(image, info=...)` does the same for pixels already read.
+
+Convention: images are HW grey, HWC RGB or HWC RGBA uint8, 0..255, as `tinysr.infer.upscale.upscale` takes them.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from tinysr.data.io import PILLOW_FORMATS, read_image
+from tinysr.errors import TinySRError
+from tinysr.infer.load import bundled_names, load_network
+from tinysr.infer.record import Record, read_record
+from tinysr.infer.upscale import upscale
+
+#: scale -> (clean model, JPEG-aware model or None). A JPEG-aware model not (yet) bundled falls back to the clean one.
+AUTO_MODELS: dict[int, tuple[str, str | None]] = {
+    2: ("tiny-1k-x2", "tiny-1k-x2-jpeg"),
+    3: ("tiny-1k-x3", None),  # no JPEG-aware x3 is being trained
+    4: ("tiny-1k-x4", "tiny-1k-x4-jpeg"),
+}
+DEFAULT_SCALE = 2
+#: formats whose headers `inspect_source` opens: what `read_image` decodes, plus AVIF (recognised, not yet decoded);
+#: Pillow's other plugins (e.g. EPS via Ghostscript) are never reached, as in `tinysr.data.io`.
+INSPECTED_FORMATS = (*PILLOW_FORMATS, "AVIF")
+IDENTITY = "none (x1: sent at full size)"
+
+#: ITU-T T.81 Annex K.1 luminance quantisation table (libjpeg's `std_luminance_quant_tbl`); the sum is all we need.
+STD_LUMINANCE = (16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
+                 14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+                 49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99)
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What an image file is: Pillow format, lossy or not, estimated JPEG quality (JPEG only), `encode`'s record."""
+
+    path: Path
+    format: str
+    lossy: bool
+    quality: int | None = None
+    record: Record | None = None
+
+
+# ---------------------------------------------------------------------------------------------------- inspecting
+
+
+def libjpeg_table_sum(quality: int) -> int:
+    """Sum of the luminance table libjpeg writes at `quality` (1..100, `jpeg_quality_scaling` + baseline clamp):
+    scale = 5000 / q below 50, else 200 - 2 q; entry = clamp((std * scale + 50) // 100, 1, 255)."""
+    scale = 5000 // quality if quality < 50 else 200 - 2 * quality
+    return sum(min(max((q * scale + 50) // 100, 1), 255) for q in STD_LUMINANCE)
+
+
+def estimate_jpeg_quality(quantization: dict[int, list[int]]) -> int | None:
+    """The libjpeg quality (1..100) whose scaled standard luminance table best matches table 0 of the file.
+
+    We compare sums, not entries: a sum does not depend on whether Pillow lists the table in zigzag or natural
+    order, and searching q = 1..100 through libjpeg's own rounding and clamping (rather than inverting the scale
+    formula) stays right at the ends, where entries clamp to 1 or 255. Exact for files written by libjpeg (Pillow,
+    most cameras' software); for other encoders it is the nearest libjpeg quality.
+    """
+    if not quantization or 0 not in quantization:
+        return None
+    target = sum(quantization[0])
+    return min(range(1, 101), key=lambda q: (abs(libjpeg_table_sum(q) - target), -q))
+
+
+def webp_is_lossy(path: Path) -> bool:
+    """True for a lossy WebP (a `VP8 ` chunk), False for a lossless one (`VP8L`); walks the RIFF chunks."""
+    with open(path, "rb") as f:
+        header = f.read(12)
+        if header[:4] != b"RIFF" or header[8:12] != b"WEBP":
+            raise TinySRError(f"{path}: not a RIFF WebP file")
+        while chunk := f.read(8):
+            if len(chunk) < 8:
+                break
+            fourcc, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+            if fourcc in (b"VP8 ", b"VP8L"):
+                return fourcc == b"VP8 "
+            f.seek(size + (size & 1), os.SEEK_CUR)
+    raise TinySRError(f"{path}: WebP without an image chunk")
+
+
+def inspect_source(path: str | os.PathLike) -> SourceInfo:
+    """Open the file's header (pixels are not decoded) and say what it is; a one-line TinySRError if unreadable."""
+    path = Path(path)
+    try:
+        with Image.open(path, formats=INSPECTED_FORMATS) as im:
+            fmt, record = im.format or "unknown", read_record(im)
+            quality = estimate_jpeg_quality(getattr(im, "quantization", None)) if fmt == "JPEG" else None
+            tiff_jpeg = fmt == "TIFF" and "jpeg" in str(im.info.get("compression", ""))
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise TinySRError(f"{path}: cannot read image ({exc})") from None
+    lossy = fmt in ("JPEG", "MPO", "AVIF") or tiff_jpeg or (fmt == "WEBP" and webp_is_lossy(path))
+    return SourceInfo(path=path, format=fmt, lossy=lossy, quality=quality, record=record)
+
+
+# ---------------------------------------------------------------------------------------------------- choosing
+
+
+def resolve_scale(info: SourceInfo, *, scale: int | None) -> int:
+    """The recorded scale, else `scale`, else `DEFAULT_SCALE`; a recorded scale without a model is an error."""
+    if info.record is None:
+        return DEFAULT_SCALE if scale is None else scale
+    recorded = info.record.scale
+    if recorded != 1 and recorded not in AUTO_MODELS:
+        have = ", ".join(f"x{s}" for s in AUTO_MODELS)
+        raise TinySRError(f"{info.path}: records scale x{recorded} ({info.record.text()}) but --model auto has "
+                          f"models for {have} only")
+    return recorded
+
+
+def choose_model(info: SourceInfo, *, scale: int | None = None) -> str:
+    """The bundled model name `auto` uses for `info` (or `IDENTITY` for a recorded scale of 1)."""
+    scale = resolve_scale(info, scale=scale)
+    if scale == 1:
+        return IDENTITY
+    if scale not in AUTO_MODELS:
+        raise TinySRError(f"--model auto has no x{scale} model (it has {', '.join(f'x{s}' for s in AUTO_MODELS)})")
+    clean, lossy = AUTO_MODELS[scale]
+    return lossy if info.lossy and lossy is not None and lossy in bundled_names() else clean
+
+
+def describe_choice(info: SourceInfo, name: str) -> str:
+    """One line: what the file is and which model `auto` took, saying when a JPEG-aware model is missing."""
+    what = info.format + (f" q~{info.quality}" if info.quality is not None else "") + (
+        " (lossy)" if info.lossy else " (lossless)")
+    if info.record is not None:
+        what += f", {info.record.text()}"
+    line = f"{info.path}: {what} -> {name}"
+    clean_of = {clean: lossy for clean, lossy in AUTO_MODELS.values()}
+    if info.lossy and name in clean_of:
+        lossy = clean_of[name]
+        line += f" ({lossy} not bundled: the clean model)" if lossy else " (no JPEG-aware model of this scale)"
+    return line
+
+
+# ---------------------------------------------------------------------------------------------------- upscaling
+
+
+def restore_size(sr: np.ndarray, record: Record | None) -> np.ndarray:
+    """Crop the output to the recorded original W x H (the sender padded the bottom/right edge to a multiple of the
+    scale by replication, so the output is at least that size and its top-left part is the picture)."""
+    if record is None:
+        return sr
+    if sr.shape[0] < record.height or sr.shape[1] < record.width:
+        raise TinySRError(f"output {sr.shape[1]}x{sr.shape[0]} is smaller than the recorded size "
+                          f"{record.width}x{record.height}; the file was not made by tinysr encode")
+    return np.ascontiguousarray(sr[: record.height, : record.width])
+
+
+@dataclass(frozen=True)
+class AutoResult:
+    """An upscaled image (same layout as the input, uint8), the model `auto` chose, and what the source was."""
+
+    image: np.ndarray
+    model: str
+    info: SourceInfo
+
+
+_NETWORKS: dict[str, object] = {}
+
+
+def network(name: str):
+    """The deployed bundled network `name`, loaded once per process."""
+    if name not in _NETWORKS:
+        _NETWORKS[name] = load_network(name, scale=None)[0]
+    return _NETWORKS[name]
+
+
+def upscale_auto(image: np.ndarray, *, info: SourceInfo, scale: int | None = None, tile: int | None = None,
+                 overlap: int | None = None, self_ensemble: bool = False, device: str = "cpu",
+                 fused: bool | None = None) -> AutoResult:
+    """Upscale pixels read from `info.path` with the model `choose_model` picks, then restore the recorded size.
+
+    The keywords are `tinysr.infer.upscale.upscale`'s. For a file without a record this is exactly
+    `upscale(image, <chosen model>, ...)`: same network, same call, so lossless input gives the clean model's pixels.
+    """
+    name = choose_model(info, scale=scale)
+    if name == IDENTITY:
+        return AutoResult(image=restore_size(image, info.record), model=name, info=info)
+    sr = upscale(image, network(name), tile=tile, overlap=overlap, self_ensemble=self_ensemble, device=device,
+                 fused=fused)
+    return AutoResult(image=restore_size(sr, info.record), model=name, info=info)
+
+
+def upscale_file(path: str | os.PathLike, *, scale: int | None = None, tile: int | None = None,
+                 device: str = "cpu", fused: bool | None = None) -> AutoResult:
+    """Read an image file (HWC RGB uint8, `tinysr.data.io.read_image`) and `upscale_auto` it."""
+    info = inspect_source(path)
+    rgb, _ = read_image(info.path)
+    return upscale_auto(rgb, info=info, scale=scale, tile=tile, device=device, fused=fused)

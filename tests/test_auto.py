@@ -1,0 +1,127 @@
+"""`--model auto` (tinysr.infer.auto): the model follows the file's content, JPEG quality from its tables, lossless
+input gives the clean model's exact pixels, and the sender's record is read back."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data as skdata
+
+from tinysr.cli import main
+from tinysr.errors import TinySRError
+from tinysr.infer.auto import (
+    AUTO_MODELS,
+    IDENTITY,
+    choose_model,
+    describe_choice,
+    estimate_jpeg_quality,
+    inspect_source,
+    network,
+    upscale_file,
+)
+from tinysr.infer.load import bundled_names
+from tinysr.infer.record import Record, parse_record, save_options
+from tinysr.infer.upscale import upscale
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+CROP = skdata.astronaut()[100:228, 150:278]  # 128 x 128 RGB uint8: face and hair, real JPEG-like content
+
+
+@pytest.mark.parametrize("scale", sorted(AUTO_MODELS))
+def test_auto_models_name_bundled_clean_models(scale):
+    clean, _ = AUTO_MODELS[scale]
+    assert clean in bundled_names() and network(clean).config.scale == scale
+
+
+@pytest.mark.parametrize("quality", [30, 50, 75, 90])
+def test_jpeg_quality_estimate_within_2(tmp_path, quality):
+    Image.fromarray(skdata.astronaut()).save(tmp_path / "a.jpg", quality=quality)
+    assert abs(inspect_source(tmp_path / "a.jpg").quality - quality) <= 2
+
+
+def test_quality_estimate_without_tables_is_none():
+    assert estimate_jpeg_quality({}) is None
+
+
+def test_picks_by_content_not_suffix(tmp_path):
+    Image.fromarray(CROP).save(tmp_path / "png.jpg", format="PNG")
+    Image.fromarray(CROP).save(tmp_path / "real.jpg", quality=60)
+    Image.fromarray(CROP).save(tmp_path / "lossless.webp", lossless=True)
+    Image.fromarray(CROP).save(tmp_path / "lossy.webp", quality=60)
+    found = {p: inspect_source(tmp_path / p) for p in ("png.jpg", "real.jpg", "lossless.webp", "lossy.webp")}
+    assert [(i.format, i.lossy) for i in found.values()] == [
+        ("PNG", False), ("JPEG", True), ("WEBP", False), ("WEBP", True)]
+    assert found["real.jpg"].quality == 60 and found["png.jpg"].quality is None
+    clean, lossy = AUTO_MODELS[2]
+    assert choose_model(found["png.jpg"], scale=2) == clean
+    expected = lossy if lossy in bundled_names() else clean  # falls back while the JPEG-aware model is not bundled
+    assert choose_model(found["real.jpg"], scale=2) == choose_model(found["lossy.webp"], scale=2) == expected
+
+
+def test_lossless_input_is_bit_identical_to_the_clean_model(tmp_path):
+    Image.fromarray(CROP).save(tmp_path / "in.png")
+    result = upscale_file(tmp_path / "in.png", tile=48)
+    reference = upscale(CROP, network("tiny-1k-x2"), tile=48)
+    assert result.model == "tiny-1k-x2" and result.image.shape == (256, 256, 3)
+    np.testing.assert_array_equal(result.image, reference)
+
+
+def test_cli_auto_on_png_equals_the_clean_model(tmp_path, capsys):
+    Image.fromarray(CROP).save(tmp_path / "in.png")
+    assert main(["upscale", "--model", "auto", str(tmp_path / "in.png"), "-o", str(tmp_path / "auto")]) == 0
+    assert main(["upscale", "--model", "tiny-1k-x3", str(tmp_path / "in.png"), "-o", str(tmp_path / "x3")]) == 0
+    main(["upscale", "--model", "auto", "--scale", "3", str(tmp_path / "in.png"), "-o", str(tmp_path / "auto3")])
+    out = capsys.readouterr().out
+    assert "in.png: PNG (lossless) -> tiny-1k-x2" in out and "-> tiny-1k-x3" in out
+    auto3 = np.asarray(Image.open(tmp_path / "auto3" / "in.png"))
+    np.testing.assert_array_equal(auto3, np.asarray(Image.open(tmp_path / "x3" / "in.png")))
+    assert np.asarray(Image.open(tmp_path / "auto" / "in.png")).shape == (256, 256, 3)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "WEBP"])
+def test_record_round_trips_through_the_file(tmp_path, fmt):
+    record = Record(scale=3, width=127, height=125)
+    Image.fromarray(CROP[:42, :43]).save(tmp_path / "r", format=fmt, quality=80, **save_options(fmt, record))
+    info = inspect_source(tmp_path / "r")
+    assert info.record == record and parse_record("x tinysr:scale=3;size=127x125") == record
+    assert choose_model(info, scale=2) == "tiny-1k-x3"  # the record wins over the caller's scale
+    result = upscale_file(tmp_path / "r")
+    assert result.image.shape == (125, 127, 3)  # 43 x 42 LR -> 129 x 126, cropped to the recorded size
+
+
+def test_recorded_scale_1_passes_pixels_through(tmp_path):
+    Image.fromarray(CROP).save(tmp_path / "r.jpg", quality=90, **save_options("JPEG", Record(1, 128, 128)))
+    result = upscale_file(tmp_path / "r.jpg")
+    assert result.model == IDENTITY and result.image.shape == CROP.shape
+    assert np.array_equal(result.image, np.asarray(Image.open(tmp_path / "r.jpg")))
+
+
+def test_recorded_scale_without_a_model_is_an_error(tmp_path):
+    Image.fromarray(CROP).save(tmp_path / "r.jpg", **save_options("JPEG", Record(8, 1024, 1024)))
+    with pytest.raises(TinySRError, match=r"r.jpg: records scale x8 .*x2, x3, x4 only"):
+        choose_model(inspect_source(tmp_path / "r.jpg"))
+
+
+def test_a_bundled_jpeg_aware_model_plugs_in_by_name(tmp_path, monkeypatch):
+    Image.fromarray(CROP).save(tmp_path / "a.jpg", quality=50)
+    Image.fromarray(CROP).save(tmp_path / "a.png")
+    clean, lossy = AUTO_MODELS[4]
+    monkeypatch.setattr("tinysr.infer.auto.bundled_names", lambda: [clean, lossy])
+    assert choose_model(inspect_source(tmp_path / "a.jpg"), scale=4) == lossy
+    assert choose_model(inspect_source(tmp_path / "a.png"), scale=4) == clean
+    monkeypatch.setattr("tinysr.infer.auto.bundled_names", lambda: [clean])
+    info = inspect_source(tmp_path / "a.jpg")
+    assert describe_choice(info, choose_model(info, scale=4)).endswith(
+        f"a.jpg: JPEG q~50 (lossy) -> {clean} ({lossy} not bundled: the clean model)")
+
+
+def test_cli_auto_carries_on_past_an_unreadable_file(tmp_path, capsys):
+    Image.fromarray(CROP[:32, :32]).save(tmp_path / "good.png")
+    (tmp_path / "bad.jpg").write_text("%!PS-Adobe-3.0 EPSF-3.0\n")  # never handed to Ghostscript
+    code = main(["upscale", "--model", "auto", str(tmp_path / "bad.jpg"), str(tmp_path / "good.png"),
+                 "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 1 and (tmp_path / "out" / "good.png").exists() and not (tmp_path / "out" / "bad.jpg").exists()
+    assert "bad.jpg: cannot read image" in err and "1 failure(s)" in err

@@ -1,0 +1,87 @@
+"""`tinysr encode` (tinysr.infer.encode): fits the budget, picks the best scale, and `upscale --model auto` gets
+back the original size at exactly the PSNR encode reported; bad budgets and bad records fail on one line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data as skdata
+
+from tinysr.cli import main
+from tinysr.data.io import read_image
+from tinysr.errors import TinySRError
+from tinysr.infer.auto import upscale_file
+from tinysr.infer.encode import compress, encode_file, encode_image, fit_quality, make_lr, receiver_psnr
+from tinysr.infer.record import Record, save_options
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+HR = np.ascontiguousarray(skdata.astronaut()[100:227, 150:275])  # 127 x 125: a multiple of no scale but 1
+
+
+def test_make_lr_pads_to_a_multiple_of_the_scale():
+    assert make_lr(HR, 1) is HR
+    assert [make_lr(HR, s).shape for s in (2, 3, 4)] == [(64, 63, 3), (43, 42, 3), (32, 32, 3)]
+
+
+def test_fit_quality_is_the_highest_quality_that_fits():
+    record = Record(2, 125, 127)
+    lr = make_lr(HR, 2)
+    quality, data = fit_quality(lr, codec="jpeg", budget=2500, record=record)
+    assert len(data) <= 2500 < len(compress(lr, codec="jpeg", quality=quality + 1, record=record))
+    assert fit_quality(lr, codec="jpeg", budget=100, record=record) is None
+
+
+@pytest.mark.parametrize("codec", ["jpeg", "webp"])
+def test_best_candidate_fits_and_wins(codec):
+    best, found = encode_image(HR, budget=2500, codec=codec)
+    assert len(best.data) <= 2500 and best.psnr == max(c.psnr for c in found)
+    assert sorted(c.scale for c in found) == [1, 2, 3, 4] and 20 < best.psnr < 45
+
+
+def test_round_trip_through_the_cli(tmp_path, capsys):
+    Image.fromarray(HR).save(tmp_path / "photo.png")
+    assert main(["encode", str(tmp_path / "photo.png"), "--budget", "1200", "-o", str(tmp_path / "sent.jpg")]) == 0
+    best, found = encode_image(HR, budget=1200)
+    assert f"x{best.scale} q{best.quality}, receiver PSNR-Y {best.psnr:.2f} dB" in capsys.readouterr().out
+    assert (tmp_path / "sent.jpg").read_bytes() == best.data and len(best.data) <= 1200
+    assert best.scale == 2 and 1 in {c.scale for c in found}  # at 0.6 bpp x2 beats full size (JPEG q5) here
+    assert main(["upscale", "--model", "auto", str(tmp_path / "sent.jpg"), "-o", str(tmp_path / "out")]) == 0
+    assert f"tinysr:scale={best.scale};size=125x127 -> {best.model}" in capsys.readouterr().out
+    assert read_image(tmp_path / "out" / "sent.jpg")[0].shape == HR.shape
+    # the CLI writes .jpg out at quality 95 (write_image), so the exact PSNR is checked on the pixels it wrote
+    received = upscale_file(tmp_path / "sent.jpg")
+    assert received.model == best.model and received.image.shape == HR.shape
+    assert receiver_psnr(received.image, HR) == pytest.approx(best.psnr, abs=0.01)
+
+
+def run_cli(*argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tinysr", *argv], capture_output=True, text=True, timeout=120,
+                          check=False)
+
+
+def test_budget_too_small_is_one_line_and_writes_nothing(tmp_path):
+    Image.fromarray(HR).save(tmp_path / "photo.png")
+    done = run_cli("encode", str(tmp_path / "photo.png"), "--budget", "300", "-o", str(tmp_path / "sent.jpg"))
+    assert done.returncode != 0 and not (tmp_path / "sent.jpg").exists()
+    assert done.stderr.count("\n") == 1
+    assert done.stderr.startswith("tinysr: error: --budget 300: the smallest candidate is ")
+    assert done.stderr.rstrip().endswith("bytes (x4, q1)")
+
+
+def test_auto_refuses_a_recorded_scale_without_a_model(tmp_path):
+    Image.fromarray(HR).save(tmp_path / "r.jpg", quality=80, **save_options("JPEG", Record(8, 1000, 1016)))
+    done = run_cli("upscale", "--model", "auto", str(tmp_path / "r.jpg"), "-o", str(tmp_path / "out"))
+    assert done.returncode != 0 and not list((tmp_path / "out").glob("*"))
+    assert done.stderr.count("\n") == 1 and "r.jpg: records scale x8" in done.stderr
+
+
+def test_suffix_must_match_the_codec(tmp_path):
+    Image.fromarray(HR).save(tmp_path / "photo.png")
+    with pytest.raises(TinySRError, match=r"sent.jpg: --codec webp writes .webp"):
+        encode_file(tmp_path / "photo.png", tmp_path / "sent.jpg", budget=5000, codec="webp")
+    assert not (tmp_path / "sent.jpg").exists()
