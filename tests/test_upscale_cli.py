@@ -179,3 +179,60 @@ def test_engine_auto_loads_the_kernels_only_for_a_batch_that_repays_them(photos,
     assert run(args, capsys)[0] == 0 and loads == []  # 4 small images: not worth ~1 s of start
     monkeypatch.setattr(fused, "AUTO_MIN_PIXELS", 24 * 30 * 2)  # a.png and b.png are 24x30 each
     assert run([*args[:-1], tmp_path / "big"], capsys)[0] == 0 and loads == [1]
+
+
+def test_o_with_a_file_name_writes_that_file_for_one_input_and_is_refused_for_several(weights, photos, tmp_path,
+                                                                                     capsys):
+    out = tmp_path / "out.png"
+    assert main(["upscale", "--model", str(weights), str(photos / "a.png"), "-o", str(out)]) == 0
+    assert out.is_file() and read_image(out)[0].shape == (48, 60, 3)  # a file, not a folder named out.png
+    two = tmp_path / "two.png"
+    assert main(["upscale", "--model", str(weights), str(photos / "a.png"), str(photos / "one.png"),
+                 "-o", str(two)]) == 2
+    assert "names a file, which takes exactly one input file" in capsys.readouterr().err and not two.exists()
+    assert main(["upscale", "--model", str(weights), str(photos), "-o", str(two)]) == 2  # a folder is several
+    assert not two.exists()
+
+
+def test_a_missing_input_is_an_error_and_creates_no_output_folder(weights, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["upscale", "--model", str(weights), str(tmp_path / "nope.png"), "-o", str(out)]) == 2
+    assert capsys.readouterr().err.strip() == f"tinysr: error: {tmp_path / 'nope.png'}: no such file or folder"
+    assert not out.exists()
+
+
+def test_non_image_files_in_a_folder_are_reported(weights, photos, tmp_path, capsys):
+    (photos / "notes.txt").write_text("not an image")
+    assert main(["upscale", "--model", str(weights), str(photos), "-o", str(tmp_path / "out")]) == 0
+    assert "tinysr: warning: skipped 1 non-image file: notes.txt" in capsys.readouterr().err
+
+
+def test_a_16_bit_png_is_upscaled_with_a_warning(weights, tmp_path, capsys):
+    deep = (np.arange(24 * 30, dtype=np.uint16).reshape(24, 30) * 90).astype(np.uint16)
+    Image.fromarray(deep).save(tmp_path / "deep.png")
+    assert main(["upscale", "--model", str(weights), str(tmp_path / "deep.png"), "-o", str(tmp_path / "o")]) == 0
+    assert f"tinysr: warning: {tmp_path / 'deep.png'}: 16-bit reduced to 8-bit" in capsys.readouterr().err
+
+
+def test_max_pixels_is_an_option_of_upscale(weights, photos, tmp_path, capsys):
+    argv = ["upscale", "--model", str(weights), str(photos / "a.png"), "-o", str(tmp_path / "o")]
+    assert main([*argv, "--max-pixels", "100"]) == 1  # 24x30 = 720 pixels, over the limit of 100
+    err = capsys.readouterr().err
+    assert "a.png" in err and "--max-pixels" in err
+    assert main([*argv, "--max-pixels", "1000"]) == 0
+
+
+def test_a_video_goes_through_the_same_command(tmp_path, capsys):
+    from test_video import ffmpeg, sources
+
+    from tinysr.infer.video_probe import probe_video
+
+    clip = tmp_path / "clip.mp4"
+    ffmpeg(*sources(1), "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(clip))
+    assert main(["upscale", "--model", "tiny-1k-x2", str(clip), "-o", str(tmp_path / "big.mp4")]) == 0
+    src, out = probe_video(clip), probe_video(tmp_path / "big.mp4")
+    assert (out.width, out.height, len(out.pts)) == (2 * src.width, 2 * src.height, len(src.pts))
+    assert len(src.pts) == 25
+    assert main(["upscale", "--model", "tiny-1k-x2", str(tmp_path / "clip.mp4"), "-o", str(tmp_path / "folder")]) == 0
+    assert len(probe_video(tmp_path / "folder" / "clip.mp4").pts) == len(src.pts)
+    assert "upscaled 1 of 1 files x2" in capsys.readouterr().out

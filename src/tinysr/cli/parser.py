@@ -150,8 +150,9 @@ ENGINES = {"auto": None, "torch": False, "fused": True}
 
 def add_upscale_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("upscale", help="upscale image files and folders with a network")
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders of images")
-    p.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder (created if missing)")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image or video files, and/or folders of them")
+    p.add_argument("-o", "--output", required=True, metavar="OUT",
+                   help="output folder (created if missing), or a file name (image or video suffix) for one input")
     p.add_argument("--model", required=True,
                    help="a weights file, a run folder, a bundled model (tinysr models), or auto: per file, the "
                         "bundled clean model for lossless input and the JPEG-aware one for JPEG/lossy WebP, at the "
@@ -171,6 +172,15 @@ def add_upscale_parser(sub: argparse._SubParsersAction) -> None:
                         "same pixels up to float rounding, ~2x faster, ~1 s to start); torch: always torch; auto "
                         "(default): fused where it applies, Numba is installed and the batch repays the start "
                         "(about 12 megapixels in all)")
+    p.add_argument("--max-pixels", type=int_at_least(1),
+                   help="raise Pillow's decompression-bomb limit (default about 89.5 million pixels per image)")
+    v = p.add_argument_group("video (a clip given as INPUT, recognised by its content)")
+    v.add_argument("--codec", default="libx264", help="FFmpeg video encoder of the output")
+    v.add_argument("--crf", type=int_at_least(0), default=18, help="the encoder's constant rate factor")
+    v.add_argument("--preset", default="veryfast", help="the encoder's speed preset (veryfast keeps encoding off "
+                   "the critical path; see benchmarks/RESULTS.md, video)")
+    v.add_argument("--no-yuv", action="store_true", help="always go through RGB (default: Y-only nets take the "
+                   "decoded Y plane directly)")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
 
 

@@ -1,140 +1,169 @@
-"""`tinysr upscale`: image files and folders through a network.
+"""`tinysr upscale`: image files, videos and folders of them through a network.
 
-`upscale` runs files and folders through `tinysr.infer.upscale.upscale`:
     tinysr upscale --model M INPUT... -o OUT [--scale S] [--tile 512 --overlap N] [--self-ensemble] [--device D]
-                   [--force]
-- OUT is a folder (created if missing). A file INPUT goes to OUT/<name>; a folder INPUT's images (recursive,
-  hidden files skipped) go to OUT/<path relative to that folder>. The output format follows the input's suffix.
+                   [--engine E] [--max-pixels N] [--codec C --crf N --preset P] [--force]
+- OUT is a folder (created once there is something to write), or, for exactly one input file, a file name with an
+  image or video suffix. A file INPUT goes to OUT/<name>; a folder INPUT's images and videos (recursive, hidden
+  files skipped; other files reported) go to OUT/<path relative to that folder>. The format follows the suffix.
+- A video is recognised by its content (`tinysr.infer.video`): every frame, the timestamps, audio and subtitles kept.
 - An output is never an input; an existing output is overwritten only with --force.
-- Grey files come out grey; alpha is kept (upscaled with MATLAB bicubic); grey with alpha comes out RGBA.
+- Grey files come out grey; alpha is kept (upscaled with MATLAB bicubic); grey with alpha comes out RGBA. Any other
+  conversion of the input (16-bit to 8-bit, CMYK) is reported on a warning line.
 - A failing file is reported on one line naming it, the others still run; the exit status is 1 if any failed.
 - --model auto (`tinysr.infer.auto`): each file gets the bundled model its content calls for (one line per file says
   which), at the scale `tinysr encode` recorded in it (else --scale, else 2), cropped to the recorded original size.
-  A recorded scale without a model fails the run before any file is written.
+  A recorded scale without a model fails the run before any file is written. A video takes the JPEG-aware model
+  (compressed video blocks as JPEG does).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 from tqdm import tqdm
 
 from tinysr.cli.parser import ENGINES
-from tinysr.data.folder import is_image_file
-from tinysr.data.io import PILLOW_FORMATS, read_image, write_image
-from tinysr.errors import TinySRError
+from tinysr.data.folder import is_image_file, scan_folder, skipped_files_message
+from tinysr.data.io import read_for_upscale, write_image
+from tinysr.errors import TinySRError, one_line
 from tinysr.infer import fused as fused_stage
-from tinysr.infer.auto import describe_choice, inspect_source, resolve_scale, upscale_auto
+from tinysr.infer.auto import (AUTO_MODELS, describe_choice, inspect_source, network, resolve_scale,
+                               upscale_auto)
 from tinysr.infer.load import load_network
 from tinysr.infer.upscale import network_window_fn, upscale
-
-
-def list_inputs(inputs: list[str]) -> tuple[list[tuple[Path, Path]], list[str]]:
-    """([(image file, output path relative to OUT)], [one-line failures for inputs that are neither])."""
-    jobs, failures = [], []
-    for spec in inputs:
-        path = Path(spec)
-        if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and is_image_file(p)
-                           and not any(part.startswith(".") for part in p.relative_to(path).parts))
-            if not found:
-                failures.append(f"{path}: no images in this folder")
-            jobs += [(p, p.relative_to(path)) for p in found]
-        elif path.is_file():
-            jobs.append((path, Path(path.name)))
-        else:
-            failures.append(f"{path}: no such file or folder")
-    return jobs, failures
-
-
-def output_folder(out: str) -> Path:
-    """OUT as a folder that exists (created if missing), or a one-line error."""
-    path = Path(out)
-    if path.exists() and not path.is_dir():
-        raise TinySRError(f"{path}: exists and is not a folder (-o/--output names a folder)")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise TinySRError(f"{path}: cannot create the output folder ({exc.strerror or exc})") from None
-    return path
-
-
-def read_alpha(path: Path) -> np.ndarray:
-    """HW uint8 alpha of an image file, upright like `read_image`'s pixels (which drop alpha).
-
-    Hand-rolled because `tinysr.data.io.read_image` returns RGB only; it reads the same formats, with the same
-    pixel limit (Pillow's default) and orientation handling.
-    """
-    with Image.open(path, formats=PILLOW_FORMATS) as im:
-        return np.asarray(ImageOps.exif_transpose(im).convert("RGBA").getchannel("A"))
-
-
-def read_for_upscale(path: Path) -> np.ndarray:
-    """An image file as HW grey, HWC RGB or HWC RGBA uint8, following what the file holds."""
-    rgb, notes = read_image(path)
-    if "alpha dropped" in notes:
-        return np.concatenate([rgb, read_alpha(path)[:, :, None]], axis=2)
-    if "grey expanded to RGB" in notes:
-        return np.ascontiguousarray(rgb[:, :, 0])
-    return rgb
-
+from tinysr.infer.video import MUXERS, upscale_video
+from tinysr.infer.video_probe import is_video
 
 AUTO = "auto"
 
 
-def inspect_all(sources: list[Path], *, scale: int | None) -> None:
-    """--model auto: fail before any file is written if one records a scale no model has (an unreadable file is
-    left to fail, named, when its turn comes)."""
-    for src in sources:
-        try:
-            info = inspect_source(src)
-        except TinySRError:
-            continue
-        resolve_scale(info, scale=scale)
+@dataclass(frozen=True)
+class Job:
+    src: Path
+    dst: Path
+    video: bool
 
 
-def upscale_file(src: Path, dst: Path, model, *, tile: int | None, overlap: int | None, self_ensemble: bool,
-                 device: str, fused: bool | None = None, scale: int | None = None) -> str | None:
-    """Read, upscale and atomically write one image; every failure is a TinySRError naming a file.
-    model None means --model auto; then returns the line saying which model it chose."""
-    info = inspect_source(src) if model is None else None
-    image = read_for_upscale(src)
-    options = {"tile": tile, "overlap": overlap, "self_ensemble": self_ensemble, "device": device, "fused": fused}
-    try:
-        if info is not None:
-            result = upscale_auto(image, info=info, scale=scale, **options)
-            sr, note = result.image, describe_choice(info, result.model)
+def _folder_jobs(root: Path) -> tuple[list[tuple[Path, Path, bool]], list[str]]:
+    """(files of a folder INPUT as (src, path relative to it, video?), warnings for what is neither)."""
+    images, others = scan_folder(root, recursive=True)
+    visible = [p for p in images + others if not any(part.startswith(".") for part in p.relative_to(root).parts)]
+    videos = [p for p in visible if not is_image_file(p) and is_video(p)]
+    media = set(videos) | {p for p in visible if is_image_file(p)}
+    neither = [p for p in visible if p not in media]
+    notes = [skipped_files_message(neither, root)] if neither else []
+    return [(p, p.relative_to(root), p in set(videos)) for p in sorted(media)], notes
+
+
+def gather(inputs: list[str]) -> tuple[list[tuple[Path, Path, bool]], list[str], list[str]]:
+    """([(src, relative output path, video?)], [one-line failures], [warnings]) of the INPUT arguments."""
+    found, failures, notes = [], [], []
+    for spec in inputs:
+        path = Path(spec)
+        if path.is_dir():
+            files, skipped = _folder_jobs(path)
+            notes += skipped
+            if not files:
+                failures.append(f"{path}: no images or videos in this folder")
+            found += files
+        elif path.is_file():
+            if is_image_file(path):
+                found.append((path, Path(path.name), False))
+            elif is_video(path):
+                found.append((path, Path(path.name), True))
+            else:
+                failures.append(f"{path}: neither an image nor a video tinysr reads")
         else:
-            sr, note = upscale(image, model, **options), None
-    except TinySRError as exc:  # e.g. a grey image with --engine fused: name the file, keep going
-        raise TinySRError(f"{src}: {exc}") from None
-    except (RuntimeError, MemoryError) as exc:  # e.g. out of memory: name the file, keep going
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise TinySRError(f"{src}: upscaling failed ({first}); try --tile 256") from None
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    write_image(dst, sr)
+            failures.append(f"{path}: no such file or folder")
+    return found, failures, notes
+
+
+def is_file_output(output: str) -> bool:
+    """Whether -o names a file: an image or video suffix, and not an existing folder."""
+    path = Path(output)
+    return not path.is_dir() and (is_image_file(path) or path.suffix.lower() in MUXERS)
+
+
+def plan(found: list[tuple[Path, Path, bool]], output: str, *, n_inputs: int) -> list[Job]:
+    """The jobs: one file OUT for exactly one input file, else OUT/<relative path>."""
+    if is_file_output(output):
+        if n_inputs != 1 or len(found) != 1:
+            raise TinySRError(f"-o {output} names a file, which takes exactly one input file; give a folder for "
+                              f"{len(found)} inputs")
+        src, _, video = found[0]
+        return [Job(src, Path(output), video)]
+    out = Path(output)
+    if out.exists() and not out.is_dir():
+        raise TinySRError(f"{out}: exists and is not a folder (-o names a folder, or a file for one input)")
+    return [Job(src, out / rel, video) for src, rel, video in found]
+
+
+def check_output(job: Job, *, inputs: set[Path], planned: set[Path], force: bool) -> None:
+    """Refuse to overwrite an input, a file written earlier in this run, or (without --force) an existing file."""
+    resolved = job.dst.resolve()
+    if resolved in inputs:
+        raise TinySRError(f"{job.dst}: is an input {'video' if job.video else 'image'}; refusing to overwrite it "
+                          "(choose another -o)")
+    if resolved in planned:
+        raise TinySRError(f"{job.src}: its output {job.dst} is also the output of an earlier input; rename one")
+    if job.dst.exists() and not force:
+        raise TinySRError(f"{job.dst}: exists; pass --force to overwrite")
+
+
+def upscale_image(job: Job, model, args: argparse.Namespace, *, fused: bool | None) -> str | None:
+    """Read, upscale and atomically write one image; returns --model auto's line saying which model it chose."""
+    info = inspect_source(job.src) if model is None else None
+    image, changed = read_for_upscale(job.src, max_pixels=args.max_pixels)
+    for note in changed:
+        tqdm.write(f"tinysr: warning: {one_line(job.src)}: {note}", file=sys.stderr)
+    options = {"tile": args.tile, "overlap": args.overlap, "self_ensemble": args.self_ensemble,
+               "device": args.device, "fused": fused}
+    if info is not None:
+        result = upscale_auto(image, info=info, scale=args.scale, **options)
+        sr, note = result.image, describe_choice(info, result.model)
+    else:
+        sr, note = upscale(image, model, **options), None
+    job.dst.parent.mkdir(parents=True, exist_ok=True)
+    write_image(job.dst, sr)
     return note
 
 
-def check_output(src: Path, dst: Path, *, inputs: set[Path], planned: set[Path], force: bool) -> None:
-    """Refuse to overwrite an input, a file written earlier in this run, or (without --force) an existing file."""
-    resolved = dst.resolve()
-    if resolved in inputs:
-        raise TinySRError(f"{dst}: is an input image; refusing to overwrite it (choose another -o folder)")
-    if resolved in planned:
-        raise TinySRError(f"{src}: its output {dst} is also the output of an earlier input; rename one")
-    if dst.exists() and not force:
-        raise TinySRError(f"{dst}: exists; pass --force to overwrite")
+def upscale_clip(job: Job, model, args: argparse.Namespace, *, fused: bool | None) -> str | None:
+    """One video through `upscale_video`; with --model auto, the JPEG-aware model of the scale (else the clean)."""
+    if args.self_ensemble:
+        raise TinySRError(f"{job.src}: --self-ensemble is for images; a video runs one pass per frame")
+    note = None
+    if model is None:
+        clean, lossy = AUTO_MODELS[args.scale or 2]
+        model, note = network(lossy or clean), f"{job.src}: video, model {lossy or clean}"
+    job.dst.parent.mkdir(parents=True, exist_ok=True)
+    upscale_video(job.src, job.dst, model, fused=fused, yuv=False if args.no_yuv else None, tile=args.tile,
+                  codec=args.codec, crf=args.crf, preset=args.preset, force=args.force, progress=True)
+    return note
+
+
+def run_job(job: Job, model, args: argparse.Namespace, *, fused: bool | None) -> str | None:
+    """One file; every failure becomes a TinySRError naming it."""
+    try:
+        return (upscale_clip if job.video else upscale_image)(job, model, args, fused=fused)
+    except TinySRError as exc:  # e.g. a grey image with --engine fused: name the file, keep going
+        text = str(exc)
+        raise TinySRError(text if str(job.src) in text else f"{job.src}: {text}") from None
+    except (RuntimeError, MemoryError) as exc:  # e.g. out of memory: name the file, keep going
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise TinySRError(f"{job.src}: upscaling failed ({first}); try --tile 256") from None
+    except OSError as exc:
+        raise TinySRError(f"{job.src}: {exc.strerror or exc}") from None
 
 
 def load_fused_kernels_if_worth_it(sources: list[Path]) -> None:
-    """--engine auto: load the compiled kernels (`tinysr.infer.fused`) when the whole batch repays their start, so that
-    every image takes them; otherwise each image decides alone (`tinysr.infer.fused.worth_it`). Sizes come from the
-    file headers; an unreadable file counts 0 here and fails, named, when its turn comes."""
+    """--engine auto: load the compiled kernels (`tinysr.infer.fused`) when the whole batch repays their start, so
+    that every image takes them; otherwise each image decides alone (`tinysr.infer.fused.worth_it`). Sizes come from
+    the file headers; an unreadable file counts 0 here and fails, named, when its turn comes."""
     if not fused_stage.available() or fused_stage.loaded():
         return
     pixels = 0
@@ -149,39 +178,65 @@ def load_fused_kernels_if_worth_it(sources: list[Path]) -> None:
             return
 
 
-def run(args: argparse.Namespace) -> int:
-    auto = args.model == AUTO
-    model, description = (None, "--model auto") if auto else load_network(args.model, scale=args.scale)
+def prepare(args: argparse.Namespace) -> tuple[object, str, bool | None]:
+    """(model or None for auto, its description, the fused choice); a model the options rule out fails here."""
+    if args.model == AUTO:
+        return None, "--model auto", ENGINES[args.engine]
+    model, description = load_network(args.model, scale=args.scale)
     fused = ENGINES[args.engine]
-    if fused and not auto:  # fail before any file when the model or the options rule the fused path out
+    if fused:
         try:
             network_window_fn(model, device=args.device, self_ensemble=args.self_ensemble, quantize=True, fused=True)
         except TinySRError as exc:
             raise TinySRError(f"--engine fused: {exc}") from None
-    out = output_folder(args.output)
-    jobs, failures = list_inputs(args.inputs)
-    if auto:
-        inspect_all([src for src, _ in jobs], scale=args.scale)
-    if fused is None:
-        load_fused_kernels_if_worth_it([src for src, _ in jobs])
-    n_bad_inputs = len(failures)
-    inputs, planned = {src.resolve() for src, _ in jobs}, set()
-    for src, rel in tqdm(jobs, desc="upscale", unit="image", disable=not jobs):
-        dst = out / rel
-        try:
-            check_output(src, dst, inputs=inputs, planned=planned, force=args.force)
-            planned.add(dst.resolve())
-            note = upscale_file(src, dst, model, tile=args.tile, overlap=args.overlap,
-                                self_ensemble=args.self_ensemble, device=args.device, fused=fused, scale=args.scale)
-            if note:
-                tqdm.write(note)
-        except (TinySRError, OSError) as exc:
-            failures.append(str(exc) if isinstance(exc, TinySRError) else f"{src}: {exc}")
-    done = len(jobs) - (len(failures) - n_bad_inputs)
-    factor = "" if auto else f" x{model.config.scale}"
-    print(f"upscaled {done} of {len(jobs)} images{factor} with {description} into {out}")
+    return model, description, fused
+
+
+def report(done: int, jobs: list[Job], failures: list[str], *, model, description: str, output: str) -> int:
+    factor = "" if model is None else f" x{model.config.scale}"
+    what = "files" if any(job.video for job in jobs) else "images"
+    print(f"upscaled {done} of {len(jobs)} {what}{factor} with {description} into {output}")
     for line in failures:
-        print(f"tinysr: failed: {line}", file=sys.stderr)
+        print(f"tinysr: failed: {one_line(line)}", file=sys.stderr)
     if failures:
         print(f"tinysr: {len(failures)} failure(s)", file=sys.stderr)
     return 1 if failures else 0
+
+
+def run(args: argparse.Namespace) -> int:
+    model, description, fused = prepare(args)
+    found, failures, notes = gather(args.inputs)
+    for note in notes:
+        print(f"tinysr: warning: {one_line(note)}", file=sys.stderr)
+    if not found:
+        raise TinySRError(failures[0] if len(failures) == 1 else f"nothing to upscale: {'; '.join(failures)}")
+    jobs = plan(found, args.output, n_inputs=len(args.inputs))
+    if model is None:
+        for job in jobs:
+            if not job.video:
+                _check_auto(job.src, scale=args.scale)
+    if fused is None:
+        load_fused_kernels_if_worth_it([job.src for job in jobs if not job.video])
+    done = 0
+    inputs, planned = {job.src.resolve() for job in jobs}, set()
+    for job in tqdm(jobs, desc="upscale", unit="file", disable=len(jobs) < 2):
+        try:
+            check_output(job, inputs=inputs, planned=planned, force=args.force)
+            planned.add(job.dst.resolve())
+            note = run_job(job, model, args, fused=fused)
+            done += 1
+            if note:
+                tqdm.write(note)
+        except TinySRError as exc:
+            failures.append(str(exc))
+    return report(done, jobs, failures, model=model, description=description, output=args.output)
+
+
+def _check_auto(src: Path, *, scale: int | None) -> None:
+    """--model auto: a file that records a scale no model has fails the run before any file is written (an
+    unreadable file is left to fail, named, when its turn comes)."""
+    try:
+        info = inspect_source(src)
+    except TinySRError:
+        return
+    resolve_scale(info, scale=scale)

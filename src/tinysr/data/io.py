@@ -216,3 +216,26 @@ def write_image(path: str | os.PathLike, img: np.ndarray) -> None:
             Image.fromarray(np.ascontiguousarray(img)).save(f, format=fmt, **options)
     except OSError as err:
         raise TinySRError(f"{path}: cannot write image ({err.strerror or err})") from err
+
+
+def read_alpha(path: str | os.PathLike, *, max_pixels: int | None = None) -> np.ndarray:
+    """HW uint8 alpha of an image file, upright like `read_image`'s pixels (which drop alpha)."""
+    limit = max_pixels if max_pixels is not None else Image.MAX_IMAGE_PIXELS
+    with _pillow_pixel_limit(limit), Image.open(path, formats=PILLOW_FORMATS) as im:
+        return np.asarray(ImageOps.exif_transpose(im).convert("RGBA").getchannel("A"))
+
+
+#: What `read_for_upscale` keeps that `read_image` converts: these notes are not conversions of the output.
+KEPT_BY_UPSCALE = ("alpha dropped", "grey expanded to RGB")
+
+
+def read_for_upscale(path: str | os.PathLike, *, max_pixels: int | None = None) -> tuple[np.ndarray, list[str]]:
+    """An image file as HW grey, HWC RGB or HWC RGBA uint8, following what the file holds, and the conversions
+    that did change it (16-bit reduced to 8-bit, CMYK converted, ...) for the caller to report."""
+    rgb, notes = read_image(path, max_pixels=max_pixels)
+    changed = [n for n in notes if n not in KEPT_BY_UPSCALE and n != "EXIF orientation applied"]
+    if "alpha dropped" in notes:
+        return np.concatenate([rgb, read_alpha(path, max_pixels=max_pixels)[:, :, None]], axis=2), changed
+    if "grey expanded to RGB" in notes:
+        return np.ascontiguousarray(rgb[:, :, 0]), changed
+    return rgb, changed
