@@ -209,6 +209,22 @@ def test_quantizing_window_fn_equals_rounding_the_float_output(photo):
 
 def test_lazy_top_level_upscale_keeps_import_light():
     code = ("import sys, tinysr; assert 'torch' not in sys.modules; f = tinysr.upscale; "
-            "assert 'torch' in sys.modules and f.__module__ == 'tinysr.infer.upscale'; print('ok')")
+            "assert 'torch' in sys.modules and f.__module__ == 'tinysr.infer.api'; print('ok')")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.stdout.strip() == "ok", result.stderr
+
+
+def test_the_top_level_api_takes_a_name_a_path_or_a_model(data_dir):
+    """`tinysr.upscale(img, "tiny-1k-x2")` used to raise AttributeError ('str' object has no attribute 'modules')."""
+    import tinysr
+    from tinysr.errors import TinySRError
+    from tinysr.pretrained import pretrained_path
+
+    image = read_image(data_dir / "Set5" / "bird.png")[0][:20, :24]
+    model = tinysr.load_model("tiny-1k-x2")
+    expected = tinysr.upscale(image, model)
+    assert expected.shape == (40, 48, 3)
+    assert np.array_equal(tinysr.upscale(image, "tiny-1k-x2"), expected)
+    assert np.array_equal(tinysr.upscale(image, pretrained_path("tiny-1k-x2")), expected)
+    with pytest.raises(TinySRError, match="model must be a network"):
+        tinysr.upscale(image, 3)

@@ -1,0 +1,37 @@
+"""The top-level API, `tinysr.upscale` and `tinysr.load_model`: a model by name, run folder, weights file or object.
+
+    import tinysr
+    model = tinysr.load_model("tiny-1k-x2")            # a bundled name, a run folder or a weights file
+    sr = tinysr.upscale(image, model)                  # HWC uint8 in and out; grey stays grey, alpha is kept
+    sr = tinysr.upscale(image, "tiny-1k-x2", tile=512)  # the same, loading the model on the way
+
+A thin layer over `tinysr.infer.load.load_network` and `tinysr.infer.upscale.upscale`, which it does not change.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from torch import nn
+
+from tinysr.errors import TinySRError
+from tinysr.infer import upscale as engine
+from tinysr.infer.load import load_network
+
+
+def load_model(spec: str | os.PathLike, *, scale: int | None = None) -> nn.Module:
+    """The deployed network that `spec` names (bundled name, run folder or weights file), in eval mode; `scale`,
+    when given, must be the model's."""
+    return load_network(os.fspath(spec), scale=scale)[0].eval()
+
+
+def upscale(image: np.ndarray, model: nn.Module | str | os.PathLike, **options) -> np.ndarray:
+    """`tinysr.infer.upscale.upscale` with `model` given as a network or as anything `load_model` takes; the
+    keyword options (tile, overlap, self_ensemble, device, workers, fused, progress) are passed on."""
+    if isinstance(model, (str, os.PathLike)):
+        model = load_model(model)
+    elif not isinstance(model, nn.Module):
+        raise TinySRError(f"model must be a network, a bundled name, a run folder or a weights file; got "
+                          f"{type(model).__name__}")
+    return engine.upscale(image, model, **options)
