@@ -142,3 +142,26 @@ def test_visual_window_equals_the_full_image_sr(tmp_path):
         window = _upscale_window(run, lr, (y, x, 10), 2, "cpu").astype(int)
         diff = np.abs(window - full[2 * y:2 * y + 20, 2 * x:2 * x + 20])
         assert window.shape == (20, 20, 3) and diff.max() <= 1 and (diff > 0).mean() < 0.01
+
+
+def test_the_dataset_column_names_the_training_folders_not_the_validation_folder():
+    """A run trained on T91 and validated on Set5 used to be labelled "Set5"."""
+    from tinysr.experiments.results import training_set_name
+
+    assert training_set_name({"train": ["/d/T91", "/d/BSD200"], "val": "/d/Set5"}) == "T91+BSD200"
+    assert training_set_name({"val": "/d/Set5"}) == "?"
+
+
+def test_report_on_a_run_that_has_not_validated_yet(tmp_path, capsys):
+    """A run with an empty metrics.jsonl (just started) used to end `tinysr report` in a matplotlib traceback."""
+    from tinysr.train import runs
+    from tinysr.train.config import DataConfig, RunConfig, TrainConfig
+
+    config = RunConfig(model={"n_blocks": 0, "n_feats": 4, "scale": 2, "family": "edsr"}, train=TrainConfig(steps=10),
+                       data=DataConfig(train=("/nowhere/T91",), val="/nowhere/Set5", scale=2), protocol="study",
+                       seed=0)
+    runs.open_run(tmp_path / "runs" / "r1", config)
+    assert main(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "report"), "--no-visual"]) == 0
+    out, err = capsys.readouterr()
+    assert "wrote 6 files" in out and "Traceback" not in err
+    assert "| r1 |" in (tmp_path / "report" / "runs.md").read_text()

@@ -58,7 +58,8 @@ def plot_curves(table: Table, key: str, ylabel: str, path: Path) -> Path:
     ax.set_xlabel("training step")
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
     ax.set_title(_title(table, ylabel), fontsize=9)
     return _save(fig, path)
 
@@ -73,11 +74,15 @@ def plot_psnr_vs_params(table: Table, path: Path) -> Path:
     for i, (val, psnr) in enumerate(table.bicubic.items()):
         if psnr is not None:
             ax.axhline(psnr, color=f"C{i + 1}", linestyle="--", linewidth=1, label=f"bicubic, {val.label}: {psnr:.2f}")
-    ax.set_xscale("log")
+    if done:
+        ax.set_xscale("log")  # a log axis needs positive data: a table of runs with no validation yet has none
+    else:
+        ax.text(0.5, 0.5, "no run has validated yet", transform=ax.transAxes, ha="center")
     ax.set_xlabel("trainable parameters (log scale)")
     ax.set_ylabel("PSNR (dB)")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
     ax.set_title(_title(table, "best validation PSNR against parameters"), fontsize=9)
     return _save(fig, path)
 

@@ -117,6 +117,12 @@ def run_label(run: RunRecord) -> str:
     return run.name.rsplit("/", 1)[-1]
 
 
+def training_set_name(data: dict[str, Any]) -> str:
+    """The training folders' names joined ("T91+BSD200"): the dataset a run learned from (never its val folder)."""
+    folders = data.get("train") or []
+    return "+".join(Path(str(f)).name for f in folders) or "?"
+
+
 def summarize(run: RunRecord) -> RunSummary:
     """The table row of one run (see the module docstring for how each column is computed)."""
     psnrs = [(m["val_psnr"], m["step"]) for m in run.metrics if m.get("val_psnr") is not None]
@@ -127,7 +133,7 @@ def summarize(run: RunRecord) -> RunSummary:
     data = run.config.get("data", {})
     return RunSummary(
         name=run.name, label=run_label(run),
-        dataset=run.experiment.get("dataset") or Path(str(data.get("val", "?"))).name,
+        dataset=run.experiment.get("dataset") or training_set_name(data),
         hr_size=run.experiment.get("hr_size", "n/a"), lr_size=run.experiment.get("lr_size", "n/a"),
         params=param_count(run), sec_per_1k=statistics.median(speeds) if speeds else None,
         best_psnr=best_psnr, best_step=best_step, l1_loss=last.get("train_loss"),
