@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tinysr.errors import TinySRError
 from tinysr.experiments import demo
 from tinysr.models.weights import load_model
 from tinysr.models import count_params
@@ -40,3 +41,12 @@ def test_short_demo_writes_a_run_report_and_figure(tmp_path, capsys):
     assert "| study | 33.89 dB / " in report  # bicubic on the held-out chelsea (RGB, no crop), pinned
     assert Image.open(out / "comparison.png").size == (900, 340)
     assert "| study | 33.89 dB" in capsys.readouterr().out
+
+
+def test_demo_never_overwrites_a_non_empty_out_without_force(tmp_path):
+    out = tmp_path / "demo-out"
+    out.mkdir()
+    (out / "mine.txt").write_text("a user's file")
+    with pytest.raises(TinySRError, match=r"demo-out: exists and is not empty; pass --force"):
+        demo.run_demo(out=out, steps=2, progress=False)
+    assert sorted(p.name for p in out.iterdir()) == ["mine.txt"]

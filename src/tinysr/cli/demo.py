@@ -8,4 +8,4 @@ from tinysr.experiments.demo import run_demo
 
 
 def run(args: argparse.Namespace) -> int:
-    return run_demo(out=args.out, steps=args.steps, threads=args.threads)
+    return run_demo(out=args.out, steps=args.steps, threads=args.threads, force=args.force)

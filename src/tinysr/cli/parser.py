@@ -62,6 +62,7 @@ def add_demo_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="demo-out", help="folder for the demo's run, report and figure")
     p.add_argument("--steps", type=int, help="training steps (default: the demo recipe's 4,000)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    p.add_argument("--force", action="store_true", help="replace the demo's files in a non-empty --out")
 
 
 def add_train_parser(sub: argparse._SubParsersAction) -> None:

@@ -131,13 +131,18 @@ def demo_config(recipe: TrainConfig) -> RunConfig:
                      seed=recipe.seed)
 
 
-def run_demo(*, out: str | Path, steps: int | None = None, threads: int = 1, progress: bool = True) -> int:
+def run_demo(*, out: str | Path, steps: int | None = None, threads: int = 1, progress: bool = True,
+             force: bool = False) -> int:
     """Train the 963-parameter EDSR on the embedded photos and report it against bicubic; see the module doc.
 
     threads: torch CPU threads while the demo trains (restored after). One by default: the net's 4-filter convs are
     too small to split, and on a busy machine spinning OpenMP threads make a step many times slower.
+    force: replace the demo's files in a non-empty `out` (without it, such an `out` is refused before any work).
     """
     out = Path(out)
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise TinySRError(f"{out}: exists and is not empty; pass --force to replace the demo's run, report and "
+                          "figure in it, or choose another --out")
     recipe = DEMO_RECIPE if steps is None else dataclasses.replace(DEMO_RECIPE, steps=steps,
                                                                    eval_every=min(steps, DEMO_RECIPE.eval_every))
     try:
