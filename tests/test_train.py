@@ -275,3 +275,18 @@ def test_tiny_preset_fields_from_the_command_line(tmp_path, folders, capsys, mon
     assert (model["family"], model["n_layers"], model["n_feats"], model["expand"]) == ("tiny", 5, 5, 2)
     assert main(_argv(folders, tmp_path / "edsr", "--layers", "3")) == 2  # EDSR has blocks, not layers
     assert "model 'edsr-tiny'" in _error_line(capsys) and not (tmp_path / "edsr").exists()
+
+
+def test_bicubic_baseline_is_tinysr_eval_s_bicubic(data_dir, tmp_path):
+    from tinysr.train.loop import bicubic_baseline
+
+    pairs = load_pairs(image_folder(data_dir / "Set5"), scale=2, cache_dir=tmp_path, progress=False)
+    assert round(bicubic_baseline(pairs, protocol="standard"), 2) == 33.68  # as `tinysr eval --model bicubic`
+
+
+def test_a_run_that_ends_below_bicubic_says_so(tmp_path, folders, capsys, monkeypatch):
+    monkeypatch.setenv("TINYSR_CACHE", str(tmp_path / "cache"))
+    assert main(_argv(folders, tmp_path / "run")) == 0  # 20 steps of a fresh net: far below bicubic
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"tinysr: warning: {tmp_path / 'run'}: best val PSNR ")
+    assert "is below bicubic's" in err[0] and "quick recipe" in err[0]

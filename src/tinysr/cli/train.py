@@ -23,7 +23,7 @@ from tinysr.train.distributed import (
     local_batch_size,
     shutdown,
 )
-from tinysr.train.loop import select_device, train
+from tinysr.train.loop import bicubic_baseline, select_device, train
 from tinysr.train.start import start_run
 
 #: The TrainConfig fields, each set by the option of the same name (argparse dest == field name) where the grammar
@@ -120,4 +120,15 @@ def _train_rank(args: argparse.Namespace, run_dir: Path, config: RunConfig, *, r
     if ctx.is_main:
         print(f"{run_dir}: step {result.step}, best val PSNR {result.best_psnr:.3f} dB ({config.train.protocol}) "
               f"at step {result.best_step}; weights {run_dir / runs.RUN_BEST}")
+        warn_if_below_bicubic(result.best_psnr, started.val_pairs, config=config, run_dir=run_dir)
     return 0
+
+
+def warn_if_below_bicubic(best_psnr: float, val_pairs: Any, *, config: RunConfig, run_dir: Path) -> None:
+    """One warning line when the run ends below MATLAB bicubic on its own validation images: its weights would
+    make images worse than the simplest upscaler."""
+    baseline = bicubic_baseline(val_pairs, protocol=config.train.protocol, limit=config.train.val_limit)
+    if best_psnr < baseline:
+        print(f"tinysr: warning: {run_dir}: best val PSNR {best_psnr:.2f} dB is below bicubic's {baseline:.2f} dB on "
+              "the same images; train longer (see the README's quick recipe) before using these weights",
+              file=sys.stderr)

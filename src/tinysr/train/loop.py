@@ -36,6 +36,7 @@ from tinysr import faults
 from tinysr.data.cache import PairedImages
 from tinysr.errors import TinySRError
 from tinysr.infer.upscale import upscale_array
+from tinysr.evaluate import bicubic_upscaler
 from tinysr.metrics import PROTOCOLS, measure
 from tinysr.train import revive, runs
 from tinysr.train.config import TrainConfig
@@ -94,6 +95,14 @@ def validate(model: nn.Module, pairs: PairedImages, *, protocol: str, device: to
         faults.point("validate:image")
     model.train()
     return float(np.mean([r[0] for r in rows])), float(np.mean([r[1] for r in rows]))
+
+
+def bicubic_baseline(pairs: PairedImages, *, protocol: str, limit: int | None = None) -> float:
+    """Mean PSNR of MATLAB bicubic on the same validation images as `validate`: the number a run must beat."""
+    upscaler = bicubic_upscaler(pairs.scale)
+    psnrs = [measure(upscaler(np.asarray(lr)), np.asarray(hr), scale=pairs.scale, protocol=PROTOCOLS[protocol])[0]
+             for lr, hr in list(zip(pairs.lr, pairs.hr))[:limit]]
+    return float(np.mean(psnrs))
 
 
 def loss_name_at(step: int, config: TrainConfig) -> str:
