@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from tinysr.data.cache import PairedImages, cache_key, concat, load_pairs
 from tinysr.data.degrade import degrade, mod_crop, shrink_hr
@@ -177,3 +178,11 @@ def test_real_data_t91_bsd200_train_bsd100_val(tmp_path):
     assert pairs.hr[3].shape == (320, 480, 3) and pairs.lr[3].shape == (160, 240, 3)  # 321x481 mod-cropped
     assert val.names == ("101085", "101087", "102061") and val.lr[0].shape == (240, 160, 3)  # portrait
     assert timings["cached"] < timings["cold"]
+
+
+def test_an_image_smaller_than_the_scale_is_named(tmp_path):
+    folder = tmp_path / "hr"
+    folder.mkdir()
+    Image.new("RGB", (1, 40)).save(folder / "thin.png")  # 1 pixel wide: no x2 LR exists
+    with pytest.raises(TinySRError, match=r"thin\.png: image of size 40x1 is smaller than scale x2"):
+        load_pairs(image_folder(folder), scale=2, cache_dir=tmp_path / "cache", progress=False)

@@ -157,7 +157,10 @@ def _prepared_pairs(
     decoded = decode_all(image_set, strict=strict)
     bar = tqdm(decoded, total=len(image_set), desc=f"{image_set.name} x{scale}", unit="img", disable=not progress)
     for path, hr in bar:
-        hr = mod_crop(shrink_hr(hr, image_set.hr_downscale), scale)
+        try:
+            hr = mod_crop(shrink_hr(hr, image_set.hr_downscale), scale)
+        except TinySRError as exc:  # e.g. a 1-pixel-wide image at x2: say which file
+            raise TinySRError(f"{path}: {exc}") from None
         if path in lr_of:
             lr, _notes = read_image(lr_of[path])
             if lr.shape != (hr.shape[0] // scale, hr.shape[1] // scale, hr.shape[2]):
