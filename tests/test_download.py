@@ -247,3 +247,21 @@ def test_cli_prepare_div2k_offline_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("tinysr: error: http://127.0.0.1:") and err.count("\n") == 1
     assert f"place DIV2K_valid_HR.zip in {tmp_path}" in err
+
+
+def test_a_full_disk_during_a_download_is_one_line_and_resumable(tmp_path, server):
+    """RLIMIT_FSIZE stands in for a full disk (writes past it fail with EFBIG, as ENOSPC would)."""
+    import subprocess
+    import sys
+
+    code = ("import resource, signal, sys\nsignal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+            "resource.setrlimit(resource.RLIMIT_FSIZE, (300, 300))\n"
+            "from pathlib import Path\nfrom tinysr.data.download import download\nfrom tinysr.errors import TinySRError\n"
+            "try:\n    download(sys.argv[1], Path(sys.argv[2]), sha256=None, timeout=5, progress=False)\n"
+            "except TinySRError as exc:\n    print(exc)\n    raise SystemExit(2)\n")
+    dest = tmp_path / "DIV2K_train_HR.zip"
+    result = subprocess.run([sys.executable, "-c", code, f"{server.url}/DIV2K_train_HR.zip", str(dest)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert result.stdout.strip().startswith(f"{dest}.part: cannot write the download (File too large)")
+    assert not dest.exists() and dest.with_name(dest.name + ".part").stat().st_size <= 300

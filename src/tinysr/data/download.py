@@ -68,6 +68,19 @@ def _open_url(url: str, offset: int, timeout: float):
     return urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
 
 
+class DiskError(TinySRError):
+    """The download could not be written (a full disk, a read-only folder): kept apart from network errors, which
+    are OSErrors too."""
+
+
+def _write_block(f, block: bytes, part: Path) -> None:
+    try:
+        f.write(block)
+    except OSError as exc:
+        raise DiskError(f"{part}: cannot write the download ({exc.strerror or exc}); free space, then run again "
+                        "to resume from the bytes already written") from None
+
+
 def _stream(url: str, part: Path, *, timeout: float, progress: bool) -> None:
     """Append the rest of `url` to `part` (206) or rewrite it from the start (200)."""
     offset = part.stat().st_size if part.exists() else 0
@@ -83,12 +96,17 @@ def _stream(url: str, part: Path, *, timeout: float, progress: bool) -> None:
             offset = 0  # the server ignored Range: start again
         length = response.headers.get("Content-Length")
         total = offset + int(length) if length is not None else None
-        with open(part, "ab" if resumed else "wb") as f, tqdm(
-                total=total, initial=offset, unit="B", unit_scale=True, desc=part.name[:-5], disable=not progress,
-                leave=False) as bar:
-            for block in iter(lambda: response.read(_CHUNK), b""):
-                f.write(block)
-                bar.update(len(block))
+        try:
+            with open(part, "ab" if resumed else "wb") as f, tqdm(
+                    total=total, initial=offset, unit="B", unit_scale=True, desc=part.name[:-5], disable=not progress,
+                    leave=False) as bar:
+                for block in iter(lambda: response.read(_CHUNK), b""):
+                    _write_block(f, block, part)
+                    bar.update(len(block))
+        except OSError as exc:  # opening or closing the part (its last flush can meet a full disk); network errors pass
+            if isinstance(exc, (ConnectionError, TimeoutError)):
+                raise
+            raise DiskError(f"{part}: cannot write the download ({exc.strerror or exc})") from None
     received = part.stat().st_size
     if total is not None and received != total:  # read() returns b"" at a cut connection instead of raising
         raise ConnectionError(f"connection closed after {received:,} of {total:,} bytes; run again to resume")
@@ -169,6 +187,9 @@ def extract_zip(archive: Path, dest: Path) -> None:
             try:
                 zf.extractall(tmp)
                 _merge_into(tmp, dest)
+            except OSError as exc:  # a full disk: nothing is marked extracted, the next run starts again
+                raise TinySRError(f"{archive}: cannot extract into {dest} ({exc.strerror or exc}); free space and "
+                                  "run again") from None
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as err:
