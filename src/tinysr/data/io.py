@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from tinysr.atomic import atomic_open
+from tinysr.data.png import write_png
 from tinysr.errors import TinySRError
 
 IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -213,7 +214,10 @@ def write_image(path: str | os.PathLike, img: np.ndarray) -> None:
     options = {"JPEG": {"quality": 95}, "WEBP": {"lossless": True}}.get(fmt, {})
     try:
         with atomic_open(path) as f:
-            Image.fromarray(np.ascontiguousarray(img)).save(f, format=fmt, **options)
+            if fmt == "PNG":
+                write_png(f, img)  # streamed by rows: no second copy of a large output in memory
+            else:
+                Image.fromarray(np.ascontiguousarray(img)).save(f, format=fmt, **options)
     except OSError as err:
         raise TinySRError(f"{path}: cannot write image ({err.strerror or err})") from err
 
