@@ -106,9 +106,10 @@ async function runOnce(mine) {
     state.result = await upscaleImage(state.pool, state.image, { scale: model.scale, radius: model.radius, progress });
     if (!current()) return;
     const ms = performance.now() - decoded;
-    state.lastRun = { model: model.name, ms, decodeMs: decoded - started, workers: state.pool.size };
+    state.lastRun = { model: model.name, ms, decodeMs: decoded - started, workers: state.pool.size,
+      engine: state.pool.engine };
     setStatus(`${state.image.w} x ${state.image.h} -> ${state.result.w} x ${state.result.h} with ${model.name} in `
-      + `${(ms / 1000).toFixed(2)} s (${state.pool.size} workers).`, "done");
+      + `${(ms / 1000).toFixed(2)} s (${state.pool.engine}, ${state.pool.size} workers).`, "done");
     $("download").disabled = false;
     showCompare();
   } catch (err) {

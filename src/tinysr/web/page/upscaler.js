@@ -57,6 +57,7 @@ export class WorkerPool {
     this.size = size;
     this.workers = [];
     this.modelName = null;
+    this.engine = null; // "wasm" or "js": what the workers run the model on (their "ready" answer)
   }
 
   /** Send `model` (its JSON) to every worker, once per model. */
@@ -65,7 +66,8 @@ export class WorkerPool {
     this.terminate();
     this.workers = Array.from({ length: this.size }, () => new Worker(new URL("./worker.js", import.meta.url),
       { type: "module" }));
-    await Promise.all(this.workers.map((wk) => ask(wk, { type: "model", model })));
+    const ready = await Promise.all(this.workers.map((wk) => ask(wk, { type: "model", model })));
+    this.engine = ready[0].engine;
     this.modelName = model.name;
   }
 
@@ -73,6 +75,7 @@ export class WorkerPool {
     this.workers.forEach((wk) => wk.terminate());
     this.workers = [];
     this.modelName = null;
+    this.engine = null;
   }
 }
 
