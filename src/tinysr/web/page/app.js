@@ -10,7 +10,8 @@ const MODEL_FORMAT = "tinysr-web-model";
 const MODEL_VERSION = 1;
 
 const state = {
-  models: new Map(), pool: new WorkerPool(), file: null, image: null, result: null, view: { x: 0, y: 0 },
+  models: new Map(), file: null, image: null, result: null, view: { x: 0, y: 0 },
+  pool: new WorkerPool({ engine: new URLSearchParams(location.search).get("engine") }), // ?engine=js: no wasm
   queue: Promise.resolve(), generation: 0, lastRun: null,
 };
 window.tinysr = state; // for tests and benchmarks: the last run's timing sits in state.lastRun
