@@ -172,6 +172,19 @@ def test_the_js_fallback_matches_upscale(js_page, images, model, tmp_path):
         assert_parity(got, reference(images[kind], model))
 
 
+def test_a_page_whose_wasm_does_not_load_falls_back_to_js(browser, site_url, images, tmp_path):
+    """kernels.wasm unreachable (the request aborted): the workers run the JS engine, with parity."""
+    context = browser.new_context(accept_downloads=True)
+    context.route("**/kernels.wasm", lambda route: route.abort())
+    page = context.new_page()
+    page.goto(site_url)
+    page.wait_for_selector("#status[data-state=ready]", timeout=30_000)
+    got = upscale_in_page(page, images["rgb"], "tiny-1k-x2", tmp_path)
+    assert page.evaluate("window.tinysr.lastRun.engine") == "js"
+    assert_parity(got, reference(images["rgb"], "tiny-1k-x2"))
+    context.close()
+
+
 def test_the_committed_wasm_is_what_its_source_builds_to():
     """web/kernels.sha256, written by `npm run build` in web/, names the hashes of kernels.ts and the vendored
     kernels.wasm: editing either without rebuilding (and committing both) fails here."""
