@@ -1,11 +1,13 @@
 """The browser page's speed and memory in headless Chromium: `tinysr web` on this machine.
 
 Measures, in one Chromium:
-1. milliseconds to upscale a 1920x1080 image x2 with tiny-1k-x2 in the page (the hand-written JS engine on Web
-   Workers, one per core; decode excluded, tiling, workers and assembly included), first run and warm runs;
+1. milliseconds to upscale a 1920x1080 image x2 with tiny-1k-x2 in the page (the WebAssembly SIMD kernels on Web
+   Workers, one per core; decode excluded, tiling, workers and assembly included), first run and warm runs; then
+   the same on the page's JS engine (?engine=js, the fallback without WebAssembly SIMD) for the speed-up;
 2. in the same page, the browser's own high-quality canvas scaling of the same image to 3840x2160
    (`drawImage` with imageSmoothingQuality "high", then `getImageData` so that the pixels exist), for the ratio;
-3. the peak memory of the tab for a 12 MP photo (4000x3000 JPEG) at x2: the renderer process's peak RSS (VmHWM)
+3. the machine's load average (1 min) before and after, since other processes share the cores;
+4. the peak memory of the tab for a 12 MP photo (4000x3000 JPEG) at x2: the renderer process's peak RSS (VmHWM)
    and the JS heap (CDP Performance.getMetrics JSHeapUsedSize; typed arrays live outside it).
 
     PYTHONPATH=src python benchmarks/browser.py [--runs 3]
@@ -60,11 +62,20 @@ def upscale_once(page, path: Path) -> dict:
 
 
 def open_page(browser, site: str):
+    """The page at `site` (a URL, query included) with tiny-1k-x2 chosen."""
     page = browser.new_context().new_page()
     page.goto(site)
     page.wait_for_selector("#status[data-state=ready]")
     page.select_option("#model", "tiny-1k-x2")
     return page
+
+
+def warm_runs(page, hd: Path, runs: int) -> tuple[dict, list[float]]:
+    """The first run's lastRun, then the ms of `runs` more on copies of the file (the file input fires no change
+    event for the same file twice)."""
+    first = upscale_once(page, hd)
+    copies = [hd.with_name(f"{hd.stem}-{i}.png") for i in range(runs)]
+    return first, [upscale_once(page, Path(shutil.copyfile(hd, c)))["ms"] for c in copies]
 
 
 def renderer_peak_rss_mb(browser) -> dict[int, float]:
@@ -91,18 +102,22 @@ def main() -> None:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
             print(f"Chromium {browser.version}, {os.cpu_count()} cores ({platform.processor() or platform.machine()})")
+            load_before = os.getloadavg()[0]
             page = open_page(browser, url(server))
-            first = upscale_once(page, hd)
-            # a new file each run: the file input fires no change event for the same file twice
-            copies = [hd.with_name(f"1080p-{i}.png") for i in range(args.runs)]
-            warm = [upscale_once(page, Path(shutil.copyfile(hd, c)))["ms"] for c in copies]
+            first, warm = warm_runs(page, hd, args.runs)
             canvas = [page.evaluate(CANVAS_SCALING) for _ in range(args.runs)]
-            print(f"1080p x2 tiny-1k-x2, JS engine on {first['workers']} workers: first {first['ms']:.0f} ms, "
-                  f"warm median {statistics.median(warm):.0f} ms (runs {', '.join(f'{m:.0f}' for m in warm)}); "
-                  f"decode {first['decodeMs']:.0f} ms")
-            print(f"1080p x2 canvas drawImage high quality + getImageData: median {statistics.median(canvas):.0f} ms; "
-                  f"ratio {statistics.median(warm) / statistics.median(canvas):.1f}x")
             page.context.close()
+            js_page = open_page(browser, url(server) + "?engine=js")
+            js_first, js_warm = warm_runs(js_page, hd, args.runs)
+            js_page.context.close()
+            for run, ms in ((first, warm), (js_first, js_warm)):
+                print(f"1080p x2 tiny-1k-x2, {run['engine']} engine on {run['workers']} workers: first "
+                      f"{run['ms']:.0f} ms, warm median {statistics.median(ms):.0f} ms "
+                      f"(runs {', '.join(f'{m:.0f}' for m in ms)}); decode {run['decodeMs']:.0f} ms")
+            print(f"1080p x2 canvas drawImage high quality + getImageData: median {statistics.median(canvas):.0f} ms; "
+                  f"{first['engine']} engine / canvas {statistics.median(warm) / statistics.median(canvas):.1f}x; "
+                  f"js / {first['engine']} {statistics.median(js_warm) / statistics.median(warm):.1f}x")
+            print(f"load average (1 min) {load_before:.2f} before, {os.getloadavg()[0]:.2f} after the 1080p runs")
             before = renderer_peak_rss_mb(browser)
             page = open_page(browser, url(server))
             run = upscale_once(page, mp12)

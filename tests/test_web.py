@@ -6,6 +6,7 @@ command installs both. The page is served by `tinysr.web.server.serve` on a free
 file input and come back through the page's own PNG download, read with Pillow.
 """
 
+import hashlib
 import json
 import os
 import shutil
@@ -32,7 +33,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "web.png"
+ROOT = Path(__file__).resolve().parents[1]
+SCREENSHOT = ROOT / "docs" / "web.png"
 #: Parity with `tinysr.upscale`: at most this many grey levels apart, on at most this fraction of the values.
 MAX_LEVELS = 1
 MAX_FRACTION = 0.001
@@ -57,17 +59,28 @@ def browser():
         browser.close()
 
 
-@pytest.fixture
-def page(browser, site_url):
+def open_page(browser, address):
+    """A new page at `address`, its model menu filled; yields it, then fails on any uncaught error in it."""
     context = browser.new_context(viewport={"width": 900, "height": 760}, accept_downloads=True)
     page = context.new_page()
     errors = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(site_url)
+    page.goto(address)
     page.wait_for_selector("#status[data-state=ready]", timeout=30_000)
     yield page
     context.close()
     assert not errors, f"uncaught errors in the page: {errors}"
+
+
+@pytest.fixture
+def page(browser, site_url):
+    yield from open_page(browser, site_url)
+
+
+@pytest.fixture
+def js_page(browser, site_url):
+    """The page with ?engine=js: every model on the JS engine (the fallback without WebAssembly SIMD)."""
+    yield from open_page(browser, site_url + "?engine=js")
 
 
 @pytest.fixture(scope="module")
@@ -136,12 +149,48 @@ def assert_parity(got: np.ndarray, want: np.ndarray) -> tuple[int, float]:
 # ---------------------------------------------------------------------------------------------------- parity
 
 
+def engine_of(model: str) -> str:
+    """The engine the page should pick: the WebAssembly kernels for a Y-only net, the JS engine for the others."""
+    return "wasm" if web_models([model])[0]["kind"] == "luma-anchor" else "js"
+
+
 @pytest.mark.parametrize("model", list_pretrained())
 def test_every_bundled_model_matches_upscale(page, images, model, tmp_path):
     for kind in ("rgb", "rgba", "grey"):
         got = upscale_in_page(page, images[kind], model, tmp_path)
+        assert page.evaluate("window.tinysr.lastRun.engine") == engine_of(model)
         worst, fraction = assert_parity(got, reference(images[kind], model))
         print(f"{model} {kind}: max {worst} level(s) apart on {fraction:.4%} of values")
+
+
+@pytest.mark.parametrize("model", [m for m in list_pretrained() if engine_of(m) == "wasm"])
+def test_the_js_fallback_matches_upscale(js_page, images, model, tmp_path):
+    """?engine=js runs the Y-only nets on engine.js, the page's fallback where kernels.wasm does not load."""
+    for kind in ("rgb", "rgba", "grey"):
+        got = upscale_in_page(js_page, images[kind], model, tmp_path)
+        assert js_page.evaluate("window.tinysr.lastRun.engine") == "js"
+        assert_parity(got, reference(images[kind], model))
+
+
+def test_a_page_whose_wasm_does_not_load_falls_back_to_js(browser, site_url, images, tmp_path):
+    """kernels.wasm unreachable (the request aborted): the workers run the JS engine, with parity."""
+    context = browser.new_context(accept_downloads=True)
+    context.route("**/kernels.wasm", lambda route: route.abort())
+    page = context.new_page()
+    page.goto(site_url)
+    page.wait_for_selector("#status[data-state=ready]", timeout=30_000)
+    got = upscale_in_page(page, images["rgb"], "tiny-1k-x2", tmp_path)
+    assert page.evaluate("window.tinysr.lastRun.engine") == "js"
+    assert_parity(got, reference(images["rgb"], "tiny-1k-x2"))
+    context.close()
+
+
+def test_the_committed_wasm_is_what_its_source_builds_to():
+    """web/kernels.sha256, written by `npm run build` in web/, names the hashes of kernels.ts and the vendored
+    kernels.wasm: editing either without rebuilding (and committing both) fails here."""
+    for line in (ROOT / "web" / "kernels.sha256").read_text().splitlines():
+        digest, name = line.split()
+        assert hashlib.sha256((ROOT / name).read_bytes()).hexdigest() == digest, f"{name}: run npm run build in web/"
 
 
 def test_tiles_match_a_whole_image_run(page, data_dir, tmp_path):
@@ -246,5 +295,6 @@ def test_build_writes_a_static_site_and_keeps_an_existing_folder(tmp_path):
     out = tmp_path / "site"
     build_site(out, web_models(["tiny-1k-x2"]))
     assert (out / "index.html").is_file() and (out / "models" / "tiny-1k-x2.json").is_file()
+    assert (out / "kernels.wasm").read_bytes()[:4] == b"\0asm"
     with pytest.raises(TinySRError, match="exists and is not empty"):
         build_site(out, [])

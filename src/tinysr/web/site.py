@@ -1,7 +1,8 @@
 """The static site: the page (`page/`) plus one JSON per model and `models/index.json`, for any static host.
 
 Layout of a built site:
-    index.html, app.js, engine.js, image_io.js, upscaler.js, worker.js, style.css   (copied from `page/`)
+    index.html, app.js, engine.js, image_io.js, upscaler.js, worker.js, style.css,
+    wasm_engine.js, kernels.wasm (built from web/kernels.ts)                         (copied from `page/`)
     models/index.json      {"models": [{"name", "file", "scale", "params", "set5_psnr"}]} in the page's menu order
     models/<name>.json     one model (`tinysr.web.model_file`)
 Every path is relative, so the folder works under any URL prefix; nothing is loaded from elsewhere.
@@ -18,7 +19,8 @@ from typing import Any
 from tinysr.errors import TinySRError
 
 PAGE_DIR = Path(__file__).resolve().parent / "page"
-PAGE_FILES = ("index.html", "style.css", "app.js", "engine.js", "image_io.js", "upscaler.js", "worker.js")
+PAGE_FILES = ("index.html", "style.css", "app.js", "engine.js", "image_io.js", "upscaler.js", "worker.js",
+              "wasm_engine.js", "kernels.wasm")
 
 
 def index_entry(model: Mapping[str, Any], *, set5_psnr: float | None) -> dict[str, Any]:

@@ -10,7 +10,8 @@ const MODEL_FORMAT = "tinysr-web-model";
 const MODEL_VERSION = 1;
 
 const state = {
-  models: new Map(), pool: new WorkerPool(), file: null, image: null, result: null, view: { x: 0, y: 0 },
+  models: new Map(), file: null, image: null, result: null, view: { x: 0, y: 0 },
+  pool: new WorkerPool({ engine: new URLSearchParams(location.search).get("engine") }), // ?engine=js: no wasm
   queue: Promise.resolve(), generation: 0, lastRun: null,
 };
 window.tinysr = state; // for tests and benchmarks: the last run's timing sits in state.lastRun
@@ -106,9 +107,10 @@ async function runOnce(mine) {
     state.result = await upscaleImage(state.pool, state.image, { scale: model.scale, radius: model.radius, progress });
     if (!current()) return;
     const ms = performance.now() - decoded;
-    state.lastRun = { model: model.name, ms, decodeMs: decoded - started, workers: state.pool.size };
+    state.lastRun = { model: model.name, ms, decodeMs: decoded - started, workers: state.pool.size,
+      engine: state.pool.engine };
     setStatus(`${state.image.w} x ${state.image.h} -> ${state.result.w} x ${state.result.h} with ${model.name} in `
-      + `${(ms / 1000).toFixed(2)} s (${state.pool.size} workers).`, "done");
+      + `${(ms / 1000).toFixed(2)} s (${state.pool.engine}, ${state.pool.size} workers).`, "done");
     $("download").disabled = false;
     showCompare();
   } catch (err) {

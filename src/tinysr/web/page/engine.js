@@ -208,7 +208,7 @@ function store(out, o, value, grey) {
 
 /** The 4th channel of the core's output: MATLAB bicubic of alpha in float64, rounded half away from zero; 255 for
  *  an opaque image. */
-function writeAlpha(out, rgba, w, h, core, s, taps, alpha) {
+export function writeAlpha(out, rgba, w, h, core, s, taps, alpha) {
   if (!alpha) {
     for (let o = 3; o < out.length; o += 4) out[o] = 255;
     return;

@@ -53,10 +53,14 @@ function paste(out, outW, core, s, tileOut) {
 
 /** A pool of workers holding one model. */
 export class WorkerPool {
-  constructor(size = Math.min(navigator.hardwareConcurrency || 2, 8)) {
+  /** engine: "js" runs every model on the JS engine (the page's ?engine=js, for tests and comparisons); else
+   *  the workers pick the WebAssembly kernels where they apply. */
+  constructor({ size = Math.min(navigator.hardwareConcurrency || 2, 8), engine = null } = {}) {
     this.size = size;
+    this.want = engine;
     this.workers = [];
     this.modelName = null;
+    this.engine = null; // "wasm" or "js": what the workers run the model on (their "ready" answer)
   }
 
   /** Send `model` (its JSON) to every worker, once per model. */
@@ -65,7 +69,8 @@ export class WorkerPool {
     this.terminate();
     this.workers = Array.from({ length: this.size }, () => new Worker(new URL("./worker.js", import.meta.url),
       { type: "module" }));
-    await Promise.all(this.workers.map((wk) => ask(wk, { type: "model", model })));
+    const ready = await Promise.all(this.workers.map((wk) => ask(wk, { type: "model", model, engine: this.want })));
+    this.engine = ready[0].engine;
     this.modelName = model.name;
   }
 
@@ -73,6 +78,7 @@ export class WorkerPool {
     this.workers.forEach((wk) => wk.terminate());
     this.workers = [];
     this.modelName = null;
+    this.engine = null;
   }
 }
 
