@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 
 from tinysr import __version__
-from tinysr.cli.types import int_at_least, positive_float, positive_int
+from tinysr.cli.types import degradation_name, int_at_least, positive_float, positive_int
 from tinysr.data.div2k import OFFICIAL_BASE_URL, OFFICIAL_SCALES, SPLITS
 from tinysr.metrics import PROTOCOLS
 from tinysr.train.config import LOSS_NAMES, SCHEDULES
@@ -68,9 +68,13 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
                    "names in config.json)")
     d.add_argument("--split-seed", type=int, metavar="S",
                    help="seed of the --val-split draw, so that runs of different --seed hold out the same images")
-    d.add_argument("--degradation", help="how LR is made from HR (default bicubic)")
+    d.add_argument("--degradation", type=degradation_name,
+                   help="how LR is made from HR (default bicubic; e.g. bicubic+jpeg30-95, see tinysr eval --help)")
     d.add_argument("--out", metavar="RUN", help="the new run folder")
     d.add_argument("--resume", metavar="RUN", help="continue this run (options given must agree with it)")
+    d.add_argument("--init", metavar="WEIGHTS",
+                   help="a new run starts from these weights (a weights file or bundled model; its architecture "
+                        "unless --model/fields are given), e.g. to fine-tune for another --degradation")
     d.add_argument("--force", action="store_true", help="overwrite --out, or resume despite disagreeing options")
     t = p.add_argument_group("training")
     t.add_argument("--steps", type=positive_int)

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from tinysr.errors import TinySRError
+from tinysr.infer.load import load_network
 from tinysr.models import (
     build_config,
     config_from_dict,
@@ -80,12 +81,15 @@ def plan_run(args: argparse.Namespace) -> tuple[Path, dict[str, Any], bool]:
         stored_split_seed = None if given else data.get("split_seed")  # it goes with the stored validation only
         split_seed = args.split_seed if args.split_seed is not None else stored_split_seed
         degradation = args.degradation or data["degradation"]
+        init = stored.get("init")
     else:
         missing = [o for o, v in (("--out", args.out), ("--train-data", args.train_data),
                                   ("--val-data or --val-split", args.val_data or args.val_split)) if not v]
         if missing:
             raise TinySRError(f"a new run needs {', '.join(missing)} (or --resume RUN)")
-        model = build_config(args.model or "edsr", **model_given)
+        init = str(args.init) if args.init else None
+        model = (build_config(args.model, **model_given) if args.model or not init else
+                 dataclasses.replace(init_network(init, scale=args.scale).config, **model_given))
         train = TrainConfig(**train_given)
         train_data, (val_data, val_split) = _resolved(args.train_data), _validation(args)
         split_seed = args.split_seed
@@ -93,7 +97,14 @@ def plan_run(args: argparse.Namespace) -> tuple[Path, dict[str, Any], bool]:
     config = runs.run_config(model=config_to_dict(model), train=dataclasses.asdict(train), train_data=train_data,
                              val_data=val_data, scale=model.scale, degradation=degradation,
                              protocol=train.protocol, seed=train.seed, val_split=val_split, split_seed=split_seed)
+    if init:
+        config["init"] = init  # the weights a new run started from (a resume keeps it and loads last.pt instead)
     return Path(args.resume or args.out), config, bool(args.resume)
+
+
+def init_network(spec: str, *, scale: int | None) -> torch.nn.Module:
+    """The deployed network of --init WEIGHTS (a weights file, run folder or bundled model name)."""
+    return load_network(spec, scale=scale)[0]
 
 
 def fast_path(args: argparse.Namespace, device: Any, *, world_size: int) -> Any:
@@ -144,6 +155,8 @@ def _train_rank(args: argparse.Namespace, plan: tuple[Path, dict[str, Any], bool
         torch.use_deterministic_algorithms(True)  # free on CPU; on CUDA it would need CUBLAS_WORKSPACE_CONFIG
     torch.manual_seed(train_config.seed)
     model = model_from_config_dict(config["model"])
+    if config.get("init") and not resume:
+        model.load_state_dict(init_network(config["init"], scale=model.config.scale).state_dict())
     try:
         result = train(model, train_pairs, val_pairs, config=train_config, run_dir=run_dir, device=device,
                        resume=resume, progress=progress, fast=fast, ctx=ctx)

@@ -8,7 +8,8 @@ On disk one cache entry is a folder ``<cache_dir>/<set name>-x<scale>-<degradati
   lr.npy      the same for LR,
   index.json  names, shapes and byte offsets of every image, plus the full key.
 The key is the sha256 of everything the pixels depend on: the source files (path, size, mtime), the scale, the
-degradation, `hr_downscale`, `IMRESIZE_VERSION` and `CACHE_FORMAT`. Each file is written to a temp name, fsynced
+degradation (its full name, e.g. ``bicubic+jpeg30-95``, and, when a stage draws a quality per image, the
+degradation seed), `hr_downscale`, `IMRESIZE_VERSION` and `CACHE_FORMAT`. Each file is written to a temp name, fsynced
 and renamed into place, and index.json goes LAST: an entry without a valid index (or whose arrays do not have the
 sizes the index says) is never read back; it is rebuilt.
 """
@@ -27,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from tinysr.data.degrade import DEGRADATIONS, degrade, mod_crop, shrink_hr
+from tinysr.data.degrade import degrade, mod_crop, parse_degradation, shrink_hr
 from tinysr.data.folder import UnreadableImagesWarning, decode_all
 from tinysr.data.imageset import ImageSet
 from tinysr.data.io import read_image
@@ -93,9 +94,10 @@ def _file_stamp(path: Path) -> list:
     return [str(path.resolve()), st.st_size, st.st_mtime_ns]
 
 
-def cache_key(image_set: ImageSet, *, scale: int, degradation: str) -> str:
-    """sha256 (hex) of everything the cached pixels depend on."""
+def cache_key(image_set: ImageSet, *, scale: int, degradation: str, seed: int = 0) -> str:
+    """sha256 (hex) of everything the cached pixels depend on (`seed` only where the degradation draws qualities)."""
     official = _official_lr(image_set, scale)
+    random = degradation != "official" and parse_degradation(degradation).is_random
     parts = {
         "format": CACHE_FORMAT,
         "imresize": IMRESIZE_VERSION,
@@ -105,6 +107,8 @@ def cache_key(image_set: ImageSet, *, scale: int, degradation: str) -> str:
         "hr": [_file_stamp(p) for p in image_set.hr_paths],
         "lr": [_file_stamp(p) for p in official] if official else None,
     }
+    if random:  # only then, so the keys of existing deterministic entries stay as they were
+        parts["degradation_seed"] = seed
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
@@ -164,7 +168,7 @@ def _write_json_atomic(path: Path, obj: dict) -> None:
 
 
 def _prepared_pairs(
-    image_set: ImageSet, *, scale: int, degradation: str, strict: bool, progress: bool
+    image_set: ImageSet, *, scale: int, degradation: str, seed: int, strict: bool, progress: bool
 ) -> Iterator[tuple[Path, np.ndarray, np.ndarray]]:
     """Yield (hr path, HR, LR) per decodable image: 1. shrink HR; 2. mod-crop; 3. degrade or read official LR."""
     official = _official_lr(image_set, scale)
@@ -181,12 +185,13 @@ def _prepared_pairs(
                     f"({hr.shape[1] // scale}x{hr.shape[0] // scale}, HR {path.name})"
                 )
         else:
-            lr = degrade(hr, scale, degradation)
+            lr = degrade(hr, scale, degradation, seed=seed, image_id=path.stem)
         yield path, hr, lr
 
 
 def _build(
-    directory: Path, image_set: ImageSet, *, key: str, scale: int, degradation: str, strict: bool, progress: bool
+    directory: Path, image_set: ImageSet, *, key: str, scale: int, degradation: str, seed: int, strict: bool,
+    progress: bool,
 ) -> None:
     """Decode and degrade every image of `image_set` into `directory` (index written last)."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -198,7 +203,7 @@ def _build(
     kept = set()
     try:
         for path, hr, lr in _prepared_pairs(
-            image_set, scale=scale, degradation=degradation, strict=strict, progress=progress
+            image_set, scale=scale, degradation=degradation, seed=seed, strict=strict, progress=progress
         ):
             kept.add(path)
             index["names"].append(path.stem)
@@ -255,6 +260,7 @@ def load_pairs(
     *,
     scale: int,
     degradation: str = "bicubic",
+    degradation_seed: int = 0,
     cache_dir: Path | str | None = None,
     strict: bool = False,
     progress: bool = True,
@@ -262,24 +268,25 @@ def load_pairs(
     """HR/LR pairs of `image_set` at `scale`, from the cache if a complete entry exists, else built once.
 
     LR comes from the dataset's official files for `scale` when it has them and ``hr_downscale == 1`` (their size
-    is checked to be HR/scale), else from `degradation` (see `tinysr.data.degrade.DEGRADATIONS`). Corrupt image
+    is checked to be HR/scale), else from `degradation` (`tinysr.data.degrade.parse_degradation`; a range stage such
+as ``jpeg30-95`` draws each image's quality from `degradation_seed` and the file stem). Corrupt image
     files are skipped with a counted warning (or raise with ``strict=True``), also on later cache hits.
     """
     if len(image_set) == 0:
         raise TinySRError(f"{image_set.name}: the image set is empty")
-    if degradation not in DEGRADATIONS:
-        raise TinySRError(f"unknown degradation {degradation!r}; choose one of: {', '.join(DEGRADATIONS)}")
+    parse_degradation(degradation, option="degradation")
     if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
         raise TinySRError(f"scale must be a positive int, got {scale!r}")
     used = "official" if _official_lr(image_set, scale) else degradation
-    key = cache_key(image_set, scale=scale, degradation=used)
+    key = cache_key(image_set, scale=scale, degradation=used, seed=degradation_seed)
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     directory = root / f"{image_set.name}-x{scale}-{used}-{key[:16]}".replace(os.sep, "_")
     opened = _open(directory, key)
     hit = opened is not None
     if not hit:
         log.info("cache miss: building %s", directory)
-        _build(directory, image_set, key=key, scale=scale, degradation=degradation, strict=strict, progress=progress)
+        _build(directory, image_set, key=key, scale=scale, degradation=degradation, seed=degradation_seed,
+               strict=strict, progress=progress)
         opened = _open(directory, key)
         if opened is None:
             raise TinySRError(f"{directory}: cache entry unreadable right after writing it")
