@@ -32,6 +32,13 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, nargs="+", help="folder(s) of HR images")
     p.add_argument("--scale", type=int, required=True, choices=SCALES)
     p.add_argument("--protocol", default="standard", choices=tuple(PROTOCOLS))
+    lr = p.add_mutually_exclusive_group()
+    lr.add_argument("--degradation", type=degradation_name, default="bicubic",
+                    help="how LR is made from HR: a resize stage (bicubic, bicubic-uint8, pil-bicubic, cv2-area, "
+                         "nearest), then optional codec stages: +jpegQ, +webpQ, +avifQ (Q in 1-100) or a range "
+                         "such as +jpeg30-95 drawn per image (default bicubic)")
+    lr.add_argument("--lr-data", metavar="DIR",
+                    help="LR images made elsewhere, paired with --data's HR by file stem (one --data folder)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     p.add_argument("--max-pixels", type=int, default=None, help="raise Pillow's decompression-bomb limit")
