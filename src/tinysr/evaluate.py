@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 from tqdm import tqdm
 
 from tinysr.data.degrade import degrade, mod_crop, parse_degradation
@@ -43,22 +44,20 @@ def degraded_lr(degradation: str, *, scale: int, seed: int = 0) -> LRSource:
     return lambda name, hr: pipeline(hr, scale, seed=seed, image_id=name)
 
 
-def lr_files(folder: str | os.PathLike, *, scale: int) -> LRSource:
-    """LR read from `folder`, paired with each HR image by file stem; a missing file or an LR size other than
-    HR/scale is a one-line TinySRError naming the file. Files are decoded to HWC RGB uint8."""
+def lr_files(folder: str | os.PathLike, *, scale: int, hr_sizes: dict[str, tuple[int, int]]) -> LRSource:
+    """LR read from `folder`, paired with each HR image by file stem. Every pair is checked before any is read
+    (`hr_sizes`: name -> mod-cropped HR (height, width)): a missing file or an LR size other than HR/scale is a
+    one-line TinySRError naming the file. Files are decoded to HWC RGB uint8."""
     paths = {p.stem: p for p in image_folder(folder).hr_paths}
-
-    def read(name: str, hr: np.ndarray) -> np.ndarray:
+    for name, (h, w) in hr_sizes.items():
         if name not in paths:
             raise TinySRError(f"{Path(folder) / name}.*: --lr-data has no LR file for HR image {name}")
-        lr, _notes = read_image(paths[name])
-        want = (hr.shape[0] // scale, hr.shape[1] // scale)
-        if lr.shape[:2] != want:
-            raise TinySRError(f"{paths[name]}: LR size {lr.shape[1]}x{lr.shape[0]} is not HR/{scale} "
-                              f"({want[1]}x{want[0]})")
-        return lr
-
-    return read
+        with Image.open(paths[name]) as img:
+            size = img.size
+        if size != (w // scale, h // scale):
+            raise TinySRError(f"{paths[name]}: LR size {size[0]}x{size[1]} is not HR/{scale} "
+                              f"({w // scale}x{h // scale})")
+    return lambda name, hr: read_image(paths[name])[0]
 
 
 def bicubic_upscaler(scale: int) -> Upscaler:
@@ -110,10 +109,14 @@ def evaluate(
 ) -> EvalReport:
     """Measure `upscaler` on (name, HR HWC RGB uint8) pairs; LR is `degradation` of HR (`degraded_lr`), or the
     files of `lr_data` paired by name (`lr_files`), and the report names which."""
-    make_lr = lr_files(lr_data, scale=scale) if lr_data is not None else degraded_lr(degradation, scale=scale)
-    used = f"files in {lr_data}" if lr_data is not None else degradation
+    images = list(images)
+    if lr_data is not None:
+        sizes = {name: (hr.shape[0] - hr.shape[0] % scale, hr.shape[1] - hr.shape[1] % scale) for name, hr in images}
+        make_lr, used = lr_files(lr_data, scale=scale, hr_sizes=sizes), f"files in {lr_data}"
+    else:
+        make_lr, used = degraded_lr(degradation, scale=scale), degradation
     report = EvalReport(protocol=protocol, scale=scale, dataset=dataset, model=model, degradation=used)
-    for name, hr in tqdm(list(images), desc=f"eval {dataset}", disable=not progress, leave=False):
+    for name, hr in tqdm(images, desc=f"eval {dataset}", disable=not progress, leave=False):
         hr = mod_crop(hr, scale)
         sr = upscaler(make_lr(name, hr))
         if sr.shape != hr.shape:
