@@ -271,3 +271,22 @@ def test_tiny_preset_fields_from_the_command_line(tmp_path, folders, capsys, mon
     assert (model["family"], model["n_layers"], model["n_feats"], model["expand"]) == ("tiny", 5, 5, 2)
     assert main(_argv(folders, tmp_path / "edsr", "--layers", "3")) == 2  # EDSR has blocks, not layers
     assert "model 'edsr-tiny'" in _error_line(capsys) and not (tmp_path / "edsr").exists()
+
+
+def test_init_starts_a_new_run_from_bundled_weights_under_a_codec_degradation(tmp_path, folders, monkeypatch):
+    from tinysr.infer.load import load_network
+
+    monkeypatch.setenv("TINYSR_CACHE", str(tmp_path / "cache"))
+    run = tmp_path / "run"
+    argv = ["train", "--init", "tiny-1k-x2", "--degradation", "bicubic+jpeg30-95", "--train-data",
+            str(folders / "train"), "--val-data", str(folders / "val"), "--out", str(run), "--steps", "1",
+            "--eval-every", "1", "--patch", "16", "--batch-size", "2", "--learning-rate", "1e-30", "--threads", "1",
+            "--no-progress"]
+    assert main(argv) == 0
+    config = json.loads((run / "config.json").read_text())
+    assert config["init"] == "tiny-1k-x2" and config["data"]["degradation"] == "bicubic+jpeg30-95"
+    assert (config["model"]["n_feats"], config["model"]["n_layers"], config["model"]["channels"]) == (6, 4, "y")
+    init = load_network("tiny-1k-x2", scale=2)[0].state_dict()
+    trained, _ = checkpoint.load_model(run / runs.RUN_BEST)
+    for name, value in trained.state_dict().items():  # a learning rate of 1e-30 leaves the start unchanged
+        torch.testing.assert_close(value, init[name])
