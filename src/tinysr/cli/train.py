@@ -88,7 +88,7 @@ def plan_run(args: argparse.Namespace) -> tuple[Path, dict[str, Any], bool]:
         if missing:
             raise TinySRError(f"a new run needs {', '.join(missing)} (or --resume RUN)")
         init = str(args.init) if args.init else None
-        model = (build_config(args.model, **model_given) if args.model or not init else
+        model = (build_config(args.model or "edsr", **model_given) if args.model or not init else
                  dataclasses.replace(init_network(init, scale=args.scale).config, **model_given))
         train = TrainConfig(**train_given)
         train_data, (val_data, val_split) = _resolved(args.train_data), _validation(args)
