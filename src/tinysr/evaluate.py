@@ -83,7 +83,8 @@ class EvalReport:
     def to_dict(self) -> dict:
         return {
             "model": self.model, "dataset": self.dataset, "scale": self.scale, "protocol": self.protocol.name,
-            "degradation": self.degradation, "protocol_description": self.protocol.describe(self.scale), "images": self.rows, "mean": self.mean,
+            "degradation": self.degradation, "protocol_description": self.protocol.describe(self.scale),
+            "images": self.rows, "mean": self.mean,
         }
 
     def to_table(self) -> str:

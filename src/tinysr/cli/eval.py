@@ -1,4 +1,5 @@
-"""`tinysr eval`: PSNR/SSIM of an upscaler on folders of HR images, under a named protocol and degradation (or LR files made elsewhere)."""
+"""`tinysr eval`: PSNR/SSIM of an upscaler on folders of HR images, under a named protocol and degradation
+(or on LR files made elsewhere, paired by file stem)."""
 
 from __future__ import annotations
 

@@ -198,7 +198,7 @@ def _build(
     (directory / _INDEX).unlink(missing_ok=True)  # an old index must never describe new, half-written data
     hr_out, lr_out = _FlatNpyWriter(directory / "hr.npy"), _FlatNpyWriter(directory / "lr.npy")
     index: dict = {"format": CACHE_FORMAT, "key": key, "image_set": image_set.name, "scale": scale,
-                   "degradation": degradation, "names": [], "hr_shapes": [], "lr_shapes": [],
+                   "degradation": degradation, "degradation_seed": seed, "names": [], "hr_shapes": [], "lr_shapes": [],
                    "hr_offsets": [], "lr_offsets": []}  # fmt: skip
     kept = set()
     try:
