@@ -186,3 +186,24 @@ def test_an_image_smaller_than_the_scale_is_named(tmp_path):
     Image.new("RGB", (1, 40)).save(folder / "thin.png")  # 1 pixel wide: no x2 LR exists
     with pytest.raises(TinySRError, match=r"thin\.png: image of size 40x1 is smaller than scale x2"):
         load_pairs(image_folder(folder), scale=2, cache_dir=tmp_path / "cache", progress=False)
+
+
+def test_codec_pipelines_are_keyed_on_the_full_name_and_the_range_s_seed(folder, tmp_path):
+    image_set = image_folder(folder)
+    keys = {name: cache_key(image_set, scale=2, degradation=name)
+            for name in ("bicubic", "bicubic+jpeg75", "bicubic+jpeg30-95", "bicubic+jpeg30-90", "bicubic+webp75")}
+    assert len(set(keys.values())) == 5
+    ranged = "bicubic+jpeg30-95"
+    assert cache_key(image_set, scale=2, degradation=ranged, seed=1) != keys[ranged]
+    assert cache_key(image_set, scale=2, degradation="bicubic+jpeg75", seed=1) == keys["bicubic+jpeg75"]  # no draw
+
+
+def test_a_range_cache_is_each_image_s_own_draw_and_deterministic(folder, tmp_path):
+    image_set = image_folder(folder)
+    first = _load(image_set, tmp_path / "cache", scale=2, degradation="bicubic+jpeg30-95")
+    again = _load(image_set, tmp_path / "other", scale=2, degradation="bicubic+jpeg30-95")
+    seeded = _load(image_set, tmp_path / "cache", scale=2, degradation="bicubic+jpeg30-95", degradation_seed=1)
+    assert first.degradation == "bicubic+jpeg30-95" and not seeded.cache_hit
+    for name, hr, lr, lr_again in zip(first.names, first.hr, first.lr, again.lr):
+        assert (lr == degrade(hr, 2, "bicubic+jpeg30-95", seed=0, image_id=name)).all() and (lr == lr_again).all()
+    assert not all((a == b).all() for a, b in zip(first.lr, seeded.lr))

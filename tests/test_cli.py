@@ -63,6 +63,40 @@ def test_bad_input_gets_one_line_errors(tmp_path):
         _one_line_error(_run("eval", "--model", "bicubic", "--data", str(good), "--scale", bad_scale), "--scale")
 
 
+def test_eval_json_carries_the_degradation(data_dir, capsys):
+    assert main(["eval", "--model", "bicubic", "--data", str(data_dir / "Set5"), "--scale", "2", "--json",
+                 "--degradation", "bicubic+jpeg75"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["degradation"] == "bicubic+jpeg75" and out["protocol"] == "standard"
+    assert round(out["mean"]["psnr"], 3) == 31.899
+
+
+@pytest.mark.parametrize(("argv", "needles"), [
+    (["--degradation", "bicubic+jpeg101"], ["--degradation", "quality 101"]),
+    (["--degradation", "bicubic+jpeg30-"], ["--degradation", "malformed"]),
+    (["--degradation", "lanczos+jpeg75"], ["--degradation", "unknown degradation 'lanczos'"]),
+    (["--degradation", "bicubic+tiff9"], ["--degradation", "unknown stage 'tiff9'"]),
+    (["--lr-data", "LRDIR"], ["baby.*", "no LR file for HR image baby"]),
+    (["--lr-data", "LRDIR", "--degradation", "bicubic"], ["not allowed with argument"]),
+])
+def test_bad_degradations_and_lr_data_are_one_line_errors(data_dir, tmp_path, argv, needles):
+    lr_dir = tmp_path / "lr"
+    lr_dir.mkdir()
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(lr_dir / "other.png")
+    argv = [str(lr_dir) if a == "LRDIR" else a for a in argv]
+    _one_line_error(_run("eval", "--model", "bicubic", "--data", str(data_dir / "Set5"), "--scale", "2", *argv),
+                    *needles)
+
+
+def test_train_refuses_a_bad_degradation_before_writing(tmp_path):
+    result = _run("train", "--degradation", "bicubic+jpeg0", "--out", str(tmp_path / "run"), "--train-data",
+                  str(tmp_path), "--val-split", "1")
+    _one_line_error(result, "--degradation", "quality 0")
+    assert not (tmp_path / "run").exists()
+
+
 def test_eval_self_ensemble_of_a_bundled_model_is_labelled_and_needs_a_network(data_dir, capsys):
     set5 = str(data_dir / "Set5")
     assert main(["eval", "--model", "tiny-1k-x4", "--data", set5, "--scale", "4", "--json"]) == 0

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tinysr.data.degrade import DEGRADATIONS, degrade, list_degradations, mod_crop, shrink_hr
+from tinysr.data.degrade import DEGRADATIONS, degrade, list_degradations, mod_crop, parse_degradation, shrink_hr
 from tinysr.data.io import read_image
 from tinysr.errors import TinySRError
 from tinysr.metrics import PROTOCOLS, prepare_pair, psnr
@@ -147,3 +147,44 @@ def test_unknown_degradation_lists_names():
 def test_bad_input(img, scale, message):
     with pytest.raises(TinySRError, match=message):
         degrade(img, scale, "bicubic")
+
+
+# ---------------------------------------------------------------- pipelines: a resize stage, then codec stages
+def _jpeg(img: np.ndarray, quality: int) -> np.ndarray:
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="JPEG", quality=quality)
+    return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+
+
+def test_bicubic_jpeg75_is_pillow_s_round_trip_of_the_bicubic_lr(bird):
+    lr = degrade(bird, 2, "bicubic+jpeg75")
+    np.testing.assert_array_equal(lr, _jpeg(degrade(bird, 2, "bicubic"), 75))
+    assert int(lr.astype(np.int64).sum()) == 4237954 and lr[5, 7].tolist() == [21, 50, 6]
+
+
+def test_range_uses_the_image_s_drawn_quality(bird):
+    quality = parse_degradation("bicubic+jpeg30-95").codecs[0].quality_for(seed=0, image_id="bird")
+    assert quality == 70
+    lr = degrade(bird, 2, "bicubic+jpeg30-95", seed=0, image_id="bird")
+    np.testing.assert_array_equal(lr, degrade(bird, 2, "bicubic+jpeg70"))
+    assert not np.array_equal(lr, degrade(bird, 2, "bicubic+jpeg30-95", seed=0, image_id="baby"))  # q 61
+
+
+def test_pipelines_parse_and_compose():
+    p = parse_degradation("nearest+jpeg50+webp90")
+    assert p.resize == "nearest" and [s.codec for s in p.codecs] == ["jpeg", "webp"] and not p.is_random
+    assert parse_degradation("bicubic+jpeg30-95").is_random and parse_degradation("bicubic").codecs == ()
+    img = _random_image(32, 24)
+    np.testing.assert_array_equal(degrade(img, 2, "cv2-area+jpeg80"), _jpeg(degrade(img, 2, "cv2-area"), 80))
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("bicubic+jpeg101", "quality 101"), ("bicubic+gif5", "unknown stage 'gif5'"),
+    ("box+jpeg75", "unknown degradation 'box'"), ("bicubic+jpeg9-", "malformed"), ("bicubic+", "unknown stage ''"),
+])
+def test_bad_pipelines_are_one_line_errors(name, message):
+    with pytest.raises(TinySRError, match=message) as info:
+        parse_degradation(name)
+    assert "\n" not in str(info.value) and str(info.value).startswith("--degradation: ")

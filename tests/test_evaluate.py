@@ -40,3 +40,41 @@ def test_mod_crop_and_lr_size():
 def test_an_upscaler_of_the_wrong_size_is_caught():
     with pytest.raises(ValueError, match="expected"):
         evaluate(lambda lr: lr, [("x", np.zeros((8, 8, 3), np.uint8))], scale=2, protocol=PROTOCOLS["study"])
+
+
+# ---------------------------------------------------------------- degradations and user LR files
+def test_eval_under_jpeg_names_the_degradation_and_uses_its_lr(data_dir):
+    from tinysr.data.degrade import degrade
+
+    images = [(p.stem, img) for p, img in decode_all(image_folder(data_dir / "Set5"), strict=True)][:2]
+    seen = []
+    upscaler = bicubic_upscaler(2)
+    report = evaluate(lambda lr: seen.append(lr) or upscaler(lr), images, scale=2, protocol=PROTOCOLS["standard"],
+                      degradation="bicubic+jpeg50")
+    assert report.degradation == "bicubic+jpeg50" and report.to_dict()["degradation"] == "bicubic+jpeg50"
+    assert "# degradation: bicubic+jpeg50" in report.to_table()
+    assert (seen[0] == degrade(mod_crop(images[0][1], 2), 2, "bicubic+jpeg50")).all()
+    clean = evaluate(upscaler, images, scale=2, protocol=PROTOCOLS["standard"])
+    assert report.mean["psnr"] < clean.mean["psnr"] - 0.5 and clean.to_dict()["degradation"] == "bicubic"
+
+
+def test_lr_data_pairs_by_stem_and_names_bad_files(data_dir, tmp_path):
+    from tinysr.data.degrade import degrade
+    from tinysr.data.io import write_image
+    from tinysr.errors import TinySRError
+
+    images = [(p.stem, img) for p, img in decode_all(image_folder(data_dir / "Set5"), strict=True)][:2]
+    lr_dir = tmp_path / "lr"
+    lr_dir.mkdir()
+    for name, hr in images:
+        write_image(lr_dir / f"{name}.png", degrade(mod_crop(hr, 2), 2, "bicubic+jpeg75"))
+    fn, proto = bicubic_upscaler(2), PROTOCOLS["standard"]
+    mine = evaluate(fn, images, scale=2, protocol=proto, lr_data=lr_dir)
+    made = evaluate(fn, images, scale=2, protocol=proto, degradation="bicubic+jpeg75")
+    assert mine.mean == made.mean and mine.degradation == f"files in {lr_dir}"
+    write_image(lr_dir / f"{images[1][0]}.png", np.zeros((5, 5, 3), np.uint8))
+    with pytest.raises(TinySRError, match=r"bird.png: LR size 5x5 is not HR/2 \(144x144\)"):
+        evaluate(fn, images, scale=2, protocol=proto, lr_data=lr_dir)
+    (lr_dir / f"{images[1][0]}.png").unlink()
+    with pytest.raises(TinySRError, match="--lr-data has no LR file for HR image bird"):
+        evaluate(fn, images, scale=2, protocol=proto, lr_data=lr_dir)

@@ -21,6 +21,7 @@ from tinysr.errors import TinySRError
 from tinysr.infer.upscale import upscale
 from tinysr.models import count_params, create_model
 from tinysr.pretrained import PRETRAINED_DIR, list_pretrained, pretrained_path, read_table
+from tinysr.data.folder import decode_all, image_folder
 from tinysr.evaluate import evaluate
 from tinysr.infer.load import load_network, resolve_upscaler
 from tinysr.metrics import PROTOCOLS
@@ -112,3 +113,18 @@ def test_models_command_with_the_bundled_table(capsys):
     out = capsys.readouterr().out
     names = list_pretrained()
     assert all(name in out for name in names) if names else out.startswith("no bundled models yet")
+
+
+#: The JPEG-aware models' Set5 mean PSNR under bicubic+jpeg75 (standard protocol), measured once when bundled
+#: (Set5 is for measuring only; the checkpoints were chosen on held-out training images).
+JPEG_MODELS_SET5_JPEG75 = {"tiny-1k-x2-jpeg": (2, 32.8944), "tiny-5k-x2-jpeg": (2, 33.2212),
+                           "tiny-1k-x4-jpeg": (4, 27.9060)}
+
+
+@pytest.mark.parametrize("name", list(JPEG_MODELS_SET5_JPEG75))
+def test_jpeg_model_set5_psnr_under_jpeg75_is_pinned(name, data_dir):
+    scale, expected = JPEG_MODELS_SET5_JPEG75[name]
+    upscaler, _ = resolve_upscaler(name, scale=scale)
+    images = [(p.stem, img) for p, img in decode_all(image_folder(data_dir / "Set5"), strict=True)]
+    report = evaluate(upscaler, images, scale=scale, protocol=PROTOCOLS["standard"], degradation="bicubic+jpeg75")
+    assert report.mean["psnr"] == pytest.approx(expected, abs=0.005)

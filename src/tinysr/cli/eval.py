@@ -1,4 +1,5 @@
-"""`tinysr eval`: PSNR/SSIM of an upscaler on folders of HR images, under a named protocol."""
+"""`tinysr eval`: PSNR/SSIM of an upscaler on folders of HR images, under a named protocol and degradation
+(or on LR files made elsewhere, paired by file stem)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,15 @@ import argparse
 import json
 
 from tinysr.data.folder import decode_all, image_folder
+from tinysr.errors import TinySRError
 from tinysr.evaluate import evaluate
 from tinysr.infer.load import resolve_upscaler
 from tinysr.metrics import PROTOCOLS
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.lr_data is not None and len(args.data) != 1:
+        raise TinySRError(f"--lr-data pairs its files with one --data folder, got {len(args.data)}")
     upscaler, model_desc = resolve_upscaler(args.model, scale=args.scale, device=args.device,
                                             self_ensemble=args.self_ensemble)
     reports = []
@@ -19,7 +23,8 @@ def run(args: argparse.Namespace) -> int:
         image_set = image_folder(folder)
         images = ((path.stem, img) for path, img in decode_all(image_set, strict=True, max_pixels=args.max_pixels))
         reports.append(evaluate(upscaler, images, scale=args.scale, protocol=PROTOCOLS[args.protocol],
-                                dataset=image_set.name, model=model_desc, progress=not args.json))
+                                dataset=image_set.name, model=model_desc, degradation=args.degradation,
+                                lr_data=args.lr_data, progress=not args.json))
     if args.json:
         out = [r.to_dict() for r in reports]
         print(json.dumps(out[0] if len(out) == 1 else out, indent=2))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 
 from tinysr import __version__
-from tinysr.cli.types import int_at_least, positive_float, positive_int
+from tinysr.cli.types import degradation_name, int_at_least, positive_float, positive_int
 from tinysr.data.div2k import OFFICIAL_BASE_URL, OFFICIAL_SCALES, SPLITS
 from tinysr.metrics import PROTOCOLS
 from tinysr.train.config import LOSS_NAMES, SCHEDULES
@@ -50,6 +50,13 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scale", type=int, required=True, choices=SCALES, help="upscaling factor")
     p.add_argument("--protocol", default="standard", choices=tuple(PROTOCOLS),
                    help="standard: Y, border crop (the field's); study: RGB, no crop (the study's validation)")
+    lr = p.add_mutually_exclusive_group()
+    lr.add_argument("--degradation", type=degradation_name, default="bicubic",
+                    help="how LR is made from HR: a resize stage (bicubic, bicubic-uint8, pil-bicubic, cv2-area, "
+                         "nearest), then optional codec stages: +jpegQ, +webpQ, +avifQ (Q in 1-100) or a range "
+                         "such as +jpeg30-95 drawn per image (default bicubic)")
+    lr.add_argument("--lr-data", metavar="DIR",
+                    help="LR images made elsewhere, paired with --data's HR by file stem (one --data folder)")
     p.add_argument("--device", default="cpu", help="torch device for the network: cpu, cuda, cuda:1, mps")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     p.add_argument("--max-pixels", type=int, default=None, help="raise Pillow's decompression-bomb limit")
@@ -87,10 +94,13 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
                    "names in config.json)")
     d.add_argument("--split-seed", type=int, metavar="S",
                    help="seed of the --val-split draw, so that runs of different --seed hold out the same images")
-    d.add_argument("--degradation", help="how LR is made from HR: bicubic (MATLAB, float path; default), "
-                   "bicubic-uint8, pil-bicubic, cv2-area, nearest")
+    d.add_argument("--degradation", type=degradation_name,
+                   help="how LR is made from HR (default bicubic; e.g. bicubic+jpeg30-95, see tinysr eval --help)")
     d.add_argument("--out", metavar="RUN", help="the new run folder")
     d.add_argument("--resume", metavar="RUN", help="continue this run (options given must agree with it)")
+    d.add_argument("--init", metavar="WEIGHTS",
+                   help="a new run starts from these weights (a weights file or bundled model; its architecture "
+                        "unless --model/fields are given), e.g. to fine-tune for another --degradation")
     d.add_argument("--force", action="store_true", help="overwrite --out, or resume despite disagreeing options")
     t = p.add_argument_group("training")
     t.add_argument("--steps", type=positive_int, help="optimizer steps in all (default 300000, the study's)")

@@ -38,3 +38,15 @@ def positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
     return value
+
+
+def degradation_name(text: str) -> str:
+    """A degradation name (``bicubic``, ``bicubic+jpeg30-95``, ...) checked by `tinysr.data.degrade`; kept as text."""
+    from tinysr.data.degrade import parse_degradation  # torch-free; imported here so `--help` stays lean
+    from tinysr.errors import TinySRError
+
+    try:
+        parse_degradation(text, option="degradation")
+    except TinySRError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("degradation: ")) from None
+    return text

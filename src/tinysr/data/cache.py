@@ -8,9 +8,10 @@ On disk one cache entry is a folder ``<cache_dir>/<set name>-x<scale>-<degradati
   lr.npy      the same for LR,
   index.json  names, shapes and byte offsets of every image, plus the full key.
 The key is the sha256 of everything the pixels depend on: the source files (path, size, mtime), the scale, the
-degradation, `hr_downscale`, `IMRESIZE_VERSION` and `CACHE_FORMAT`. Each file is written atomically
+degradation (its full name, e.g. ``bicubic+jpeg30-95``, and, when a stage draws a quality per image, the
+degradation seed), `hr_downscale`, `IMRESIZE_VERSION` and `CACHE_FORMAT`. Each file is written atomically
 (`tinysr.atomic`: temp name, fsync, rename), and index.json goes LAST: an entry without a valid index (or whose
-arrays do not have the sizes the index says) is never read back; it is rebuilt.
+arrays do not have the sizes the index says, or whose sha256 differs) is never read back; it is rebuilt.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from tqdm import tqdm
 
 from tinysr import atomic, faults, lock
 from tinysr.atomic import atomic_open, atomic_write_bytes
-from tinysr.data.degrade import DEGRADATIONS, degrade, mod_crop, shrink_hr
+from tinysr.data.degrade import degrade, mod_crop, parse_degradation, shrink_hr
 from tinysr.data.folder import UnreadableImagesWarning, decode_all
 from tinysr.data.imageset import ImageSet
 from tinysr.data.io import read_image
@@ -96,9 +97,10 @@ def _file_stamp(path: Path) -> list:
     return [str(path.resolve()), st.st_size, st.st_mtime_ns]
 
 
-def cache_key(image_set: ImageSet, *, scale: int, degradation: str) -> str:
-    """sha256 (hex) of everything the cached pixels depend on."""
+def cache_key(image_set: ImageSet, *, scale: int, degradation: str, seed: int = 0) -> str:
+    """sha256 (hex) of everything the cached pixels depend on (`seed` only where the degradation draws qualities)."""
     official = _official_lr(image_set, scale)
+    random = degradation != "official" and parse_degradation(degradation).is_random
     parts = {
         "format": CACHE_FORMAT,
         "imresize": IMRESIZE_VERSION,
@@ -108,6 +110,8 @@ def cache_key(image_set: ImageSet, *, scale: int, degradation: str) -> str:
         "hr": [_file_stamp(p) for p in image_set.hr_paths],
         "lr": [_file_stamp(p) for p in official] if official else None,
     }
+    if random:  # only then, so the keys of existing deterministic entries stay as they were
+        parts["degradation_seed"] = seed
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
@@ -149,7 +153,7 @@ class _FlatNpyWriter:
 
 
 def _prepared_pairs(
-    image_set: ImageSet, *, scale: int, degradation: str, strict: bool, progress: bool
+    image_set: ImageSet, *, scale: int, degradation: str, seed: int, strict: bool, progress: bool
 ) -> Iterator[tuple[Path, np.ndarray, np.ndarray]]:
     """Yield (hr path, HR, LR) per decodable image: 1. shrink HR; 2. mod-crop; 3. degrade or read official LR."""
     official = _official_lr(image_set, scale)
@@ -169,24 +173,25 @@ def _prepared_pairs(
                     f"({hr.shape[1] // scale}x{hr.shape[0] // scale}, HR {path.name})"
                 )
         else:
-            lr = degrade(hr, scale, degradation)
+            lr = degrade(hr, scale, degradation, seed=seed, image_id=path.stem)
         yield path, hr, lr
 
 
 def _build(
-    directory: Path, image_set: ImageSet, *, key: str, scale: int, degradation: str, strict: bool, progress: bool
+    directory: Path, image_set: ImageSet, *, key: str, scale: int, degradation: str, seed: int, strict: bool,
+    progress: bool,
 ) -> None:
     """Decode and degrade every image of `image_set` into `directory` (index written last)."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / _INDEX).unlink(missing_ok=True)  # an old index must never describe new, half-written data
     index: dict = {"format": CACHE_FORMAT, "key": key, "image_set": image_set.name, "scale": scale,
-                   "degradation": degradation, "names": [], "hr_shapes": [], "lr_shapes": [],
+                   "degradation": degradation, "degradation_seed": seed, "names": [], "hr_shapes": [], "lr_shapes": [],
                    "hr_offsets": [], "lr_offsets": []}  # fmt: skip
     kept = set()
     with atomic_open(directory / "hr.npy") as hr_fp, atomic_open(directory / "lr.npy") as lr_fp:
         hr_out, lr_out = _FlatNpyWriter(hr_fp), _FlatNpyWriter(lr_fp)
         for path, hr, lr in _prepared_pairs(
-            image_set, scale=scale, degradation=degradation, strict=strict, progress=progress
+            image_set, scale=scale, degradation=degradation, seed=seed, strict=strict, progress=progress
         ):
             kept.add(path)
             index["names"].append(path.stem)
@@ -239,8 +244,8 @@ def _open(directory: Path, key: str) -> tuple[dict, list[np.ndarray], list[np.nd
     return index, hr, lr
 
 
-def _build_once(directory: Path, image_set: ImageSet, *, key: str, scale: int, degradation: str, strict: bool,
-                progress: bool) -> tuple[dict, list[np.ndarray], list[np.ndarray]]:
+def _build_once(directory: Path, image_set: ImageSet, *, key: str, scale: int, degradation: str, seed: int,
+                strict: bool, progress: bool) -> tuple[dict, list[np.ndarray], list[np.ndarray]]:
     """Build the entry under its folder's lock: a second process waits, then reads what the first built; files a
     killed builder left half-written are removed first."""
     try:
@@ -255,7 +260,7 @@ def _build_once(directory: Path, image_set: ImageSet, *, key: str, scale: int, d
         for name in ("hr.npy", "lr.npy", _INDEX):
             atomic.remove_stale_temps(directory / name)
         try:
-            _build(directory, image_set, key=key, scale=scale, degradation=degradation, strict=strict,
+            _build(directory, image_set, key=key, scale=scale, degradation=degradation, seed=seed, strict=strict,
                    progress=progress)
         except OSError as exc:  # a full disk, a read-only TINYSR_CACHE: the temp files are already gone
             raise TinySRError(f"{directory}: cannot write the decoded cache ({one_line(exc.strerror or exc)}); free "
@@ -273,6 +278,7 @@ def load_pairs(
     *,
     scale: int,
     degradation: str = "bicubic",
+    degradation_seed: int = 0,
     cache_dir: Path | str | None = None,
     strict: bool = False,
     progress: bool = True,
@@ -280,24 +286,24 @@ def load_pairs(
     """HR/LR pairs of `image_set` at `scale`, from the cache if a complete entry exists, else built once.
 
     LR comes from the dataset's official files for `scale` when it has them and ``hr_downscale == 1`` (their size
-    is checked to be HR/scale), else from `degradation` (see `tinysr.data.degrade.DEGRADATIONS`). Corrupt image
+    is checked to be HR/scale), else from `degradation` (`tinysr.data.degrade.parse_degradation`; a range stage such
+as ``jpeg30-95`` draws each image's quality from `degradation_seed` and the file stem). Corrupt image
     files are skipped with a counted warning (or raise with ``strict=True``), also on later cache hits.
     """
     if len(image_set) == 0:
         raise TinySRError(f"{image_set.name}: the image set is empty")
-    if degradation not in DEGRADATIONS:
-        raise TinySRError(f"unknown degradation {degradation!r}; choose one of: {', '.join(DEGRADATIONS)}")
+    parse_degradation(degradation, option="degradation")
     if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
         raise TinySRError(f"scale must be a positive int, got {scale!r}")
     used = "official" if _official_lr(image_set, scale) else degradation
-    key = cache_key(image_set, scale=scale, degradation=used)
+    key = cache_key(image_set, scale=scale, degradation=used, seed=degradation_seed)
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     directory = root / f"{image_set.name}-x{scale}-{used}-{key[:16]}".replace(os.sep, "_")
     opened = _open(directory, key)
     hit = opened is not None
     if not hit:
-        opened = _build_once(directory, image_set, key=key, scale=scale, degradation=degradation, strict=strict,
-                             progress=progress)
+        opened = _build_once(directory, image_set, key=key, scale=scale, degradation=degradation,
+                             seed=degradation_seed, strict=strict, progress=progress)
     index, hr, lr = opened
     log.info("cache %s: %s (%d images)", "hit" if hit else "built", directory, len(hr))
     skipped = tuple(index["skipped"])

@@ -5,16 +5,21 @@ function ``(hr, scale) -> lr`` with ``lr.shape == (h // scale, w // scale, c)``;
 (`mod_crop`) so that HR is exactly ``scale`` times LR. The functions mod-crop again themselves, so an HR image that
 is not a multiple of ``scale`` still gives LR of size ``floor(h / scale)`` = ``ceil(h' / scale)`` of the cropped h'.
 
-The registry is the visible dict `DEGRADATIONS`; `degrade(hr, scale, name)` looks a name up in it.
+The registry of first (resize) stages is the visible dict `DEGRADATIONS`. A degradation's name is a pipeline:
+a resize stage, then zero or more codec stages joined by ``+`` (`tinysr.data.codecs`), e.g. ``bicubic``,
+``bicubic+jpeg75``, ``bicubic+jpeg30-95``, ``bicubic+webp75``. `parse_degradation(name)` checks a name and returns
+its `Pipeline`; `degrade(hr, scale, name, seed=, image_id=)` applies it. The codec runs on the whole LR image.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 
+from tinysr.data.codecs import CodecStage, parse_codec_stage
 from tinysr.errors import TinySRError
 from tinysr.resize import imresize, to_uint8
 
@@ -118,14 +123,47 @@ def list_degradations() -> list[str]:
     return list(DEGRADATIONS)
 
 
-def degrade(hr: np.ndarray, scale: int, name: str = "bicubic") -> np.ndarray:
-    """Make the LR image of `hr` (HWC RGB uint8) with the named degradation; returns HWC RGB uint8, HR/scale."""
-    try:
-        fn = DEGRADATIONS[name]
-    except KeyError:
-        raise TinySRError(f"unknown degradation {name!r}; choose one of: {', '.join(DEGRADATIONS)}") from None
+@dataclass(frozen=True)
+class Pipeline:
+    """A parsed degradation name: one resize stage (a key of `DEGRADATIONS`), then codec stages in order."""
+
+    name: str
+    resize: str
+    codecs: tuple[CodecStage, ...] = ()
+
+    @property
+    def is_random(self) -> bool:
+        """True when some stage draws its quality per image (the seed then matters)."""
+        return any(stage.is_random for stage in self.codecs)
+
+    def __call__(self, hr: np.ndarray, scale: int, *, seed: int = 0, image_id: str = "") -> np.ndarray:
+        """LR of `hr` (HWC RGB uint8): resize down by `scale`, then each codec round trip on the whole LR image."""
+        lr = DEGRADATIONS[self.resize](hr, scale)
+        for position, stage in enumerate(self.codecs):
+            lr = stage.apply(lr, seed=seed, image_id=image_id, position=position)
+        return lr
+
+
+def parse_degradation(name: str, *, option: str = "--degradation") -> Pipeline:
+    """Check a degradation name (``bicubic``, ``bicubic+jpeg30-95``, ...) and return its Pipeline.
+
+    Torch-free, so the CLI's grammar may call it while parsing; a bad name is a one-line TinySRError naming `option`.
+    """
+    first, *rest = str(name).split("+")
+    if first not in DEGRADATIONS:
+        raise TinySRError(f"{option}: unknown degradation {first!r}; choose one of: {', '.join(DEGRADATIONS)}, "
+                          f"optionally followed by codec stages such as +jpeg75 or +jpeg30-95")
+    return Pipeline(name=name, resize=first, codecs=tuple(parse_codec_stage(s, option=option) for s in rest))
+
+
+def degrade(hr: np.ndarray, scale: int, name: str = "bicubic", *, seed: int = 0, image_id: str = "") -> np.ndarray:
+    """Make the LR image of `hr` (HWC RGB uint8) with the named degradation; returns HWC RGB uint8, HR/scale.
+
+    `seed` and `image_id` (the image's file stem) fix the quality that a range stage (``jpeg30-95``) draws.
+    """
+    pipeline = parse_degradation(name)
     _check_image(hr, what="HR image")
-    lr = fn(hr, scale)
+    lr = pipeline(hr, scale, seed=seed, image_id=image_id)
     assert lr.shape == (hr.shape[0] // scale, hr.shape[1] // scale, hr.shape[2]) and lr.dtype == np.uint8
     return lr
 

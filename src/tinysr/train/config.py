@@ -135,6 +135,8 @@ class RunConfig:
     protocol, seed: the run's validation protocol and seed, as config.json has them beside "train" (equal to
         train.protocol and train.seed for every run tinysr writes).
     polish: a polished run's `PolishConfig` and source (`tinysr.train.polish_run`); None for a trained one.
+    init: the weights a new run started from (`tinysr train --init`: a weights file, run folder or bundled name);
+        None for a run from random weights. A resume keeps it and loads last.pt instead.
     """
 
     model: dict[str, Any]
@@ -143,12 +145,15 @@ class RunConfig:
     protocol: str
     seed: int
     polish: dict[str, Any] | None = None
+    init: str | None = None
     tinysr_version: str = __version__
 
     def to_dict(self) -> dict[str, Any]:
         config = {"tinysr_version": self.tinysr_version, "model": dict(self.model),
                   "train": dataclasses.asdict(self.train), "data": self.data.to_dict(), "protocol": self.protocol,
                   "seed": self.seed}
+        if self.init is not None:
+            config["init"] = self.init
         return config if self.polish is None else config | {"polish": dict(self.polish)}
 
     @classmethod
