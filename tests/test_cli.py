@@ -229,3 +229,20 @@ def test_every_option_has_help_and_shows_its_default():
     from tinysr.cli.parser import HelpFormatter
 
     assert HelpFormatter("x")._get_help_string(seed) == "seed of the draw (default: 0)"  # 0 is a value, not off
+
+
+def test_eval_takes_the_scale_from_the_model(data_dir, capsys):
+    set5 = str(data_dir / "Set5")
+    assert main(["eval", "--model", "tiny-1k-x4", "--data", set5, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["scale"] == 4 and round(out["mean"]["psnr"], 2) == 29.67  # models.json's Set5 figure
+    assert main(["eval", "--model", "bicubic", "--data", set5]) == 2
+    assert "--model bicubic needs --scale" in capsys.readouterr().err
+
+
+def test_eval_names_an_image_smaller_than_the_scale(tmp_path, capsys):
+    from PIL import Image
+
+    Image.new("RGB", (1, 40)).save(tmp_path / "thin.png")
+    assert main(["eval", "--model", "bicubic", "--data", str(tmp_path), "--scale", "2"]) == 2
+    assert f"{tmp_path / 'thin.png'}: image of size 1x40 is smaller than scale x2" in capsys.readouterr().err

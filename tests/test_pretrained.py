@@ -64,7 +64,7 @@ def test_bundled_model_set5_psnr_is_the_one_its_row_records(name, set5):
     row = {r.name: r for r in read_table()}[name]
     assert len(set5) == 5
     for spec, key in ((name, "Set5"), ("bicubic", "bicubic Set5")):
-        upscaler, _ = resolve_upscaler(spec, scale=row.scale)
+        upscaler, _, _ = resolve_upscaler(spec, scale=row.scale)
         report = evaluate(upscaler, set5, scale=row.scale, protocol=PROTOCOLS[row.protocol])
         assert report.mean["psnr"] == pytest.approx(row.psnr[key], abs=0.005), (spec, report.mean)
 
@@ -124,7 +124,7 @@ JPEG_MODELS_SET5_JPEG75 = {"tiny-1k-x2-jpeg": (2, 32.8944), "tiny-5k-x2-jpeg": (
 @pytest.mark.parametrize("name", list(JPEG_MODELS_SET5_JPEG75))
 def test_jpeg_model_set5_psnr_under_jpeg75_is_pinned(name, data_dir):
     scale, expected = JPEG_MODELS_SET5_JPEG75[name]
-    upscaler, _ = resolve_upscaler(name, scale=scale)
+    upscaler, _, _ = resolve_upscaler(name, scale=scale)
     images = [(p.stem, img) for p, img in decode_all(image_folder(data_dir / "Set5"), strict=True)]
     report = evaluate(upscaler, images, scale=scale, protocol=PROTOCOLS["standard"], degradation="bicubic+jpeg75")
     assert report.mean["psnr"] == pytest.approx(expected, abs=0.005)

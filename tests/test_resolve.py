@@ -40,8 +40,8 @@ def test_self_ensemble_upscaler_is_flip_equivariant_and_says_so(tmp_path):
         p.data.normal_(0, 0.2)
     save_weights(tmp_path / RUN_BEST, model)
     lr = np.random.default_rng(0).integers(0, 256, (9, 11, 3), dtype=np.uint8)
-    plain, plain_desc = resolve_upscaler(str(tmp_path), scale=2)
-    averaged, desc = resolve_upscaler(str(tmp_path), scale=2, self_ensemble=True)
+    plain, plain_desc, _ = resolve_upscaler(str(tmp_path), scale=2)
+    averaged, desc, _ = resolve_upscaler(str(tmp_path), scale=2, self_ensemble=True)
     assert desc == plain_desc + " + self-ensemble (x8)"
     flipped = np.ascontiguousarray(lr[:, ::-1])
     # one pass of a random net is not mirror-symmetric; the average over the 8 flips/rotations is

@@ -47,7 +47,8 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="PSNR/SSIM of an upscaler on a folder of HR images")
     p.add_argument("--model", required=True, help="bicubic, a weights file, a run folder, or a bundled model")
     p.add_argument("--data", required=True, nargs="+", help="folder(s) of HR images")
-    p.add_argument("--scale", type=int, required=True, choices=SCALES, help="upscaling factor")
+    p.add_argument("--scale", type=int, choices=SCALES,
+                   help="upscaling factor (default: the network's own; --model bicubic needs it)")
     p.add_argument("--protocol", default="standard", choices=tuple(PROTOCOLS),
                    help="standard: Y, border crop (the field's); study: RGB, no crop (the study's validation)")
     lr = p.add_mutually_exclusive_group()

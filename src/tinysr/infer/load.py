@@ -50,9 +50,10 @@ def load_network(spec: str, *, scale: int | None) -> tuple[torch.nn.Module, str]
     return deployed(model), str(path)
 
 
-def resolve_upscaler(spec: str, *, scale: int, device: str = "cpu",
-                     self_ensemble: bool = False) -> tuple[Upscaler, str]:
-    """(upscaler, description) for a `--model` value at `scale`.
+def resolve_upscaler(spec: str, *, scale: int | None, device: str = "cpu",
+                     self_ensemble: bool = False) -> tuple[Upscaler, str, int]:
+    """(upscaler, description, scale) for a `--model` value; `scale` None takes the network's own (bicubic, which
+    has none, needs it given).
 
     self_ensemble: average the network's outputs over the 8 flips/rotations of the input (EDSR's "+": 8x the
     multiply-adds); the description says so, so that a report never passes it off as a single pass.
@@ -60,13 +61,15 @@ def resolve_upscaler(spec: str, *, scale: int, device: str = "cpu",
     if spec == "bicubic":
         if self_ensemble:
             raise TinySRError("--self-ensemble needs a network; bicubic has nothing to average")
-        return bicubic_upscaler(scale), "bicubic"
+        if scale is None:
+            raise TinySRError("--model bicubic needs --scale (a network knows its own)")
+        return bicubic_upscaler(scale), "bicubic", scale
     model, desc = load_network(spec, scale=scale)
     if self_ensemble:
         window = network_window_fn(model.eval().to(device), device=device, self_ensemble=True)
-        return window, f"{desc} + self-ensemble (x8)"
+        return window, f"{desc} + self-ensemble (x8)", model.config.scale
 
     def run(lr: np.ndarray) -> np.ndarray:
         return upscale_array(model, lr, device=device)
 
-    return run, desc
+    return run, desc, model.config.scale
