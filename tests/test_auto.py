@@ -125,3 +125,23 @@ def test_cli_auto_carries_on_past_an_unreadable_file(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 1 and (tmp_path / "out" / "good.png").exists() and not (tmp_path / "out" / "bad.jpg").exists()
     assert "bad.jpg: cannot read image" in err and "1 failure(s)" in err
+
+
+@pytest.mark.parametrize("quality, expected", [(30, "tiny-1k-x2-jpeg"), (75, "tiny-1k-x2-jpeg"),
+                                               (89, "tiny-1k-x2-jpeg"), (92, "tiny-1k-x2"), (98, "tiny-1k-x2")])
+def test_auto_sends_near_lossless_jpegs_to_the_clean_model(tmp_path, quality, expected):
+    """The JPEG-aware nets cost ~0.8 dB on clean input and tie the clean ones at q90 (BSD100 x2)."""
+    Image.fromarray(CROP).save(tmp_path / "a.jpg", quality=quality)
+    info = inspect_source(tmp_path / "a.jpg")
+    assert choose_model(info) == expected
+    if quality >= 90:
+        assert "near lossless, the clean model" in describe_choice(info, expected)
+
+
+def test_auto_is_the_default_model_of_upscale(tmp_path, capsys):
+    from tinysr.cli import main
+
+    Image.fromarray(CROP).save(tmp_path / "a.jpg", quality=50)
+    assert main(["upscale", str(tmp_path / "a.jpg"), "-o", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "-> tiny-1k-x2-jpeg" in out and "with --model auto" in out

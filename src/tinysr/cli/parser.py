@@ -165,10 +165,11 @@ def add_upscale_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image or video files, and/or folders of them")
     p.add_argument("-o", "--output", required=True, metavar="OUT",
                    help="output folder (created if missing), or a file name (image or video suffix) for one input")
-    p.add_argument("--model", required=True,
-                   help="a weights file, a run folder, a bundled model (tinysr models), or auto: per file, the "
-                        "bundled clean model for lossless input and the JPEG-aware one for JPEG/lossy WebP, at the "
-                        "scale `tinysr encode` recorded in the file (restoring its original size)")
+    p.add_argument("--model", default="auto",
+                   help="a weights file, a run folder, a bundled model (tinysr models), or auto (the default): per "
+                        "file, the bundled clean model for lossless input and near-lossless JPEG (q90+), the "
+                        "JPEG-aware one for other JPEG and lossy WebP, at the scale `tinysr encode` recorded in the "
+                        "file (restoring its original size)")
     p.add_argument("--scale", type=int, choices=SCALES,
                    help="check that the model upscales by this factor; with --model auto, the scale of files that "
                         "record none (default 2)")

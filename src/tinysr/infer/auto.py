@@ -36,6 +36,10 @@ AUTO_MODELS: dict[int, tuple[str, str | None]] = {
     4: ("tiny-1k-x4", "tiny-1k-x4-jpeg"),
 }
 DEFAULT_SCALE = 2
+#: A JPEG of at least this estimated quality goes to the clean model: near-lossless input is where the JPEG-aware
+#: nets pay for their robustness (BSD100 x2, dB over bicubic: at q90 tiny-1k-x2 +0.83 against tiny-1k-x2-jpeg
+#: +0.81; on clean input +1.61 against +0.82; at q75 +0.20 against +0.60; benchmarks/RESULTS.md, "compressed").
+CLEAN_FROM_QUALITY = 90
 #: formats whose headers `inspect_source` opens: what `read_image` decodes, plus AVIF (recognised, not yet decoded);
 #: Pillow's other plugins (e.g. EPS via Ghostscript) are never reached, as in `tinysr.data.io`.
 INSPECTED_FORMATS = (*PILLOW_FORMATS, "AVIF")
@@ -135,7 +139,8 @@ def choose_model(info: SourceInfo, *, scale: int | None = None) -> str:
     if scale not in AUTO_MODELS:
         raise TinySRError(f"--model auto has no x{scale} model (it has {', '.join(f'x{s}' for s in AUTO_MODELS)})")
     clean, lossy = AUTO_MODELS[scale]
-    return lossy if info.lossy and lossy is not None and lossy in bundled_names() else clean
+    near_lossless = info.quality is not None and info.quality >= CLEAN_FROM_QUALITY
+    return lossy if info.lossy and not near_lossless and lossy is not None and lossy in bundled_names() else clean
 
 
 def describe_choice(info: SourceInfo, name: str) -> str:
@@ -146,7 +151,9 @@ def describe_choice(info: SourceInfo, name: str) -> str:
         what += f", {info.record.text()}"
     line = f"{info.path}: {what} -> {name}"
     clean_of = {clean: lossy for clean, lossy in AUTO_MODELS.values()}
-    if info.lossy and name in clean_of:
+    if info.quality is not None and info.quality >= CLEAN_FROM_QUALITY and name in clean_of:
+        line += f" (quality {CLEAN_FROM_QUALITY}+: near lossless, the clean model)"
+    elif info.lossy and name in clean_of:
         lossy = clean_of[name]
         line += f" ({lossy} not bundled: the clean model)" if lossy else " (no JPEG-aware model of this scale)"
     return line
