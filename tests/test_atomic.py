@@ -123,11 +123,11 @@ def test_a_failing_image_write_is_one_line_and_keeps_the_old_image(tmp_path, mon
     write_image(target, np.full((2, 3, 3), 7, np.uint8))
     old = target.read_bytes()
 
-    def full_disk(self, fp, *args, **kwargs):
+    def full_disk(fp, img):
         fp.write(b"\x89PNG half")
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(Image.Image, "save", full_disk)
+    monkeypatch.setattr("tinysr.data.io.write_png", full_disk)
     with pytest.raises(TinySRError, match=r"x.png: cannot write image \(No space left on device\)$"):
         write_image(target, np.zeros((2, 3, 3), np.uint8))
     assert target.read_bytes() == old and sorted(p.name for p in tmp_path.iterdir()) == ["x.png"]

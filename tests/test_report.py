@@ -165,3 +165,18 @@ def test_report_on_a_run_that_has_not_validated_yet(tmp_path, capsys):
     out, err = capsys.readouterr()
     assert "wrote 6 files" in out and "Traceback" not in err
     assert "| r1 |" in (tmp_path / "report" / "runs.md").read_text()
+
+
+def test_report_shows_the_compressed_comparison(tmp_path, data_dir):
+    from tinysr.train import runs
+    from tinysr.train.config import DataConfig, RunConfig, TrainConfig
+
+    config = RunConfig(model={"n_blocks": 0, "n_feats": 4, "scale": 2, "family": "edsr"}, train=TrainConfig(steps=10),
+                       data=DataConfig(train=("/nowhere/T91",), val=str(data_dir / "Set5"), scale=2),
+                       protocol="study", seed=0)
+    runs.open_run(tmp_path / "runs" / "r1", config)
+    files = build_report(tmp_path / "runs", tmp_path / "report", bicubic=lambda v: None)
+    assert tmp_path / "report" / "compressed.png" in files
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert "## Compressed input: baby sent as a JPEG of quality 40 at x2" in text
+    assert "- tiny-1k-x2-jpeg: " in text and "![compressed](compressed.png)" in text

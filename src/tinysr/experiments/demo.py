@@ -6,7 +6,9 @@ Steps:
 3. start the run as every run starts (`tinysr.train.start.start_run`: seeded, deterministic) and train with
    `tinysr.train.loop.train` into OUT/run, a normal run folder (`tinysr eval --model OUT/run` works);
 4. measure the best weights and bicubic on the held-out photo under both protocols;
-5. write OUT/comparison.png (crops: bicubic | model | HR) and OUT/report.md.
+5. write OUT/comparison.png (crops: bicubic | model | HR) and OUT/report.md;
+6. the compressed case (`tinysr.experiments.compressed`): the held-out photo sent as a JPEG of quality 40 at x2,
+   brought back by bicubic, the clean bundled model and the JPEG-aware one: OUT/compressed.png and a table.
 
 The recipe is a CPU-speed one, not the study's: batch 16, LR patch 32, learning rate 5e-3 with a cosine schedule
 (a 963-parameter net tolerates a high rate), 4,000 steps.
@@ -26,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from tinysr.errors import TinySRError
+from tinysr.experiments import compressed
 from tinysr.evaluate import bicubic_upscaler
 from tinysr.metrics import PROTOCOLS, measure, quantize
 from tinysr.models import EDSRConfig, config_to_dict, count_params
@@ -82,21 +85,12 @@ def _measure_all(model, lr: np.ndarray, hr: np.ndarray, *, scale: int) -> tuple[
     return scores, srs
 
 
-def _busiest_crop(hr: np.ndarray, size: int) -> tuple[int, int]:
-    """Top-left corner of the size x size HR window with the most gradient energy (stride size/2)."""
-    grey = hr.astype(np.float64).mean(axis=2)
-    energy = np.abs(np.diff(grey, axis=0))[:, :-1] + np.abs(np.diff(grey, axis=1))[:-1]
-    corners = [(y, x) for y in range(0, energy.shape[0] - size, size // 2)
-               for x in range(0, energy.shape[1] - size, size // 2)]
-    return max(corners, key=lambda c: energy[c[0]:c[0] + size, c[1]:c[1] + size].sum())
-
-
 def write_figure(path: Path, srs: dict[str, np.ndarray], hr: np.ndarray, scores: dict) -> None:
     """Step 5: crops of bicubic | model | HR side by side (matplotlib's Agg canvas, no pyplot state)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    y, x = _busiest_crop(hr, CROP)
+    y, x = compressed.busiest_crop(hr, CROP)
     panels = [(f"{n}\n{scores[n]['study'][0]:.2f} dB (study)", quantize(sr)) for n, sr in srs.items()]
     panels.append(("HR (ground truth)", hr))
     fig = Figure(figsize=(3 * len(panels), 3.4), layout="constrained")
@@ -108,6 +102,16 @@ def write_figure(path: Path, srs: dict[str, np.ndarray], hr: np.ndarray, scores:
         ax.axis("off")
     fig.suptitle(f"{HELD_OUT} (held out), x2, crop at ({x}, {y})", fontsize=10)
     fig.savefig(path, dpi=100)
+
+
+def compressed_section(out: Path, hr: np.ndarray) -> str:
+    """Step 6: OUT/compressed.png and its lines of report.md."""
+    hr, srs, scores = compressed.compare(hr)
+    compressed.write_figure(out / "compressed.png", hr, srs, scores, title=f"{HELD_OUT} (held out), ")
+    lines = ["", f"## Compressed input: {HELD_OUT} sent as a JPEG of quality {compressed.QUALITY} at x2", "",
+             "| upscaler | PSNR-Y (standard) | over bicubic |", "|---|---|---|"]
+    lines += [f"| {n} | {p:.2f} dB | {p - scores['bicubic']:+.2f} dB |" for n, p in scores.items()]
+    return "\n".join(lines + ["", "![compressed](compressed.png)", ""])
 
 
 def report_text(scores: dict, *, params: int, steps: int, seconds: float, command: str) -> str:
@@ -162,7 +166,9 @@ def run_demo(*, out: str | Path, steps: int | None = None, threads: int = 1, pro
     command = "tinysr demo" + (f" --steps {steps}" if steps is not None else "") + f" --out {shlex.quote(str(out))}"
     text = report_text(scores, params=count_params(best), steps=recipe.steps, seconds=time.monotonic() - began,
                        command=command)
+    text += compressed_section(out, hr)
     runs_text = text.replace("![crops](comparison.png)", f"figure: {out / 'comparison.png'}, run: {started.run_dir}")
+    runs_text = runs_text.replace("![compressed](compressed.png)", f"figure: {out / 'compressed.png'}")
     print(runs_text)
     (out / "report.md").write_text(text)
     return 0

@@ -27,10 +27,10 @@ from tinysr.data.degrade import shrink_hr
 from tinysr.data.folder import decode_all, image_folder
 from tinysr.errors import TinySRError
 from tinysr.evaluate import bicubic_upscaler, evaluate
-from tinysr.experiments import plots
+from tinysr.experiments import compressed, plots
 from tinysr.experiments.pareto import pareto_figures
 from tinysr.experiments.results import RunRecord, load_runs
-from tinysr.experiments.tables import Table, Validation, build_table
+from tinysr.experiments.tables import Table, Validation, build_table, validation_of
 from tinysr.experiments.testsets import (
     TestRow,
     build_test_table,
@@ -119,5 +119,25 @@ def build_report(runs_dir: str | Path, out: str | Path, *, device: str = "cpu", 
         pareto_files, pareto_lines = pareto_section(table, out, stem=stem, test_sets=test_sets, device=device)
         written += [out / f"{stem}.md", out / f"{stem}.csv", *figures, *pareto_files]
         sections += [table.to_markdown(), *[f"![{f.stem}]({f.name})" for f in figures], *pareto_lines, ""]
+    if visual:
+        figure, lines = compressed_section(out, validation_of(runs[0]))
+        written += figure
+        sections += lines
     (out / "report.md").write_text("\n".join(sections))
     return [out / "report.md", *written]
+
+
+def compressed_section(out: Path, val: Validation) -> tuple[list[Path], list[str]]:
+    """(files, Markdown lines) of the visual comparison on compressed input (`experiments.compressed`), on the first
+    image of the first run's validation set; nothing, with a warning, when that set cannot be read."""
+    try:
+        name, hr = next(iter(_validation_images(val)[1]))
+    except (TinySRError, StopIteration) as exc:
+        warnings.warn(f"compressed comparison left out: {exc or 'no validation image'}", stacklevel=2)
+        return [], []
+    hr, srs, scores = compressed.compare(hr)
+    figure = compressed.write_figure(out / "compressed.png", hr, srs, scores, title=f"{name}, ")
+    lines = [f"## Compressed input: {name} sent as a JPEG of quality {compressed.QUALITY} at x2", "",
+             *[f"- {n}: {psnr:.2f} dB ({psnr - scores['bicubic']:+.2f} over bicubic)" for n, psnr in scores.items()],
+             "", f"![compressed]({figure.name})", ""]
+    return [figure], lines
