@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from tinysr import atomic
 from tinysr.data.cache import load_pairs
