@@ -265,3 +265,9 @@ def test_sigterm_becomes_an_interrupt():
         os.kill(os.getpid(), signal.SIGTERM)
         signal.sigtimedwait([], 0.1)  # the handler runs at the next bytecode; give it one
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_the_package_root_names_upscale_video():
+    import tinysr
+
+    assert tinysr.upscale_video is upscale_video

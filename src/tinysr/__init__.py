@@ -1,17 +1,21 @@
 """tinysr: single-image super-resolution built around EDSR, from 160 M parameters down to under 1,000.
 
 The top-level API is lazy, so that `import tinysr` stays light (no torch until it is used):
-`tinysr.upscale(image, model, ...)` and `tinysr.load_model(name_or_path)` (`tinysr.infer.api`).
+`tinysr.upscale(image, model, ...)`, `tinysr.load_model(name_or_path)` (`tinysr.infer.api`) and
+`tinysr.upscale_video(src, dst, model, ...)` (`tinysr.infer.video`).
 """
 
 __version__ = "0.1.0"
 
-_API = {"upscale": "upscale", "load_model": "load_model"}
+#: public name -> (module, attribute), imported on first use.
+_API = {"upscale": ("tinysr.infer.api", "upscale"), "load_model": ("tinysr.infer.api", "load_model"),
+        "upscale_video": ("tinysr.infer.video", "upscale_video")}
 
 
 def __getattr__(name: str):
     if name in _API:
-        from tinysr.infer import api  # the one import the package root makes, on first use of the API
+        import importlib  # the only import the package root makes, on first use of the API
 
-        return getattr(api, _API[name])
+        module, attribute = _API[name]
+        return getattr(importlib.import_module(module), attribute)
     raise AttributeError(f"module 'tinysr' has no attribute {name!r}")
