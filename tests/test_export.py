@@ -138,3 +138,18 @@ def test_cli_export_one_line_errors(weights, tmp_path, capsys, extra, message):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("tinysr: error: ") and message in err and "\n" not in err
+
+
+def test_a_damaged_or_truncated_onnx_file_is_one_line(tmp_path):
+    model = random_edsr(std=0.05, **CONFIGS[0])
+    export_onnx(model, tmp_path / "m.onnx")
+    onnx_session(tmp_path / "m.onnx")
+    data = bytearray((tmp_path / "m.onnx").read_bytes())
+    weight = model.state_dict()["head.weight"].numpy().astype(np.float32).tobytes()[:8]
+    data[bytes(data).find(weight)] ^= 0x01  # one weight's last bit: protobuf still parses it
+    (tmp_path / "flipped.onnx").write_bytes(bytes(data))
+    with pytest.raises(TinySRError, match=r"flipped\.onnx: content does not match its recorded sha256"):
+        onnx_session(tmp_path / "flipped.onnx")
+    (tmp_path / "cut.onnx").write_bytes(bytes(data[: len(data) // 2]))
+    with pytest.raises(TinySRError, match=r"cut\.onnx: not a readable ONNX file"):
+        onnx_session(tmp_path / "cut.onnx")

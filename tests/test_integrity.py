@@ -140,3 +140,20 @@ def test_equal_weights_give_equal_bytes_across_processes(tmp_path):
         subprocess.run([sys.executable, "-c", code, str(f), str(Path(__file__).parent)], check=True, timeout=120)
     assert len({f.read_bytes() for f in files}) == 1
     load_model(files[0])
+
+
+@pytest.mark.parametrize("damage", ["truncated", "flipped quote", "flipped brace"])
+def test_a_damaged_config_json_is_one_line_on_resume(tmp_path, damage):
+    from tinysr.train.config import DataConfig, RunConfig, TrainConfig
+
+    config = RunConfig(model={"n_blocks": 0, "n_feats": 4, "scale": 2, "family": "edsr"}, train=TrainConfig(steps=10),
+                       data=DataConfig(train=("/d",), val="/v", scale=2), protocol="study", seed=0)
+    run = runs.open_run(tmp_path / "run", config)
+    text = (run / runs.CONFIG).read_text()
+    text = {"truncated": text[: len(text) // 2], "flipped quote": text.replace('"', "'", 1),
+            "flipped brace": "[" + text[1:]}[damage]
+    (run / runs.CONFIG).write_text(text)
+    result = subprocess.run([sys.executable, "-m", "tinysr", "train", "--resume", str(run)], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert f"{run / runs.CONFIG}: " in result.stderr

@@ -15,6 +15,7 @@ Export uses torch's TorchScript-based exporter (`dynamo=False`): the default `to
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -66,19 +67,40 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, opset: int = ONNX_
                 "tinysr_scale": str(model.config.scale), "tinysr_convention": CONVENTION}
     for key, value in metadata.items():
         proto.metadata_props.add(key=key, value=value)
+    proto.metadata_props.add(key=DIGEST, value=graph_digest(proto))
     onnx.checker.check_model(proto)
     atomic_write_bytes(path, proto.SerializeToString())
 
 
-def read_onnx_config(path: str | os.PathLike) -> dict[str, Any]:
-    """The tinysr config stored in an exported ONNX file's metadata."""
+#: metadata_props key of the graph's sha256 (`graph_digest`), checked by `load_checked` before a session starts.
+DIGEST = "tinysr_sha256"
+
+
+def graph_digest(proto: Any) -> str:
+    """sha256 of an ONNX model's graph (nodes, weights, inputs, outputs), as serialised by protobuf."""
+    return hashlib.sha256(proto.graph.SerializeToString(deterministic=True)).hexdigest()
+
+
+def load_checked(path: str | os.PathLike) -> Any:
+    """The ONNX model at `path`; a truncated or damaged file, or one whose graph does not match its recorded
+    digest, is a one-line TinySRError naming it (files without a digest load unchecked)."""
     import onnx
 
+    if not Path(path).is_file():
+        raise TinySRError(f"{path}: no such ONNX file")
     try:
         proto = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # noqa: BLE001 - protobuf raises assorted types on a bad file
         raise TinySRError(f"{path}: not a readable ONNX file ({type(exc).__name__})") from None
-    props = {p.key: p.value for p in proto.metadata_props}
+    recorded = {p.key: p.value for p in proto.metadata_props}.get(DIGEST)
+    if recorded is not None and recorded != graph_digest(proto):
+        raise TinySRError(f"{path}: content does not match its recorded sha256 (the file is damaged)")
+    return proto
+
+
+def read_onnx_config(path: str | os.PathLike) -> dict[str, Any]:
+    """The tinysr config stored in an exported ONNX file's metadata."""
+    props = {p.key: p.value for p in load_checked(path).metadata_props}
     if "tinysr_config" not in props:
         raise TinySRError(f"{path}: an ONNX file without tinysr metadata (tinysr_config)")
     return json.loads(props["tinysr_config"])
@@ -91,9 +113,8 @@ def onnx_session(path: str | os.PathLike, *, threads: int | None = None):
     options = ort.SessionOptions()
     if threads is not None:
         options.intra_op_num_threads = threads
-    if not Path(path).is_file():
-        raise TinySRError(f"{path}: no such ONNX file")
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    proto = load_checked(path)
+    return ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
 def onnx_window_fn(session) -> WindowFn:

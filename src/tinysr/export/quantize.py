@@ -22,7 +22,7 @@ import numpy as np
 
 from tinysr.atomic import atomic_write_bytes
 from tinysr.errors import TinySRError
-from tinysr.export.onnx import INPUT_NAME
+from tinysr.export.onnx import DIGEST, INPUT_NAME, graph_digest
 
 CROP_SIZE = 64
 CROPS_PER_IMAGE = 4
@@ -84,7 +84,8 @@ def _copy_metadata(src: str | os.PathLike, dst: Path) -> None:
     source, target = onnx.load(str(src)), onnx.load(str(dst))
     present = {p.key for p in target.metadata_props}
     for prop in source.metadata_props:
-        if prop.key not in present:
+        if prop.key not in present and prop.key != DIGEST:  # the float graph's digest: the int8 graph gets its own
             target.metadata_props.add(key=prop.key, value=prop.value)
     target.metadata_props.add(key="tinysr_quantization", value="int8 QDQ, per-tensor weights, MinMax calibration")
+    target.metadata_props.add(key=DIGEST, value=graph_digest(target))
     onnx.save(target, str(dst))
