@@ -310,3 +310,13 @@ def test_init_starts_a_new_run_from_bundled_weights_under_a_codec_degradation(tm
     trained, _ = checkpoint.load_model(run / runs.RUN_BEST)
     for name, value in trained.state_dict().items():  # a learning rate of 1e-30 leaves the start unchanged
         torch.testing.assert_close(value, init[name])
+
+
+def test_max_pixels_is_an_option_of_train(tmp_path, folders, capsys, monkeypatch):
+    """The decompression-bomb error points to --max-pixels; train has it now (it used to point to nothing)."""
+    monkeypatch.setenv("TINYSR_CACHE", str(tmp_path / "cache"))
+    assert main([*_argv(folders, tmp_path / "run"), "--max-pixels", "100"]) == 2  # 64x64 photos, over 100 pixels
+    warning, error = capsys.readouterr().err.strip().splitlines()  # the skipped files, then why the run stops
+    assert "0.png (64x64 = 4,096 pixels exceeds the decompression-bomb limit of 100" in warning
+    assert "CLI --max-pixels" in warning and error == "tinysr: error: train: none of its 3 image files could be decoded"
+    assert main([*_argv(folders, tmp_path / "run2"), "--max-pixels", "5000"]) == 0

@@ -103,6 +103,9 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
                    help="a new run starts from these weights (a weights file or bundled model; its architecture "
                         "unless --model/fields are given), e.g. to fine-tune for another --degradation")
     d.add_argument("--force", action="store_true", help="overwrite --out, or resume despite disagreeing options")
+    d.add_argument("--max-pixels", type=int_at_least(1),
+                   help="raise Pillow's decompression-bomb limit for the training images (default about 89.5 million "
+                        "pixels per image)")
     t = p.add_argument_group("training")
     t.add_argument("--steps", type=positive_int, help="optimizer steps in all (default 300000, the study's)")
     t.add_argument("--batch-size", type=positive_int, help="patches per step, the global batch under torchrun "

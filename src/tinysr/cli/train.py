@@ -124,7 +124,7 @@ def _train_rank(args: argparse.Namespace, run_dir: Path, config: RunConfig, *, r
     try:
         start_from = init_network(config.init, scale=config.data.scale) if config.init and not resume else None
         with start_run(config, run_dir, resume=resume, force=args.force, threads=args.threads, device=device,
-                       progress=progress, ctx=ctx, model=start_from) as started:
+                       progress=progress, ctx=ctx, model=start_from, max_pixels=args.max_pixels) as started:
             result = train(started.model, started.train_pairs, started.val_pairs, config=config.train,
                            run_dir=run_dir, device=device, resume=resume, progress=progress, fast=fast, ctx=ctx)
     except KeyboardInterrupt:

@@ -153,12 +153,13 @@ class _FlatNpyWriter:
 
 
 def _prepared_pairs(
-    image_set: ImageSet, *, scale: int, degradation: str, seed: int, strict: bool, progress: bool
+    image_set: ImageSet, *, scale: int, degradation: str, seed: int, strict: bool, progress: bool,
+    max_pixels: int | None = None,
 ) -> Iterator[tuple[Path, np.ndarray, np.ndarray]]:
     """Yield (hr path, HR, LR) per decodable image: 1. shrink HR; 2. mod-crop; 3. degrade or read official LR."""
     official = _official_lr(image_set, scale)
     lr_of = dict(zip(image_set.hr_paths, official)) if official else {}
-    decoded = decode_all(image_set, strict=strict)
+    decoded = decode_all(image_set, strict=strict, max_pixels=max_pixels)
     bar = tqdm(decoded, total=len(image_set), desc=f"{image_set.name} x{scale}", unit="img", disable=not progress)
     for path, hr in bar:
         try:
@@ -179,7 +180,7 @@ def _prepared_pairs(
 
 def _build(
     directory: Path, image_set: ImageSet, *, key: str, scale: int, degradation: str, seed: int, strict: bool,
-    progress: bool,
+    progress: bool, max_pixels: int | None = None,
 ) -> None:
     """Decode and degrade every image of `image_set` into `directory` (index written last)."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -191,7 +192,8 @@ def _build(
     with atomic_open(directory / "hr.npy") as hr_fp, atomic_open(directory / "lr.npy") as lr_fp:
         hr_out, lr_out = _FlatNpyWriter(hr_fp), _FlatNpyWriter(lr_fp)
         for path, hr, lr in _prepared_pairs(
-            image_set, scale=scale, degradation=degradation, seed=seed, strict=strict, progress=progress
+            image_set, scale=scale, degradation=degradation, seed=seed, strict=strict, progress=progress,
+            max_pixels=max_pixels,
         ):
             kept.add(path)
             index["names"].append(path.stem)
@@ -245,7 +247,8 @@ def _open(directory: Path, key: str) -> tuple[dict, list[np.ndarray], list[np.nd
 
 
 def _build_once(directory: Path, image_set: ImageSet, *, key: str, scale: int, degradation: str, seed: int,
-                strict: bool, progress: bool) -> tuple[dict, list[np.ndarray], list[np.ndarray]]:
+                strict: bool, progress: bool, max_pixels: int | None
+                ) -> tuple[dict, list[np.ndarray], list[np.ndarray]]:
     """Build the entry under its folder's lock: a second process waits, then reads what the first built; files a
     killed builder left half-written are removed first."""
     try:
@@ -261,7 +264,7 @@ def _build_once(directory: Path, image_set: ImageSet, *, key: str, scale: int, d
             atomic.remove_stale_temps(directory / name)
         try:
             _build(directory, image_set, key=key, scale=scale, degradation=degradation, seed=seed, strict=strict,
-                   progress=progress)
+                   progress=progress, max_pixels=max_pixels)
         except OSError as exc:  # a full disk, a read-only TINYSR_CACHE: the temp files are already gone
             raise TinySRError(f"{directory}: cannot write the decoded cache ({one_line(exc.strerror or exc)}); free "
                               "space or set TINYSR_CACHE to a writable folder") from None
@@ -282,6 +285,7 @@ def load_pairs(
     cache_dir: Path | str | None = None,
     strict: bool = False,
     progress: bool = True,
+    max_pixels: int | None = None,
 ) -> PairedImages:
     """HR/LR pairs of `image_set` at `scale`, from the cache if a complete entry exists, else built once.
 
@@ -303,7 +307,7 @@ as ``jpeg30-95`` draws each image's quality from `degradation_seed` and the file
     hit = opened is not None
     if not hit:
         opened = _build_once(directory, image_set, key=key, scale=scale, degradation=degradation,
-                             seed=degradation_seed, strict=strict, progress=progress)
+                             seed=degradation_seed, strict=strict, progress=progress, max_pixels=max_pixels)
     index, hr, lr = opened
     log.info("cache %s: %s (%d images)", "hit" if hit else "built", directory, len(hr))
     skipped = tuple(index["skipped"])

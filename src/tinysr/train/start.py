@@ -43,7 +43,8 @@ def _image_set(folders: tuple[str, ...], data: DataConfig):  # -> ImageSet
     return dataclasses.replace(concat(*(image_folder(f) for f in folders)), hr_downscale=data.hr_downscale)
 
 
-def load_data(config: RunConfig, *, progress: bool) -> tuple[PairedImages, PairedImages, RunConfig]:
+def load_data(config: RunConfig, *, progress: bool, max_pixels: int | None = None
+              ) -> tuple[PairedImages, PairedImages, RunConfig]:
     """(train pairs, val pairs, config with data.val_names) of a run: image folders -> decoded, degraded, cached pairs.
 
     With data.val_split N, the val pairs are N images held out of the (cached, whole) training set and the train
@@ -51,7 +52,7 @@ def load_data(config: RunConfig, *, progress: bool) -> tuple[PairedImages, Paire
     records their names. A config that recorded other names is refused: it would validate on training images.
     """
     data = config.data
-    opts = {"scale": data.scale, "degradation": data.degradation, "progress": progress}
+    opts = {"scale": data.scale, "degradation": data.degradation, "progress": progress, "max_pixels": max_pixels}
     train_pairs = load_pairs(_image_set(data.train, data), **opts)
     if data.val_split is None:
         return train_pairs, load_pairs(_image_set((data.val,), data), **opts), config
@@ -117,8 +118,8 @@ def _open_folder(config: RunConfig, run_dir: Path, *, resume: bool, force: bool)
 @contextmanager
 def start_run(config: RunConfig, run_dir: str | Path, *, resume: bool, force: bool, threads: int | None = None,
               device: str | torch.device = "cpu", progress: bool = True, ctx: DistContext = DistContext(),
-              model: nn.Module | None = None, pairs: tuple[PairedImages, PairedImages] | None = None
-              ) -> Iterator[StartedRun]:
+              model: nn.Module | None = None, pairs: tuple[PairedImages, PairedImages] | None = None,
+              max_pixels: int | None = None) -> Iterator[StartedRun]:
     """Start (or resume) the run of `config` in `run_dir` (the module's steps 1-4); train inside the block.
 
     `model`: the net to train instead of a fresh one from config.model (polish: the source run's weights).
@@ -131,7 +132,8 @@ def start_run(config: RunConfig, run_dir: str | Path, *, resume: bool, force: bo
         if not ctx.is_main:
             barrier(ctx)  # wait for rank 0's cache and run folder
         if pairs is None:
-            train_pairs, val_pairs, config = load_data(config, progress=progress and ctx.is_main)
+            train_pairs, val_pairs, config = load_data(config, progress=progress and ctx.is_main,
+                                                       max_pixels=max_pixels)
         else:
             train_pairs, val_pairs = pairs
         if ctx.is_main:
