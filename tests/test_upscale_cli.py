@@ -236,3 +236,27 @@ def test_a_video_goes_through_the_same_command(tmp_path, capsys):
     assert main(["upscale", "--model", "tiny-1k-x2", str(tmp_path / "clip.mp4"), "-o", str(tmp_path / "folder")]) == 0
     assert len(probe_video(tmp_path / "folder" / "clip.mp4").pts) == len(src.pts)
     assert "upscaled 1 of 1 files x2" in capsys.readouterr().out
+
+
+def test_sigterm_during_an_upscale_leaves_no_partial_file(tmp_path):
+    """SIGTERM is Ctrl-C for every command: the write in progress is removed, nothing half-written stays. The signal
+    is sent while the output's temporary file exists, i.e. in the middle of writing it."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    big = np.random.default_rng(0).integers(0, 256, (1600, 1600, 3), dtype=np.uint8)  # noise: a slow PNG to write
+    Image.fromarray(big).save(tmp_path / "big.png", compress_level=1)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "tinysr", "upscale", "--model", "tiny-1k-x2", str(tmp_path / "big.png"),
+                             "-o", str(out)], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(out.glob(".big.png.*.tmp")):
+        assert proc.poll() is None and time.monotonic() < deadline, "the write never started"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "tinysr: interrupted"
+    assert list(out.iterdir()) == []  # neither the temporary file nor a half image
