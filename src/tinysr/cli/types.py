@@ -9,6 +9,9 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
+from tinysr.data.degrade import parse_degradation
+from tinysr.errors import TinySRError
+
 
 def int_at_least(minimum: int) -> Callable[[str], int]:
     """A converter for an integer option that must be >= `minimum`."""
@@ -42,9 +45,6 @@ def positive_float(text: str) -> float:
 
 def degradation_name(text: str) -> str:
     """A degradation name (``bicubic``, ``bicubic+jpeg30-95``, ...) checked by `tinysr.data.degrade`; kept as text."""
-    from tinysr.data.degrade import parse_degradation  # torch-free; imported here so `--help` stays lean
-    from tinysr.errors import TinySRError
-
     try:
         parse_degradation(text, option="degradation")
     except TinySRError as exc:

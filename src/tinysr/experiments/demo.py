@@ -26,10 +26,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from skimage import data
 
+from tinysr.data.cache import load_pairs
+from tinysr.data.folder import image_folder
+from tinysr.data.io import write_image
 from tinysr.errors import TinySRError
-from tinysr.experiments import compressed
 from tinysr.evaluate import bicubic_upscaler
+from tinysr.experiments import compressed
+from tinysr.infer.upscale import upscale_array
 from tinysr.metrics import PROTOCOLS, measure, quantize
 from tinysr.models import EDSRConfig, config_to_dict, count_params
 from tinysr.models.weights import load_model
@@ -56,17 +63,11 @@ CROP = 64  # side of the HR crops in the figure
 
 def embedded_photos(names: tuple[str, ...] = tuple(EMBEDDED_PHOTOS)) -> list[tuple[str, np.ndarray]]:
     """(name, HWC RGB uint8) for scikit-image's bundled photos."""
-    from skimage import data
-
     return [(name, np.ascontiguousarray(EMBEDDED_PHOTOS[name](data)[..., :3].astype(np.uint8))) for name in names]
 
 
 def _prepare_pairs(workdir: Path, *, scale: int, progress: bool):
     """Steps 1-2: photos -> train/ and val/ PNG folders -> cached (train pairs, val pairs)."""
-    from tinysr.data.cache import load_pairs
-    from tinysr.data.folder import image_folder
-    from tinysr.data.io import write_image
-
     for name, photo in embedded_photos():
         folder = workdir / ("val" if name == HELD_OUT else "train")
         folder.mkdir(exist_ok=True)
@@ -77,8 +78,6 @@ def _prepare_pairs(workdir: Path, *, scale: int, progress: bool):
 
 def _measure_all(model, lr: np.ndarray, hr: np.ndarray, *, scale: int) -> tuple[dict, dict[str, np.ndarray]]:
     """Step 4: ({upscaler: {protocol: (PSNR, SSIM)}}, {upscaler: SR}) on the held-out photo."""
-    from tinysr.infer.upscale import upscale_array
-
     srs = {"bicubic": bicubic_upscaler(scale)(lr), "EDSR 0x4": upscale_array(model, lr)}
     scores = {name: {p: measure(sr, hr, scale=scale, protocol=PROTOCOLS[p]) for p in PROTOCOLS}
               for name, sr in srs.items()}
@@ -87,9 +86,6 @@ def _measure_all(model, lr: np.ndarray, hr: np.ndarray, *, scale: int) -> tuple[
 
 def write_figure(path: Path, srs: dict[str, np.ndarray], hr: np.ndarray, scores: dict) -> None:
     """Step 5: crops of bicubic | model | HR side by side (matplotlib's Agg canvas, no pyplot state)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     y, x = compressed.busiest_crop(hr, CROP)
     panels = [(f"{n}\n{scores[n]['study'][0]:.2f} dB (study)", quantize(sr)) for n, sr in srs.items()]
     panels.append(("HR (ground truth)", hr))

@@ -24,6 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import torch
+
 from tinysr.errors import TinySRError
 from tinysr.experiments.presets import Reference, RunSpec, select_rows
 from tinysr.experiments.training import polish_spec, polished_dir, train_spec
@@ -178,8 +180,6 @@ def run_sequential(jobs: list[Job], execute: Executor, *, log: Callable[[str], N
 
 def parse_devices(text: str) -> list[int]:
     """`--devices 0,1,2,3` -> CUDA indices; TinySRError naming one that is malformed or not on this machine."""
-    import torch
-
     try:
         devices = [int(d) for d in text.split(",")]
     except ValueError:
