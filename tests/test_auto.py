@@ -127,15 +127,24 @@ def test_cli_auto_carries_on_past_an_unreadable_file(tmp_path, capsys):
     assert "bad.jpg: cannot read image" in err and "1 failure(s)" in err
 
 
-@pytest.mark.parametrize("quality, expected", [(30, "tiny-1k-x2-jpeg"), (75, "tiny-1k-x2-jpeg"),
-                                               (89, "tiny-1k-x2-jpeg"), (92, "tiny-1k-x2"), (98, "tiny-1k-x2")])
-def test_auto_sends_near_lossless_jpegs_to_the_clean_model(tmp_path, quality, expected):
-    """The JPEG-aware nets cost ~0.8 dB on clean input and tie the clean ones at q90 (BSD100 x2)."""
+@pytest.mark.parametrize("quality, expected", [(30, "tiny-1k-x2-jpeg-low"), (45, "tiny-1k-x2-jpeg-low"),
+                                               (50, "tiny-1k-x2-jpeg"), (75, "tiny-1k-x2-jpeg"),
+                                               (85, "tiny-1k-x2-jpeg-high"), (92, "tiny-1k-x2-jpeg-high"),
+                                               (98, "tiny-1k-x2")])
+def test_auto_picks_the_jpeg_quality_band_s_model(tmp_path, quality, expected):
+    """Low qualities to the net fine-tuned on q25-45, the middle to the blind JPEG-aware net, high ones to the net
+    fine-tuned on q80-95, near-lossless to the clean net (the JPEG-aware nets cost ~0.8 dB on clean input)."""
     Image.fromarray(CROP).save(tmp_path / "a.jpg", quality=quality)
     info = inspect_source(tmp_path / "a.jpg")
     assert choose_model(info) == expected
-    if quality >= 90:
-        assert "near lossless, the clean model" in describe_choice(info, expected)
+    if expected == "tiny-1k-x2":
+        assert "near lossless: the clean model" in describe_choice(info, expected)
+
+
+def test_a_lossy_webp_of_unknown_quality_takes_the_blind_jpeg_aware_model(tmp_path):
+    Image.fromarray(CROP).save(tmp_path / "a.webp", quality=60)
+    info = inspect_source(tmp_path / "a.webp")
+    assert info.quality is None and choose_model(info) == "tiny-1k-x2-jpeg"
 
 
 def test_auto_is_the_default_model_of_upscale(tmp_path, capsys):

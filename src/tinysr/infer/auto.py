@@ -36,10 +36,16 @@ AUTO_MODELS: dict[int, tuple[str, str | None]] = {
     4: ("tiny-1k-x4", "tiny-1k-x4-jpeg"),
 }
 DEFAULT_SCALE = 2
-#: A JPEG of at least this estimated quality goes to the clean model: near-lossless input is where the JPEG-aware
-#: nets pay for their robustness (BSD100 x2, dB over bicubic: at q90 tiny-1k-x2 +0.83 against tiny-1k-x2-jpeg
-#: +0.81; on clean input +1.61 against +0.82; at q75 +0.20 against +0.60; benchmarks/RESULTS.md, "compressed").
-CLEAN_FROM_QUALITY = 90
+#: Per scale, the JPEG quality bands: (lowest estimated quality, model), highest band first. A JPEG goes to the
+#: first band its quality reaches whose model is bundled; lossy input of unknown quality (WebP, AVIF) to
+#: AUTO_MODELS' JPEG-aware model. Near-lossless input is where the JPEG-aware nets lose (BSD100 x2, dB over bicubic:
+#: clean input, tiny-1k-x2 +1.61 against tiny-1k-x2-jpeg +0.82); each band model was chosen on held-out training
+#: images of its band (benchmarks/RESULTS.md, "compressed": the band models).
+JPEG_BANDS: dict[int, tuple[tuple[int, str], ...]] = {
+    2: ((96, "tiny-1k-x2"), (80, "tiny-1k-x2-jpeg-high"), (46, "tiny-1k-x2-jpeg"), (0, "tiny-1k-x2-jpeg-low")),
+    3: ((0, "tiny-1k-x3"),),
+    4: ((90, "tiny-1k-x4"), (0, "tiny-1k-x4-jpeg")),
+}
 #: formats whose headers `inspect_source` opens: what `read_image` decodes, plus AVIF (recognised, not yet decoded);
 #: Pillow's other plugins (e.g. EPS via Ghostscript) are never reached, as in `tinysr.data.io`.
 INSPECTED_FORMATS = (*PILLOW_FORMATS, "AVIF")
@@ -132,30 +138,39 @@ def resolve_scale(info: SourceInfo, *, scale: int | None) -> int:
 
 
 def choose_model(info: SourceInfo, *, scale: int | None = None) -> str:
-    """The bundled model name `auto` uses for `info` (or `IDENTITY` for a recorded scale of 1)."""
+    """The bundled model name `auto` uses for `info` (or `IDENTITY` for a recorded scale of 1): the clean model for
+    lossless input, the JPEG band's model for a JPEG of known quality, else the scale's JPEG-aware model."""
     scale = resolve_scale(info, scale=scale)
     if scale == 1:
         return IDENTITY
     if scale not in AUTO_MODELS:
         raise TinySRError(f"--model auto has no x{scale} model (it has {', '.join(f'x{s}' for s in AUTO_MODELS)})")
     clean, lossy = AUTO_MODELS[scale]
-    near_lossless = info.quality is not None and info.quality >= CLEAN_FROM_QUALITY
-    return lossy if info.lossy and not near_lossless and lossy is not None and lossy in bundled_names() else clean
+    if not info.lossy:
+        return clean
+    bundled = set(bundled_names())
+    if info.quality is not None:
+        band = next((name for lowest, name in JPEG_BANDS[scale] if info.quality >= lowest and name in bundled), None)
+        if band is not None:
+            return band
+    return lossy if lossy is not None and lossy in bundled else clean
 
 
 def describe_choice(info: SourceInfo, name: str) -> str:
-    """One line: what the file is and which model `auto` took, saying when a JPEG-aware model is missing."""
+    """One line: what the file is and which model `auto` took, and why when it is not the obvious one."""
     what = info.format + (f" q~{info.quality}" if info.quality is not None else "") + (
         " (lossy)" if info.lossy else " (lossless)")
     if info.record is not None:
         what += f", {info.record.text()}"
     line = f"{info.path}: {what} -> {name}"
     clean_of = {clean: lossy for clean, lossy in AUTO_MODELS.values()}
-    if info.quality is not None and info.quality >= CLEAN_FROM_QUALITY and name in clean_of:
-        line += f" (quality {CLEAN_FROM_QUALITY}+: near lossless, the clean model)"
-    elif info.lossy and name in clean_of:
+    if info.lossy and name in clean_of:
         lossy = clean_of[name]
-        line += f" ({lossy} not bundled: the clean model)" if lossy else " (no JPEG-aware model of this scale)"
+        if info.quality is not None and any(model == name and 0 < lowest <= info.quality
+                                            for bands in JPEG_BANDS.values() for lowest, model in bands):
+            line += " (near lossless: the clean model)"
+        else:
+            line += f" ({lossy} not bundled: the clean model)" if lossy else " (no JPEG-aware model of this scale)"
     return line
 
 

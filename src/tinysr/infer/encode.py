@@ -28,7 +28,7 @@ from tinysr.atomic import atomic_write_bytes
 from tinysr.data.degrade import bicubic
 from tinysr.data.io import read_image
 from tinysr.errors import TinySRError
-from tinysr.infer.auto import SourceInfo, upscale_auto
+from tinysr.infer.auto import SourceInfo, estimate_jpeg_quality, upscale_auto
 from tinysr.infer.record import Record, save_options
 from tinysr.metrics import PROTOCOLS, prepare_pair, psnr
 
@@ -106,9 +106,16 @@ def decode(data: bytes) -> np.ndarray:
         return np.asarray(im.convert("RGB"))
 
 
+def jpeg_quality(data: bytes) -> int | None:
+    """The quality the receiver will estimate from the file's own quantisation tables (None for a non-JPEG)."""
+    with Image.open(io.BytesIO(data)) as im:
+        return estimate_jpeg_quality(im.quantization) if im.format == "JPEG" else None
+
+
 def receive(data: bytes, *, codec: str, record: Record) -> tuple[np.ndarray, str]:
     """What `tinysr upscale --model auto` makes of the file: (HWC RGB uint8 image at the original size, model)."""
-    info = SourceInfo(path=Path(f"candidate{CODECS[codec][1]}"), format=CODECS[codec][0], lossy=True, record=record)
+    info = SourceInfo(path=Path(f"candidate{CODECS[codec][1]}"), format=CODECS[codec][0], lossy=True,
+                      quality=jpeg_quality(data), record=record)
     result = upscale_auto(decode(data), info=info, fused=False)
     return result.image, result.model
 
