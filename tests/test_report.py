@@ -179,4 +179,4 @@ def test_report_shows_the_compressed_comparison(tmp_path, data_dir):
     assert tmp_path / "report" / "compressed.png" in files
     text = (tmp_path / "report" / "report.md").read_text()
     assert "## Compressed input: baby sent as a JPEG of quality 40 at x2" in text
-    assert "- tiny-1k-x2-jpeg: " in text and "![compressed](compressed.png)" in text
+    assert "- tiny-1k-x2-jpeg-low: " in text and "![compressed](compressed.png)" in text

@@ -1,7 +1,8 @@
 """A visual comparison on compressed input: what the demo and `tinysr report` show of the JPEG-aware models.
 
 One HR photo is made into the LR a sender would send (MATLAB bicubic, then a JPEG of quality `quality`, the
-`bicubic+jpegQ` degradation), then brought back by bicubic, the clean bundled model and the JPEG-aware one. The
+`bicubic+jpegQ` degradation), then brought back by bicubic, the clean bundled model and the JPEG-aware one that
+`--model auto` takes for that quality (`tinysr.infer.auto.band_model`). The
 figure shows, per upscaler, a crop of the busiest region at `ZOOM`x, large enough to see blocks and ringing, with its
 PSNR under the `standard` protocol; the HR crop is last.
 
@@ -18,12 +19,12 @@ from matplotlib.figure import Figure
 
 from tinysr.data.degrade import degrade, mod_crop
 from tinysr.evaluate import bicubic_upscaler
+from tinysr.infer.auto import band_model
 from tinysr.infer.load import load_network
 from tinysr.infer.upscale import upscale
 from tinysr.metrics import PROTOCOLS, measure, quantize
 
-#: (clean, JPEG-aware) bundled models compared, at x2.
-MODELS = ("tiny-1k-x2", "tiny-1k-x2-jpeg")
+CLEAN = "tiny-1k-x2"  # the clean bundled model compared, at x2
 QUALITY = 40
 CROP, ZOOM = 48, 4  # HR pixels of the crop, and how much it is enlarged on screen
 
@@ -37,13 +38,14 @@ def busiest_crop(hr: np.ndarray, size: int) -> tuple[int, int]:
     return max(corners, key=lambda c: energy[c[0]:c[0] + size, c[1]:c[1] + size].sum())
 
 
-def compare(hr: np.ndarray, *, quality: int = QUALITY, models: tuple[str, ...] = MODELS
+def compare(hr: np.ndarray, *, quality: int = QUALITY
             ) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, float]]:
-    """(mod-cropped HR, {upscaler: SR uint8}, {upscaler: PSNR, standard protocol}) of `hr` sent as a JPEG at x2."""
+    """(mod-cropped HR, {upscaler: SR uint8}, {upscaler: PSNR, standard protocol}) of `hr` sent as a JPEG at x2:
+    bicubic, the clean model and `auto`'s model for `quality`."""
     hr = mod_crop(hr, 2)
     lr = degrade(hr, 2, f"bicubic+jpeg{quality}")
     srs = {"bicubic": quantize(bicubic_upscaler(2)(lr))}
-    for name in models:
+    for name in dict.fromkeys((CLEAN, band_model(quality, scale=2) or CLEAN)):
         srs[name] = upscale(lr, load_network(name, scale=2)[0])
     scores = {name: measure(sr, hr, scale=2, protocol=PROTOCOLS["standard"])[0] for name, sr in srs.items()}
     return hr, srs, scores

@@ -148,12 +148,16 @@ def choose_model(info: SourceInfo, *, scale: int | None = None) -> str:
     clean, lossy = AUTO_MODELS[scale]
     if not info.lossy:
         return clean
+    band = band_model(info.quality, scale=scale) if info.quality is not None else None
+    if band is not None:
+        return band
+    return lossy if lossy is not None and lossy in bundled_names() else clean
+
+
+def band_model(quality: int, *, scale: int) -> str | None:
+    """The bundled model of the JPEG quality band that `quality` falls in (`JPEG_BANDS`), or None if none is."""
     bundled = set(bundled_names())
-    if info.quality is not None:
-        band = next((name for lowest, name in JPEG_BANDS[scale] if info.quality >= lowest and name in bundled), None)
-        if band is not None:
-            return band
-    return lossy if lossy is not None and lossy in bundled else clean
+    return next((name for lowest, name in JPEG_BANDS.get(scale, ()) if quality >= lowest and name in bundled), None)
 
 
 def describe_choice(info: SourceInfo, name: str) -> str:
