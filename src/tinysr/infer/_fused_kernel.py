@@ -29,16 +29,17 @@ def mirror(j, n):
 
 @jit
 def horizontal(lr, row, offsets, taps, padded, out):
-    # LR row `row` of lr (h, w, 3) uint8 -> out (3, s, w) float32: the horizontal bicubic pass, channel- and
+    # LR row `row` of lr (h, w, C) uint8 -> out (C, s, w) float32: the horizontal bicubic pass, channel- and
     # phase-major (out[c, q, x] is output column x * s + q), so that every loop below is contiguous.
-    # padded: (3, w + 4) scratch for the row's channels with MATLAB's mirror, 2 pixels each side.
-    w = lr.shape[1]
+    # padded: (C, w + 4) scratch for the row's channels with MATLAB's mirror, 2 pixels each side. C is 3 here and
+    # 1 for a video's luma plane (`_video_kernel`).
+    w, channels = lr.shape[1], lr.shape[2]
     s = offsets.shape[0]
     for x in range(-2, w + 2):
         src = mirror(x, w)
-        for c in range(3):
+        for c in range(channels):
             padded[c, x + 2] = np.float32(lr[row, src, c])
-    for c in range(3):
+    for c in range(channels):
         for q in range(s):
             t0, t1, t2, t3 = taps[q, 0], taps[q, 1], taps[q, 2], taps[q, 3]
             a0 = padded[c, 2 + offsets[q, 0]:2 + offsets[q, 0] + w]
