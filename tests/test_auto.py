@@ -154,3 +154,19 @@ def test_auto_is_the_default_model_of_upscale(tmp_path, capsys):
     assert main(["upscale", str(tmp_path / "a.jpg"), "-o", str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out
     assert "-> tiny-1k-x2-jpeg" in out and "with --model auto" in out
+
+
+def test_the_api_takes_auto_with_the_source_file(tmp_path, caplog):
+    import logging
+
+    import tinysr
+    from tinysr.errors import TinySRError
+
+    Image.fromarray(CROP).save(tmp_path / "a.jpg", quality=40)
+    image = np.asarray(Image.open(tmp_path / "a.jpg"))
+    with caplog.at_level(logging.INFO, logger="tinysr"):
+        sr = tinysr.upscale(image, "auto", source=tmp_path / "a.jpg")
+    assert np.array_equal(sr, upscale_file(tmp_path / "a.jpg").image)
+    assert "-> tiny-1k-x2-jpeg-low" in caplog.text
+    with pytest.raises(TinySRError, match="model 'auto' needs source="):
+        tinysr.upscale(image, "auto")

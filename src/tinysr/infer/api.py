@@ -4,12 +4,14 @@
     model = tinysr.load_model("tiny-1k-x2")            # a bundled name, a run folder or a weights file
     sr = tinysr.upscale(image, model)                  # HWC uint8 in and out; grey stays grey, alpha is kept
     sr = tinysr.upscale(image, "tiny-1k-x2", tile=512)  # the same, loading the model on the way
+    sr = tinysr.upscale(image, "auto", source="photo.jpg")  # the model --model auto picks for that file
 
 A thin layer over `tinysr.infer.load.load_network` and `tinysr.infer.upscale.upscale`, which it does not change.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 
 import numpy as np
@@ -17,7 +19,10 @@ from torch import nn
 
 from tinysr.errors import TinySRError
 from tinysr.infer import upscale as engine
+from tinysr.infer.auto import describe_choice, inspect_source, upscale_auto
 from tinysr.infer.load import load_network
+
+log = logging.getLogger("tinysr")
 
 
 def load_model(spec: str | os.PathLike, *, scale: int | None = None) -> nn.Module:
@@ -26,9 +31,21 @@ def load_model(spec: str | os.PathLike, *, scale: int | None = None) -> nn.Modul
     return load_network(os.fspath(spec), scale=scale)[0].eval()
 
 
-def upscale(image: np.ndarray, model: nn.Module | str | os.PathLike, **options) -> np.ndarray:
+def upscale(image: np.ndarray, model: nn.Module | str | os.PathLike, *, source: str | os.PathLike | None = None,
+            **options) -> np.ndarray:
     """`tinysr.infer.upscale.upscale` with `model` given as a network or as anything `load_model` takes; the
-    keyword options (tile, overlap, self_ensemble, device, workers, fused, progress) are passed on."""
+    keyword options (tile, overlap, self_ensemble, device, workers, fused, progress) are passed on.
+
+    model "auto": the bundled model `tinysr upscale --model auto` picks for the file `source` the image was read
+    from (its format, JPEG quality and `tinysr encode` record decide; `tinysr.infer.auto`); the choice is logged on
+    the "tinysr" logger, and `tinysr.infer.auto.upscale_file` returns it with the image."""
+    if model == "auto":
+        if source is None:
+            raise TinySRError("model 'auto' needs source=, the file the image was read from: its format and JPEG "
+                              "quality decide the model")
+        result = upscale_auto(image, info=inspect_source(source), **options)
+        log.info(describe_choice(result.info, result.model))
+        return result.image
     if isinstance(model, (str, os.PathLike)):
         model = load_model(model)
     elif not isinstance(model, nn.Module):
