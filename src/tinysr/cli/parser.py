@@ -170,9 +170,9 @@ def add_upscale_parser(sub: argparse._SubParsersAction) -> None:
                    help="output folder (created if missing), or a file name (image or video suffix) for one input")
     p.add_argument("--model", default="auto",
                    help="a weights file, a run folder, a bundled model (tinysr models), or auto (the default): per "
-                        "file, the bundled clean model for lossless input and near-lossless JPEG (q90+), the "
-                        "JPEG-aware one for other JPEG and lossy WebP, at the scale `tinysr encode` recorded in the "
-                        "file (restoring its original size)")
+                        "file, the bundled clean model for lossless input, for a JPEG the model of its estimated "
+                        "quality's band, the JPEG-aware one for lossy WebP, at the scale `tinysr encode` recorded in "
+                        "the file (restoring its original size)")
     p.add_argument("--scale", type=int, choices=SCALES,
                    help="check that the model upscales by this factor; with --model auto, the scale of files that "
                         "record none (default 2)")
