@@ -267,8 +267,8 @@ def upscale(image: np.ndarray, model: NumpyModel, *, tile: int | None = None,
 
 
 def _fused_net(model: NumpyModel, *, rgb: bool, pixels: int, fused: bool | None):
-    """The `tinysr.infer.fused.FusedNet` that `upscale` runs, or None (`tinysr.infer.fused.use` decides; with fused=None only
-    where it pays, `tinysr.infer.fused.worth_it`)."""
+    """The `tinysr.infer.fused.FusedNet` that `upscale` runs, or None (`tinysr.infer.fused.use` decides; with
+    fused=None only where it pays, `tinysr.infer.fused.worth_it`)."""
     if fused is False or (fused is None and not fused_stage.worth_it(pixels)):
         return None
     net = fused_stage.fused_net_from_arrays(model.config, model.weights)

@@ -1,4 +1,5 @@
-"""Tiled inference geometry, shared by the torch path (`tinysr.infer.upscale`) and the NumPy runtime (`tinysr.export.runtime`).
+"""Tiled inference geometry, shared by the torch path (`tinysr.infer.upscale`) and the NumPy runtime
+(`tinysr.export.runtime`).
 
 No torch here: the NumPy runtime imports this module and must stay torch-free.
 

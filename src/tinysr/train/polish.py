@@ -79,7 +79,8 @@ class PolishResult:
 def whole_images(pairs: PairedImages) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """(LR, HR) of each pair as 1x3xHxW float32 tensors in 0..255 (the cache's uint8 pixels, not rescaled)."""
     def tensor(img: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.array(img, dtype=np.float32)).permute(2, 0, 1)[None]  # a copy: the cache is read-only
+        # a copy: the cache is read-only
+        return torch.from_numpy(np.array(img, dtype=np.float32)).permute(2, 0, 1)[None]
 
     return [(tensor(np.asarray(lr)), tensor(np.asarray(hr))) for lr, hr in zip(pairs.lr, pairs.hr)]
 

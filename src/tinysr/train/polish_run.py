@@ -47,8 +47,8 @@ def read_source(run: Path) -> tuple[RunConfig, Any, dict[str, Any]]:
 
 
 class StepLog:
-    """`tinysr.train.polish.OnStep` for a run folder: a metrics line per step, best.safetensors when validation improves,
-    status.json, and the progress bar."""
+    """`tinysr.train.polish.OnStep` for a run folder: a metrics line per step, best.safetensors when validation
+    improves, status.json, and the progress bar."""
 
     def __init__(self, out: Path, model: Any, config: PolishConfig, *, progress: bool) -> None:
         self.out, self.model, self.config, self.done = out, model, config, 0
