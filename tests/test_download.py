@@ -265,3 +265,15 @@ def test_a_full_disk_during_a_download_is_one_line_and_resumable(tmp_path, serve
     assert result.returncode == 2, result.stderr
     assert result.stdout.strip().startswith(f"{dest}.part: cannot write the download (File too large)")
     assert not dest.exists() and dest.with_name(dest.name + ".part").stat().st_size <= 300
+
+
+def test_a_member_that_would_replace_its_own_archive_is_refused(tmp_path):
+    """`prepare div2k` extracts into --root, where the zips are: a member named like its archive would overwrite
+    the source while it is being read."""
+    root = tmp_path / "root"
+    root.mkdir()
+    archive = _evil_zip(tmp_path, "evil.zip").rename(root / "evil.zip")
+    data = archive.read_bytes()
+    with pytest.raises(TinySRError, match=r"evil\.zip: refusing to extract, member 'evil\.zip' would replace the archive"):
+        extract_zip(archive, root)
+    assert archive.read_bytes() == data and sorted(p.name for p in root.iterdir()) == ["evil.zip"]

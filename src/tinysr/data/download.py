@@ -155,6 +155,8 @@ def check_zip_members(archive: Path, zf: zipfile.ZipFile, dest: Path) -> None:
         reason = _unsafe_reason(info)
         if reason is None and not (root / info.filename).resolve().is_relative_to(root):
             reason = "resolves outside the destination"
+        if reason is None and (root / info.filename).resolve() == archive.resolve():
+            reason = "would replace the archive being extracted"  # --root holds the zips: a source and a destination
         if reason:
             raise TinySRError(f"{archive}: refusing to extract, member {info.filename!r} {reason}")
 
