@@ -7,9 +7,8 @@ from pathlib import Path
 
 from tinysr.errors import TinySRError
 from tinysr.export.formats import export_model
-from tinysr.infer.load import bundled_names, load_network, weights_path
+from tinysr.infer.load import load_network
 from tinysr.paths import refuse_overlap
-from tinysr.pretrained import pretrained_path
 
 
 def run(args: argparse.Namespace) -> int:
@@ -20,10 +19,8 @@ def run(args: argparse.Namespace) -> int:
         raise TinySRError(f"{out}: exists; pass --force to overwrite")
     if not out.parent.is_dir():
         raise TinySRError(f"{out.parent}: no such folder for {out.name}")
-    source = weights_path(args.model) or (pretrained_path(args.model) if args.model in bundled_names() else None)
-    if source is not None:
-        refuse_overlap(source=source, destination=out, source_option="--model", destination_option="OUT")
-    model, description = load_network(args.model, scale=args.scale)
+    model, description = load_network(args.model, scale=args.scale)  # description: the weights file it read
+    refuse_overlap(source=description, destination=out, source_option="--model", destination_option="OUT")
     export_model(model, out, fmt=args.format, calibration=args.calibration, seed=args.seed)
     print(f"wrote {out} ({args.format}, {out.stat().st_size:,} bytes) from {description}")
     return 0

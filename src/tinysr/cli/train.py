@@ -13,9 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tinysr.errors import TinySRError
-from torch import nn
-
-from tinysr.infer.load import load_network
+from tinysr.infer.api import load_model
 from tinysr.models import build_config, config_from_dict, config_to_dict
 from tinysr.train import runs
 from tinysr.train.config import DataConfig, RunConfig, TrainConfig
@@ -83,7 +81,7 @@ def plan_run(args: argparse.Namespace) -> tuple[Path, RunConfig, bool]:
             raise TinySRError(f"a new run needs {', '.join(missing)} (or --resume RUN)")
         init = str(args.init) if args.init else None
         model = (build_config(args.model or "edsr", **model_given) if args.model or not init else
-                 dataclasses.replace(init_network(init, scale=args.scale).config, **model_given))
+                 dataclasses.replace(load_model(init, scale=args.scale).config, **model_given))
         train = TrainConfig(**train_given)
         (val, val_split) = _validation(args)
         data = DataConfig(train=tuple(_resolved(args.train_data)), val=val, val_split=val_split,
@@ -91,11 +89,6 @@ def plan_run(args: argparse.Namespace) -> tuple[Path, RunConfig, bool]:
     config = RunConfig(model=config_to_dict(model), train=train, data=data, protocol=train.protocol, seed=train.seed,
                        init=init)
     return Path(args.resume or args.out), config, bool(args.resume)
-
-
-def init_network(spec: str, *, scale: int | None) -> nn.Module:
-    """The deployed network of --init WEIGHTS (a weights file, run folder or bundled model name)."""
-    return load_network(spec, scale=scale)[0]
 
 
 def fast_path(args: argparse.Namespace, device: Any, *, world_size: int) -> Any:
@@ -122,7 +115,7 @@ def _train_rank(args: argparse.Namespace, run_dir: Path, config: RunConfig, *, r
     fast = fast_path(args, device, world_size=ctx.world_size)
     progress = not args.no_progress and ctx.is_main
     try:
-        start_from = init_network(config.init, scale=config.data.scale) if config.init and not resume else None
+        start_from = load_model(config.init, scale=config.data.scale) if config.init and not resume else None
         with start_run(config, run_dir, resume=resume, force=args.force, threads=args.threads, device=device,
                        progress=progress, ctx=ctx, model=start_from, max_pixels=args.max_pixels) as started:
             result = train(started.model, started.train_pairs, started.val_pairs, config=config.train,

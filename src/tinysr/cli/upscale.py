@@ -31,8 +31,15 @@ from tinysr.data.folder import is_image_file, scan_folder, skipped_files_message
 from tinysr.data.io import read_for_upscale, write_image
 from tinysr.errors import TinySRError, one_line
 from tinysr.infer import fused as fused_stage
-from tinysr.infer.auto import (AUTO_MODELS, describe_choice, inspect_source, network, resolve_scale,
-                               upscale_auto)
+from tinysr.infer.auto import (
+    SourceInfo,
+    choose_model,
+    describe_choice,
+    inspect_source,
+    network,
+    resolve_scale,
+    upscale_auto,
+)
 from tinysr.infer.load import load_network
 from tinysr.infer.upscale import network_window_fn, upscale
 from tinysr.infer.video import MUXERS, upscale_video
@@ -133,13 +140,14 @@ def upscale_image(job: Job, model, args: argparse.Namespace, *, fused: bool | No
 
 
 def upscale_clip(job: Job, model, args: argparse.Namespace, *, fused: bool | None) -> str | None:
-    """One video through `upscale_video`; with --model auto, the JPEG-aware model of the scale (else the clean)."""
+    """One video through `upscale_video`; with --model auto, the model `choose_model` gives lossy input of unknown
+    quality (the scale's JPEG-aware one where bundled, else the clean one)."""
     if args.self_ensemble:
         raise TinySRError(f"{job.src}: --self-ensemble is for images; a video runs one pass per frame")
     note = None
     if model is None:
-        clean, lossy = AUTO_MODELS[args.scale or 2]
-        model, note = network(lossy or clean), f"{job.src}: video, model {lossy or clean}"
+        name = choose_model(SourceInfo(path=job.src, format="video", lossy=True), scale=args.scale)
+        model, note = network(name), f"{job.src}: video, model {name}"
     job.dst.parent.mkdir(parents=True, exist_ok=True)
     upscale_video(job.src, job.dst, model, fused=fused, yuv=False if args.no_yuv else None, tile=args.tile,
                   codec=args.codec, crf=args.crf, preset=args.preset, force=args.force, progress=True)
