@@ -59,6 +59,18 @@ def test_round_trip_through_the_cli(tmp_path, capsys):
     assert receiver_psnr(received.image, HR) == pytest.approx(best.psnr, abs=0.01)
 
 
+def test_round_trip_for_an_auto_5k_receiver(tmp_path):
+    """--receiver auto-5k judges the candidates with the <= 5k nets, and `upscale_file(family="auto-5k")` gets the
+    PSNR it reported."""
+    Image.fromarray(HR).save(tmp_path / "photo.png")
+    best, found = encode_file(tmp_path / "photo.png", tmp_path / "sent.jpg", budget=1200, receiver="auto-5k")
+    assert best.model.startswith("tiny-5k-x2") and best.scale == 2 and len(best.data) <= 1200
+    small = {c.scale: c.psnr for c in encode_image(HR, budget=1200)[1]}
+    assert best.psnr > small[2]  # the 5k receiver does better than the 1k one on the same x2 file
+    received = upscale_file(tmp_path / "sent.jpg", family="auto-5k")
+    assert received.model == best.model and receiver_psnr(received.image, HR) == pytest.approx(best.psnr, abs=0.01)
+
+
 def run_cli(*argv: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "tinysr", *argv], capture_output=True, text=True, timeout=120,
                           check=False)

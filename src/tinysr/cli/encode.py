@@ -1,6 +1,6 @@
 """`tinysr encode`: the sender's half of `tinysr upscale --model auto`.
 
-    tinysr encode IMAGE --budget BYTES -o OUT [--codec jpeg|webp] [--force]
+    tinysr encode IMAGE --budget BYTES -o OUT [--codec jpeg|webp] [--receiver auto|auto-5k] [--force]
 
 Tries scales 1-4, each at the highest codec quality that fits the budget, measures what the receiver will see, and
 writes the best as an ordinary JPEG/WebP that records its scale and the original size (`tinysr.infer.encode`).
@@ -15,7 +15,8 @@ from tinysr.infer.encode import BORDER, encode_file
 
 
 def run(args: argparse.Namespace) -> int:
-    best, found = encode_file(args.image, args.output, budget=args.budget, codec=args.codec, force=args.force)
+    best, found = encode_file(args.image, args.output, budget=args.budget, codec=args.codec, force=args.force,
+                              receiver=args.receiver)
     for c in found:
         print(("* " if c is best else "  ") + c.describe())
     print(f"wrote {args.output}: {len(best.data)} of {args.budget} bytes, x{best.scale} q{best.quality}, receiver "

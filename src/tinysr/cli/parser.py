@@ -161,6 +161,8 @@ DEFAULT_TILE = 512
 
 #: --engine -> `tinysr.upscale(..., fused=)`: None picks the fused kernels where they apply (`tinysr.infer.fused`)
 ENGINES = {"auto": None, "torch": False, "fused": True}
+#: the `--model auto...` families (`tinysr.infer.auto.AUTO_FAMILIES`, which imports torch; a test keeps them equal)
+AUTO_FAMILY_NAMES = ("auto", "auto-5k")
 
 
 def add_upscale_parser(sub: argparse._SubParsersAction) -> None:
@@ -172,7 +174,8 @@ def add_upscale_parser(sub: argparse._SubParsersAction) -> None:
                    help="a weights file, a run folder, a bundled model (tinysr models), or auto (the default): per "
                         "file, the bundled clean model for lossless input, for a JPEG the model of its estimated "
                         "quality's band, the JPEG-aware one for lossy WebP, at the scale `tinysr encode` recorded in "
-                        "the file (restoring its original size)")
+                        "the file (restoring its original size), all <= 1,000 parameters; auto-5k: the same with "
+                        "the <= 5,000-parameter nets")
     p.add_argument("--scale", type=int, choices=SCALES,
                    help="check that the model upscales by this factor; with --model auto, the scale of files that "
                         "record none (default 2)")
@@ -206,6 +209,9 @@ def add_encode_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--budget", required=True, type=int_at_least(1), metavar="BYTES", help="the file size limit")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="the file to write (.jpg, or .webp)")
     p.add_argument("--codec", choices=("jpeg", "webp"), default="jpeg", help="default jpeg")
+    p.add_argument("--receiver", choices=AUTO_FAMILY_NAMES, default="auto",
+                   help="the --model the receiver will upscale with: auto (<= 1,000-parameter nets, the default) "
+                        "or auto-5k (<= 5,000)")
     p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
 
 

@@ -13,7 +13,7 @@
 - --model auto (`tinysr.infer.auto`): each file gets the bundled model its content calls for (one line per file says
   which), at the scale `tinysr encode` recorded in it (else --scale, else 2), cropped to the recorded original size.
   A recorded scale without a model fails the run before any file is written. A video takes the JPEG-aware model
-  (compressed video blocks as JPEG does).
+  (compressed video blocks as JPEG does). --model auto-5k does the same with the <= 5,000-parameter nets.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from tinysr.data.io import read_for_upscale, write_image
 from tinysr.errors import TinySRError, one_line
 from tinysr.infer import fused as fused_stage
 from tinysr.infer.auto import (
+    AUTO_FAMILIES,
     SourceInfo,
     choose_model,
     describe_choice,
@@ -44,9 +45,6 @@ from tinysr.infer.load import load_network
 from tinysr.infer.upscale import network_window_fn, upscale
 from tinysr.infer.video import MUXERS, upscale_video
 from tinysr.infer.video_probe import is_video
-
-AUTO = "auto"
-
 
 @dataclass(frozen=True)
 class Job:
@@ -130,7 +128,7 @@ def upscale_image(job: Job, model, args: argparse.Namespace, *, fused: bool | No
     options = {"tile": args.tile, "overlap": args.overlap, "self_ensemble": args.self_ensemble,
                "device": args.device, "fused": fused}
     if info is not None:
-        result = upscale_auto(image, info=info, scale=args.scale, **options)
+        result = upscale_auto(image, info=info, scale=args.scale, family=args.model, **options)
         sr, note = result.image, describe_choice(info, result.model)
     else:
         sr, note = upscale(image, model, **options), None
@@ -146,7 +144,8 @@ def upscale_clip(job: Job, model, args: argparse.Namespace, *, fused: bool | Non
         raise TinySRError(f"{job.src}: --self-ensemble is for images; a video runs one pass per frame")
     note = None
     if model is None:
-        name = choose_model(SourceInfo(path=job.src, format="video", lossy=True), scale=args.scale)
+        name = choose_model(SourceInfo(path=job.src, format="video", lossy=True), scale=args.scale,
+                            family=args.model)
         model, note = network(name), f"{job.src}: video, model {name}"
     job.dst.parent.mkdir(parents=True, exist_ok=True)
     upscale_video(job.src, job.dst, model, fused=fused, yuv=False if args.no_yuv else None, tile=args.tile,
@@ -188,8 +187,8 @@ def load_fused_kernels_if_worth_it(sources: list[Path]) -> None:
 
 def prepare(args: argparse.Namespace) -> tuple[object, str, bool | None]:
     """(model or None for auto, its description, the fused choice); a model the options rule out fails here."""
-    if args.model == AUTO:
-        return None, "--model auto", ENGINES[args.engine]
+    if args.model in AUTO_FAMILIES:
+        return None, f"--model {args.model}", ENGINES[args.engine]
     model, description = load_network(args.model, scale=args.scale)
     fused = ENGINES[args.engine]
     if fused:
@@ -222,7 +221,7 @@ def run(args: argparse.Namespace) -> int:
     if model is None:
         for job in jobs:
             if not job.video:
-                _check_auto(job.src, scale=args.scale)
+                _check_auto(job.src, scale=args.scale, family=args.model)
     if fused is None:
         load_fused_kernels_if_worth_it([job.src for job in jobs if not job.video])
     done = 0
@@ -240,11 +239,11 @@ def run(args: argparse.Namespace) -> int:
     return report(done, jobs, failures, model=model, description=description, output=args.output)
 
 
-def _check_auto(src: Path, *, scale: int | None) -> None:
-    """--model auto: a file that records a scale no model has fails the run before any file is written (an
+def _check_auto(src: Path, *, scale: int | None, family: str) -> None:
+    """--model auto (or auto-5k): a file that records a scale no model has fails the run before any file is written (an
     unreadable file is left to fail, named, when its turn comes)."""
     try:
         info = inspect_source(src)
     except TinySRError:
         return
-    resolve_scale(info, scale=scale)
+    resolve_scale(info, scale=scale, family=family)

@@ -5,6 +5,7 @@
     sr = tinysr.upscale(image, model)                  # HWC uint8 in and out; grey stays grey, alpha is kept
     sr = tinysr.upscale(image, "tiny-1k-x2", tile=512)  # the same, loading the model on the way
     sr = tinysr.upscale(image, "auto", source="photo.jpg")  # the model --model auto picks for that file
+    sr = tinysr.upscale(image, "auto-5k", source="photo.jpg")  # the same among the <= 5k-parameter nets
 
 A thin layer over `tinysr.infer.load.load_network` and `tinysr.infer.upscale.upscale`, which it does not change.
 """
@@ -19,7 +20,7 @@ from torch import nn
 
 from tinysr.errors import TinySRError
 from tinysr.infer import upscale as engine
-from tinysr.infer.auto import describe_choice, inspect_source, upscale_auto
+from tinysr.infer.auto import AUTO_FAMILIES, describe_choice, inspect_source, upscale_auto
 from tinysr.infer.load import load_network
 
 log = logging.getLogger("tinysr")
@@ -38,12 +39,13 @@ def upscale(image: np.ndarray, model: nn.Module | str | os.PathLike, *, source: 
 
     model "auto": the bundled model `tinysr upscale --model auto` picks for the file `source` the image was read
     from (its format, JPEG quality and `tinysr encode` record decide; `tinysr.infer.auto`); the choice is logged on
-    the "tinysr" logger, and `tinysr.infer.auto.upscale_file` returns it with the image."""
-    if model == "auto":
+    the "tinysr" logger, and `tinysr.infer.auto.upscale_file` returns it with the image. "auto-5k": the same among
+    the <= 5,000-parameter nets."""
+    if isinstance(model, str) and model in AUTO_FAMILIES:
         if source is None:
-            raise TinySRError("model 'auto' needs source=, the file the image was read from: its format and JPEG "
+            raise TinySRError(f"model {model!r} needs source=, the file the image was read from: its format and JPEG "
                               "quality decide the model")
-        result = upscale_auto(image, info=inspect_source(source), **options)
+        result = upscale_auto(image, info=inspect_source(source), family=model, **options)
         log.info(describe_choice(result.info, result.model))
         return result.image
     if isinstance(model, (str, os.PathLike)):

@@ -8,7 +8,8 @@ The scale is the one `tinysr encode` recorded in the file (`tinysr.infer.record`
 recorded scale of 1 means "sent at full size": the decoded pixels come back unchanged (`IDENTITY`).
 
 API: `upscale_file(path)` returns an `AutoResult` (the image, the chosen model's name, the `SourceInfo`);
-`upscale_auto(image, info=...)` does the same for pixels already read.
+`upscale_auto(image, info=...)` does the same for pixels already read. `family` picks the budget: "auto" (the
+default) keeps to the <= 1,000-parameter nets, "auto-5k" to <= 5,000 (`AUTO_FAMILIES`).
 
 Convention: images are HW grey, HWC RGB or HWC RGBA uint8, 0..255, as `tinysr.infer.upscale.upscale` takes them.
 """
@@ -39,13 +40,48 @@ DEFAULT_SCALE = 2
 #: Per scale, the JPEG quality bands: (lowest estimated quality, model), highest band first. A JPEG goes to the
 #: first band its quality reaches whose model is bundled; lossy input of unknown quality (WebP, AVIF) to
 #: AUTO_MODELS' JPEG-aware model. Near-lossless input is where the JPEG-aware nets lose (BSD100 x2, dB over bicubic:
-#: clean input, tiny-1k-x2 +1.61 against tiny-1k-x2-jpeg +0.82); each band model was chosen on held-out training
-#: images of its band (benchmarks/RESULTS.md, "compressed": the band models).
+#: clean input, tiny-1k-x2 +1.61 against tiny-1k-x2-jpeg +0.82). A band model is bundled if it beats the blind net
+#: by >= 0.05 dB on held-out training images of its band; at x2 each band starts at the lowest quality where its
+#: net is ahead of the band below it on those images, swept q25-97 under `bicubic+jpegQ` (benchmarks/RESULTS.md,
+#: "Compressed input": the band models and the sweep).
 JPEG_BANDS: dict[int, tuple[tuple[int, str], ...]] = {
-    2: ((96, "tiny-1k-x2"), (80, "tiny-1k-x2-jpeg-high"), (46, "tiny-1k-x2-jpeg"), (0, "tiny-1k-x2-jpeg-low")),
+    2: ((95, "tiny-1k-x2"), (83, "tiny-1k-x2-jpeg-high"), (60, "tiny-1k-x2-jpeg"), (0, "tiny-1k-x2-jpeg-low")),
     3: ((0, "tiny-1k-x3"),),
     4: ((90, "tiny-1k-x4"), (0, "tiny-1k-x4-jpeg")),
 }
+
+
+@dataclass(frozen=True)
+class AutoFamily:
+    """One `--model auto...` family: the budget every model in it keeps, and per scale its clean model, its blind
+    JPEG-aware model (or None) and its JPEG quality bands (as `JPEG_BANDS`)."""
+
+    name: str
+    budget: int  # deployed parameters, at most
+    models: dict[int, tuple[str, str | None]]
+    bands: dict[int, tuple[tuple[int, str], ...]]
+
+
+#: `auto` (the CLI default) keeps to <= 1,000 deployed parameters; `auto-5k` to <= 5,000: the 5k nets at x2, and
+#: the 1k nets at x3 and x4, the best bundled models of that budget there. Bands as `JPEG_BANDS`, chosen the same way.
+AUTO_FAMILIES: dict[str, AutoFamily] = {family.name: family for family in (
+    AutoFamily("auto", 1000, AUTO_MODELS, JPEG_BANDS),
+    AutoFamily("auto-5k", 5000,
+               {2: ("tiny-5k-x2", "tiny-5k-x2-jpeg"), 3: AUTO_MODELS[3], 4: AUTO_MODELS[4]},
+               {2: ((95, "tiny-5k-x2"), (82, "tiny-5k-x2-jpeg-high"), (58, "tiny-5k-x2-jpeg"),
+                    (0, "tiny-5k-x2-jpeg-low")),
+                3: JPEG_BANDS[3], 4: JPEG_BANDS[4]}),
+)}
+AUTO = "auto"
+
+
+def auto_family(name: str) -> AutoFamily:
+    """The family `name` ("auto", "auto-5k"); a one-line TinySRError for any other name."""
+    if name not in AUTO_FAMILIES:
+        raise TinySRError(f"no model family {name!r}: choose {', '.join(AUTO_FAMILIES)}")
+    return AUTO_FAMILIES[name]
+
+
 #: formats whose headers `inspect_source` opens: what `read_image` decodes, plus AVIF (recognised, not yet decoded);
 #: Pillow's other plugins (e.g. EPS via Ghostscript) are never reached, as in `tinysr.data.io`.
 INSPECTED_FORMATS = (*PILLOW_FORMATS, "AVIF")
@@ -125,39 +161,42 @@ def inspect_source(path: str | os.PathLike) -> SourceInfo:
 # ---------------------------------------------------------------------------------------------------- choosing
 
 
-def resolve_scale(info: SourceInfo, *, scale: int | None) -> int:
+def resolve_scale(info: SourceInfo, *, scale: int | None, family: str = AUTO) -> int:
     """The recorded scale, else `scale`, else `DEFAULT_SCALE`; a recorded scale without a model is an error."""
     if info.record is None:
         return DEFAULT_SCALE if scale is None else scale
-    recorded = info.record.scale
-    if recorded != 1 and recorded not in AUTO_MODELS:
-        have = ", ".join(f"x{s}" for s in AUTO_MODELS)
-        raise TinySRError(f"{info.path}: records scale x{recorded} ({info.record.text()}) but --model auto has "
+    recorded, models = info.record.scale, auto_family(family).models
+    if recorded != 1 and recorded not in models:
+        have = ", ".join(f"x{s}" for s in models)
+        raise TinySRError(f"{info.path}: records scale x{recorded} ({info.record.text()}) but --model {family} has "
                           f"models for {have} only")
     return recorded
 
 
-def choose_model(info: SourceInfo, *, scale: int | None = None) -> str:
-    """The bundled model name `auto` uses for `info` (or `IDENTITY` for a recorded scale of 1): the clean model for
-    lossless input, the JPEG band's model for a JPEG of known quality, else the scale's JPEG-aware model."""
-    scale = resolve_scale(info, scale=scale)
+def choose_model(info: SourceInfo, *, scale: int | None = None, family: str = AUTO) -> str:
+    """The bundled model name `family` ("auto", "auto-5k") uses for `info` (or `IDENTITY` for a recorded scale of
+    1): the clean model for lossless input, the JPEG band's model for a JPEG of known quality, else the scale's
+    JPEG-aware model."""
+    scale = resolve_scale(info, scale=scale, family=family)
     if scale == 1:
         return IDENTITY
-    if scale not in AUTO_MODELS:
-        raise TinySRError(f"--model auto has no x{scale} model (it has {', '.join(f'x{s}' for s in AUTO_MODELS)})")
-    clean, lossy = AUTO_MODELS[scale]
+    models = auto_family(family).models
+    if scale not in models:
+        raise TinySRError(f"--model {family} has no x{scale} model (it has {', '.join(f'x{s}' for s in models)})")
+    clean, lossy = models[scale]
     if not info.lossy:
         return clean
-    band = band_model(info.quality, scale=scale) if info.quality is not None else None
+    band = band_model(info.quality, scale=scale, family=family) if info.quality is not None else None
     if band is not None:
         return band
     return lossy if lossy is not None and lossy in bundled_names() else clean
 
 
-def band_model(quality: int, *, scale: int) -> str | None:
-    """The bundled model of the JPEG quality band that `quality` falls in (`JPEG_BANDS`), or None if none is."""
-    bundled = set(bundled_names())
-    return next((name for lowest, name in JPEG_BANDS.get(scale, ()) if quality >= lowest and name in bundled), None)
+def band_model(quality: int, *, scale: int, family: str = AUTO) -> str | None:
+    """The bundled model of the JPEG quality band that `quality` falls in (the family's bands, as `JPEG_BANDS`), or
+    None if none is."""
+    bundled, bands = set(bundled_names()), auto_family(family).bands
+    return next((name for lowest, name in bands.get(scale, ()) if quality >= lowest and name in bundled), None)
 
 
 def describe_choice(info: SourceInfo, name: str) -> str:
@@ -167,11 +206,12 @@ def describe_choice(info: SourceInfo, name: str) -> str:
     if info.record is not None:
         what += f", {info.record.text()}"
     line = f"{info.path}: {what} -> {name}"
-    clean_of = {clean: lossy for clean, lossy in AUTO_MODELS.values()}
+    clean_of = {clean: lossy for family in AUTO_FAMILIES.values() for clean, lossy in family.models.values()}
     if info.lossy and name in clean_of:
         lossy = clean_of[name]
         if info.quality is not None and any(model == name and 0 < lowest <= info.quality
-                                            for bands in JPEG_BANDS.values() for lowest, model in bands):
+                                            for family in AUTO_FAMILIES.values()
+                                            for bands in family.bands.values() for lowest, model in bands):
             line += " (near lossless: the clean model)"
         else:
             line += f" ({lossy} not bundled: the clean model)" if lossy else " (no JPEG-aware model of this scale)"
@@ -213,13 +253,13 @@ def network(name: str):
 
 def upscale_auto(image: np.ndarray, *, info: SourceInfo, scale: int | None = None, tile: int | None = None,
                  overlap: int | None = None, self_ensemble: bool = False, device: str = "cpu",
-                 fused: bool | None = None) -> AutoResult:
+                 fused: bool | None = None, family: str = AUTO) -> AutoResult:
     """Upscale pixels read from `info.path` with the model `choose_model` picks, then restore the recorded size.
 
     The keywords are `tinysr.infer.upscale.upscale`'s. For a file without a record this is exactly
     `upscale(image, <chosen model>, ...)`: same network, same call, so lossless input gives the clean model's pixels.
     """
-    name = choose_model(info, scale=scale)
+    name = choose_model(info, scale=scale, family=family)
     if name == IDENTITY:
         return AutoResult(image=restore_size(image, info.record), model=name, info=info)
     sr = upscale(image, network(name), tile=tile, overlap=overlap, self_ensemble=self_ensemble, device=device,
@@ -228,8 +268,9 @@ def upscale_auto(image: np.ndarray, *, info: SourceInfo, scale: int | None = Non
 
 
 def upscale_file(path: str | os.PathLike, *, scale: int | None = None, tile: int | None = None,
-                 device: str = "cpu", fused: bool | None = None) -> AutoResult:
-    """Read an image file (HWC RGB uint8, `tinysr.data.io.read_image`) and `upscale_auto` it."""
+                 device: str = "cpu", fused: bool | None = None, family: str = AUTO) -> AutoResult:
+    """Read an image file (HWC RGB uint8, `tinysr.data.io.read_image`) and `upscale_auto` it with `family`'s models
+    ("auto": <= 1,000 parameters, "auto-5k": <= 5,000)."""
     info = inspect_source(path)
     rgb, _ = read_image(info.path)
-    return upscale_auto(rgb, info=info, scale=scale, tile=tile, device=device, fused=fused)
+    return upscale_auto(rgb, info=info, scale=scale, tile=tile, device=device, fused=fused, family=family)

@@ -28,7 +28,7 @@ from tinysr.atomic import atomic_write_bytes
 from tinysr.data.degrade import bicubic
 from tinysr.data.io import read_image
 from tinysr.errors import TinySRError
-from tinysr.infer.auto import SourceInfo, estimate_jpeg_quality, upscale_auto
+from tinysr.infer.auto import AUTO, SourceInfo, auto_family, estimate_jpeg_quality, upscale_auto
 from tinysr.infer.record import Record, save_options
 from tinysr.metrics import PROTOCOLS, prepare_pair, psnr
 
@@ -112,22 +112,23 @@ def jpeg_quality(data: bytes) -> int | None:
         return estimate_jpeg_quality(im.quantization) if im.format == "JPEG" else None
 
 
-def receive(data: bytes, *, codec: str, record: Record) -> tuple[np.ndarray, str]:
-    """What `tinysr upscale --model auto` makes of the file: (HWC RGB uint8 image at the original size, model)."""
+def receive(data: bytes, *, codec: str, record: Record, receiver: str = AUTO) -> tuple[np.ndarray, str]:
+    """What `tinysr upscale --model RECEIVER` ("auto", "auto-5k") makes of the file: (HWC RGB uint8 image at the
+    original size, model)."""
     info = SourceInfo(path=Path(f"candidate{CODECS[codec][1]}"), format=CODECS[codec][0], lossy=True,
                       quality=jpeg_quality(data), record=record)
-    result = upscale_auto(decode(data), info=info, fused=False)
+    result = upscale_auto(decode(data), info=info, fused=False, family=receiver)
     return result.image, result.model
 
 
-def candidate(hr: np.ndarray, *, scale: int, codec: str, budget: int) -> Candidate | None:
+def candidate(hr: np.ndarray, *, scale: int, codec: str, budget: int, receiver: str = AUTO) -> Candidate | None:
     """The best candidate at `scale` (its highest fitting quality), or None if none fits."""
     record = Record(scale=scale, width=hr.shape[1], height=hr.shape[0])
     fitted = fit_quality(make_lr(hr, scale), codec=codec, budget=budget, record=record)
     if fitted is None:
         return None
     quality, data = fitted
-    sr, model = receive(data, codec=codec, record=record)
+    sr, model = receive(data, codec=codec, record=record, receiver=receiver)
     return Candidate(scale=scale, quality=quality, data=data, model=model, psnr=receiver_psnr(sr, hr))
 
 
@@ -140,16 +141,19 @@ def smallest_file(hr: np.ndarray, *, codec: str, scales: tuple[int, ...]) -> tup
     return min(sizes)
 
 
-def encode_image(hr: np.ndarray, *, budget: int, codec: str = "jpeg",
-                 scales: tuple[int, ...] = SCALES) -> tuple[Candidate, list[Candidate]]:
-    """(best, all fitting candidates, one per scale) for HWC RGB uint8 `hr` within `budget` bytes.
+def encode_image(hr: np.ndarray, *, budget: int, codec: str = "jpeg", scales: tuple[int, ...] = SCALES,
+                 receiver: str = AUTO) -> tuple[Candidate, list[Candidate]]:
+    """(best, all fitting candidates, one per scale) for HWC RGB uint8 `hr` within `budget` bytes, judged as
+    `tinysr upscale --model RECEIVER` will see them.
 
     A scale whose LR would be under 8 pixels on a side is skipped. Raises a one-line TinySRError naming --budget
     when nothing fits."""
     if codec not in CODECS:
         raise TinySRError(f"--codec {codec}: choose one of {', '.join(CODECS)}")
+    auto_family(receiver)
     scales = tuple(s for s in scales if min(hr.shape[:2]) >= 8 * s) or (1,)
-    found = [c for s in scales if (c := candidate(hr, scale=s, codec=codec, budget=budget)) is not None]
+    found = [c for s in scales
+             if (c := candidate(hr, scale=s, codec=codec, budget=budget, receiver=receiver)) is not None]
     if not found:
         n_bytes, scale = smallest_file(hr, codec=codec, scales=scales)
         raise TinySRError(f"--budget {budget}: the smallest candidate is {n_bytes} bytes "
@@ -171,18 +175,19 @@ def check_output(src: Path, dst: Path, *, codec: str, force: bool) -> None:
 
 
 def encode_file(src: str | os.PathLike, dst: str | os.PathLike, *, budget: int, codec: str = "jpeg",
-                force: bool = False) -> tuple[Candidate, list[Candidate]]:
+                force: bool = False, receiver: str = AUTO) -> tuple[Candidate, list[Candidate]]:
     """Encode the image file `src` (read as HWC RGB uint8; alpha dropped) into `dst` within `budget` bytes.
 
     Returns (written candidate, every fitting candidate). Nothing is written when it raises."""
     src, dst = Path(src), Path(dst)
     if codec not in CODECS:
         raise TinySRError(f"--codec {codec}: choose one of {', '.join(CODECS)}")
+    auto_family(receiver)
     check_output(src, dst, codec=codec, force=force)
     hr, notes = read_image(src)
     for note in notes:  # e.g. alpha dropped, grey expanded to RGB: say so (the CLI prints one warning line each)
         warnings.warn(f"{src}: {note}", stacklevel=2)
-    best, found = encode_image(hr, budget=budget, codec=codec)
+    best, found = encode_image(hr, budget=budget, codec=codec, receiver=receiver)
     try:
         atomic_write_bytes(dst, best.data)
     except OSError as exc:
