@@ -200,7 +200,7 @@ def test_auto_5k_gives_the_5k_clean_model_s_exact_pixels_on_lossless_input(tmp_p
 def test_auto_5k_keeps_the_1k_nets_where_it_has_no_5k_net(tmp_path):
     Image.fromarray(CROP).save(tmp_path / "a.jpg", quality=50)
     info = inspect_source(tmp_path / "a.jpg")
-    assert choose_model(info, scale=4, family="auto-5k") == choose_model(info, scale=4) == "tiny-1k-x4-jpeg"
+    assert choose_model(info, scale=4, family="auto-5k") == choose_model(info, scale=4) == "tiny-1k-x4-jpeg-low"
     assert choose_model(info, scale=3, family="auto-5k") == "tiny-1k-x3"
 
 
@@ -224,3 +224,12 @@ def test_the_torch_free_parser_offers_exactly_the_families():
 def test_auto_5k_picks_its_own_band_s_model(tmp_path, quality, expected):
     Image.fromarray(CROP).save(tmp_path / "a.jpg", quality=quality)
     assert choose_model(inspect_source(tmp_path / "a.jpg"), family="auto-5k") == expected
+
+
+@pytest.mark.parametrize("quality, expected", [(59, "tiny-1k-x4-jpeg-low"), (60, "tiny-1k-x4-jpeg"),
+                                               (80, "tiny-1k-x4-jpeg-high"), (93, "tiny-1k-x4-jpeg-high"),
+                                               (94, "tiny-1k-x4")])
+@pytest.mark.parametrize("family", ["auto", "auto-5k"])
+def test_x4_bands_are_the_1k_nets_in_both_families(tmp_path, quality, expected, family):
+    Image.fromarray(CROP).save(tmp_path / "a.jpg", quality=quality)
+    assert choose_model(inspect_source(tmp_path / "a.jpg"), scale=4, family=family) == expected

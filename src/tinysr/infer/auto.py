@@ -47,7 +47,7 @@ DEFAULT_SCALE = 2
 JPEG_BANDS: dict[int, tuple[tuple[int, str], ...]] = {
     2: ((95, "tiny-1k-x2"), (83, "tiny-1k-x2-jpeg-high"), (60, "tiny-1k-x2-jpeg"), (0, "tiny-1k-x2-jpeg-low")),
     3: ((0, "tiny-1k-x3"),),
-    4: ((90, "tiny-1k-x4"), (0, "tiny-1k-x4-jpeg")),
+    4: ((94, "tiny-1k-x4"), (80, "tiny-1k-x4-jpeg-high"), (60, "tiny-1k-x4-jpeg"), (0, "tiny-1k-x4-jpeg-low")),
 }
 
 
