@@ -1,7 +1,8 @@
 """Compressed input: every bundled model of a scale, and `--model auto` / `auto-5k`, on JPEG-compressed LR.
 
     python benchmarks/compressed.py [--sets Set5 Set14 BSD100 Urban100] [--scales 2 4] [--qualities 30 50 75 90]
-                                    [--data ../shared/data] [--limit N] [--self-ensemble] [--json OUT]
+                                    [--models M ...] [--data ../shared/data] [--limit N] [--self-ensemble]
+                                    [--json OUT]
 
 The issue-16 table, for any test set and scale: LR = the `bicubic+jpegQ` degradation (MATLAB bicubic, then Pillow's
 JPEG at quality Q, default 4:2:0), and the `bicubic` one for the "clean" column; PSNR-Y under the `standard`
@@ -93,6 +94,8 @@ def main() -> None:
     parser.add_argument("--scales", nargs="+", type=int, default=[2, 4])
     parser.add_argument("--qualities", nargs="+", type=int, default=[30, 50, 75, 90])
     parser.add_argument("--data", default=os.environ.get("TINYSR_DATA", "../shared/data"))
+    parser.add_argument("--models", nargs="*", help="bundled models to measure (default: every tiny one of the "
+                        "scale); the models the families pick are always measured")
     parser.add_argument("--limit", type=int, help="first N images of each set (default: all)")
     parser.add_argument("--self-ensemble", action="store_true", help="every model with 8x self-ensemble")
     parser.add_argument("--json", metavar="OUT", help="also write every number to this JSON file")
@@ -104,7 +107,9 @@ def main() -> None:
     results = {}
     for scale in args.scales:
         families = {f: {c: family_choice(f, c, scale=scale) for c in columns} for f in AUTO_FAMILIES}
-        models = list(dict.fromkeys(models_of_scale(scale) + [m for p in families.values() for m in p.values()]))
+        listed = models_of_scale(scale) if args.models is None else [m for m in args.models
+                                                                     if network(m).config.scale == scale]
+        models = list(dict.fromkeys(listed + [m for p in families.values() for m in p.values()]))
         for name in args.sets:
             start = time.perf_counter()
             table = measure_set(Path(args.data) / name, scale=scale, columns=columns, models=models,
