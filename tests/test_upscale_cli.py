@@ -145,6 +145,8 @@ def test_one_line_errors(weights, photos, tmp_path, capsys, case, message):
         return
     code, _, err = run(argv, capsys)
     assert code == 2 and err.startswith("tinysr: error: ") and message in err and len(err.strip().splitlines()) == 1
+    if case == "unknown":  # the families are offered too
+        assert err.rstrip().endswith("or per file: auto, auto-5k")
 
 
 def test_engine_option_picks_the_path_and_refuses_what_cannot_run(weights, photos, tmp_path, capsys):

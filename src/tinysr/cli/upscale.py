@@ -189,7 +189,12 @@ def prepare(args: argparse.Namespace) -> tuple[object, str, bool | None]:
     """(model or None for auto, its description, the fused choice); a model the options rule out fails here."""
     if args.model in AUTO_FAMILIES:
         return None, f"--model {args.model}", ENGINES[args.engine]
-    model, description = load_network(args.model, scale=args.scale)
+    try:
+        model, description = load_network(args.model, scale=args.scale)
+    except TinySRError as exc:  # e.g. a misspelt family: say that the families are models too
+        if str(exc).startswith(f"unknown model {args.model!r}"):
+            raise TinySRError(f"{exc}, or per file: {', '.join(AUTO_FAMILIES)}") from None
+        raise
     fused = ENGINES[args.engine]
     if fused:
         try:
