@@ -7,7 +7,9 @@ Rate-distortion curves on BSD100 and Urban100 (test sets: measured, never tuned 
 8 / HR pixels, no metadata) against PSNR-Y and SSIM-Y for
 - full size: the HR image through the codec at each quality;
 - x2 / x3 / x4: MATLAB-bicubic LR (`tinysr.data.degrade.bicubic`) through the same codec, decoded, upscaled by
-  MATLAB bicubic, by the clean bundled model and by the JPEG-aware one where bundled (`tinysr.infer.auto.AUTO_MODELS`).
+  MATLAB bicubic, by the clean bundled model and by the JPEG-aware one where bundled (`tinysr.infer.auto.AUTO_MODELS`),
+  and by "auto": the model `tinysr upscale --model auto` picks for that file (for a JPEG, the net of its quality's
+  band; for a lossy WebP or AVIF, the blind JPEG-aware net), as `tinysr encode`'s receiver does.
 Protocol: HR mod-cropped to 12 (so every scale sees the same pixels), `tinysr.metrics` standard protocol (Y of
 MATLAB rgb2ycbcr, SR rounded to uint8) with a 4-pixel border cropped for every curve, mean over images at each
 quality. Prints the table, the gap to full size at 0.25 bpp (log-bpp interpolation) and the crossover bitrates
@@ -33,7 +35,7 @@ from PIL import Image, features
 from tinysr.data.degrade import bicubic, mod_crop
 from tinysr.data.folder import is_image_file
 from tinysr.data.io import read_image
-from tinysr.infer.auto import AUTO_MODELS, network
+from tinysr.infer.auto import AUTO_MODELS, SourceInfo, choose_model, network
 from tinysr.infer.load import bundled_names
 from tinysr.infer.upscale import upscale
 from tinysr.metrics import PROTOCOLS, prepare_pair, psnr, ssim
@@ -76,6 +78,14 @@ def model_upscaler(name: str) -> callable:
     return lambda lr: upscale(lr, net, fused=False)
 
 
+def auto_choice(codec: str, quality: int, *, scale: int) -> str:
+    """The bundled model `--model auto` picks for a file of `codec` at `quality` (Pillow's JPEG tables give the
+    quality back exactly; a WebP's or AVIF's is unknown to the receiver)."""
+    info = SourceInfo(path=Path(f"lr.{codec}"), format=FORMATS[codec], lossy=True,
+                      quality=quality if codec == "jpeg" else None)
+    return choose_model(info, scale=scale)
+
+
 def image_rows(hr: np.ndarray, *, codecs: list[str], qualities: tuple[int, ...]) -> list[dict]:
     """Every (codec, scale, upscaler, quality) point of one HR image."""
     rows, pixels = [], hr.shape[0] * hr.shape[1]
@@ -87,9 +97,16 @@ def image_rows(hr: np.ndarray, *, codecs: list[str], qualities: tuple[int, ...])
                              **dict(zip(("psnr", "ssim"), measure_y(decoded, hr)))))
             for s in SCALES:
                 n_bytes, decoded = compress(lrs[s], codec=codec, quality=q)
+                measured = {}
                 for name, fn in upscalers(s).items():
+                    measured[name] = measure_y(fn(decoded), hr)
                     rows.append(dict(codec=codec, scale=s, upscaler=name, quality=q, bpp=8 * n_bytes / pixels,
-                                     **dict(zip(("psnr", "ssim"), measure_y(fn(decoded), hr)))))
+                                     **dict(zip(("psnr", "ssim"), measured[name]))))
+                chosen = auto_choice(codec, q, scale=s)
+                if chosen not in measured:
+                    measured[chosen] = measure_y(model_upscaler(chosen)(decoded), hr)
+                rows.append(dict(codec=codec, scale=s, upscaler="auto", quality=q, bpp=8 * n_bytes / pixels,
+                                 **dict(zip(("psnr", "ssim"), measured[chosen]))))
     return rows
 
 
@@ -153,12 +170,14 @@ def report(table: dict[tuple, np.ndarray]) -> list[str]:
 
 
 def plot(table: dict[tuple, np.ndarray], path: Path) -> None:
-    """PSNR-Y against bpp (log axis): a row per set, a column per codec; clean-model lines solid, bicubic dotted."""
+    """PSNR-Y against bpp (log axis): a row per set, a column per codec; model lines solid, auto dashed, bicubic
+    dotted."""
     sets, codecs = sorted({k[0] for k in table}), sorted({k[1] for k in table})
     fig, axes = plt.subplots(len(sets), len(codecs), figsize=(4 * len(codecs), 3.2 * len(sets)), squeeze=False)
     for (name, codec, scale, upscaler), curve in sorted(table.items()):
         ax = axes[sets.index(name)][codecs.index(codec)]
-        ax.plot(curve[:, 0], curve[:, 1], ":" if upscaler == "bicubic" else "-", marker=".", ms=3, lw=1,
+        style = {"bicubic": ":", "auto": "--"}.get(upscaler, "-")
+        ax.plot(curve[:, 0], curve[:, 1], style, marker=".", ms=3, lw=1,
                 color=f"C{scale - 1}", label="full size" if scale == 1 else f"x{scale} {upscaler}")
     for ax, (name, codec) in zip(axes.flat, [(n, c) for n in sets for c in codecs]):
         ax.axvline(TARGET_BPP, color="grey", lw=0.5)
