@@ -41,9 +41,9 @@ DEFAULT_SCALE = 2
 #: first band its quality reaches whose model is bundled; lossy input of unknown quality (WebP, AVIF) to
 #: AUTO_MODELS' JPEG-aware model. Near-lossless input is where the JPEG-aware nets lose (BSD100 x2, dB over bicubic:
 #: clean input, tiny-1k-x2 +1.61 against tiny-1k-x2-jpeg +0.82). A band model is bundled if it beats the blind net
-#: by >= 0.05 dB on held-out training images of its band; at x2 each band starts at the lowest quality where its
-#: net is ahead of the band below it on those images, swept q25-97 under `bicubic+jpegQ` (benchmarks/RESULTS.md,
-#: "Compressed input": the band models and the sweep).
+#: by >= 0.05 dB on held-out training images of its band; each band starts at the lowest quality where its net
+#: is ahead of the band below it on those images (`tools/band_sweep.py`, q25-97 under `bicubic+jpegQ`;
+#: benchmarks/RESULTS.md, "Compressed input": the band models and the sweep).
 JPEG_BANDS: dict[int, tuple[tuple[int, str], ...]] = {
     2: ((95, "tiny-1k-x2"), (83, "tiny-1k-x2-jpeg-high"), (60, "tiny-1k-x2-jpeg"), (0, "tiny-1k-x2-jpeg-low")),
     3: ((0, "tiny-1k-x3"),),
