@@ -20,8 +20,11 @@ import pytest
 from PIL import Image
 from playwright import sync_api
 
-from tinysr.cli.web import set5_psnr, web_models
+from tinysr.cli.web import families, set5_psnr, web_models
 from tinysr.errors import TinySRError
+from tinysr.infer.auto import choose_model as auto_choice
+from tinysr.infer.auto import inspect_source, upscale_file
+from tinysr.infer.encode import encode_image
 from tinysr.infer.load import load_network
 from tinysr.infer.upscale import upscale
 from tinysr.pretrained import list_pretrained
@@ -45,7 +48,7 @@ MAX_FRACTION = 0.001
 
 @pytest.fixture(scope="module")
 def site_url(tmp_path_factory):
-    root = build_site(tmp_path_factory.mktemp("site"), web_models(), psnr=set5_psnr())
+    root = build_site(tmp_path_factory.mktemp("site"), web_models(), psnr=set5_psnr(), families=families())
     server = serve(root)
     yield url(server)
     server.shutdown()
@@ -255,6 +258,69 @@ def test_an_unsupported_model_file(page, images, tmp_path, content, message):
     assert_error_then_usable(page, message, images, tmp_path)
 
 
+# ---------------------------------------------------------------------------------------------------- auto
+
+
+@pytest.fixture(scope="module")
+def sent(tmp_path_factory, data_dir):
+    """A Set5 crop as the files a receiver gets: JPEGs of several qualities, a lossy WebP, a PNG, and what
+    `tinysr encode` writes (x2, 125 x 93: padded by the sender, cropped back by the receiver)."""
+    folder = tmp_path_factory.mktemp("sent")
+    rgb = np.asarray(Image.open(data_dir / "Set5" / "butterfly.png").convert("RGB"))[40:133, 30:155]
+    paths = {}
+    for quality in (30, 59, 60, 75, 83, 90, 95):
+        paths[f"q{quality}"] = folder / f"q{quality}.jpg"
+        Image.fromarray(rgb).save(paths[f"q{quality}"], quality=quality)
+    paths["webp"], paths["png"] = folder / "lossy.webp", folder / "clean.png"
+    Image.fromarray(rgb).save(paths["webp"], quality=70)
+    Image.fromarray(rgb).save(paths["png"])
+    best = next(c for c in encode_image(rgb, budget=4000)[1] if c.scale == 2)
+    paths["encoded"] = folder / "encoded.jpg"
+    paths["encoded"].write_bytes(best.data)
+    return paths
+
+
+def run_auto(page, path: Path, family: str, tmp_path: Path) -> tuple[str, np.ndarray]:
+    """(the model the page's family picked, the downloaded result) for one file."""
+    got = upscale_in_page(page, path, family, tmp_path)
+    return page.evaluate("window.tinysr.lastRun.model"), got
+
+
+@pytest.mark.parametrize("family", ["auto", "auto-5k"])
+def test_auto_in_the_page_picks_what_the_cli_picks(page, sent, family, tmp_path):
+    """Every file gets the model `tinysr upscale --model FAMILY` takes for it (JPEG quality from the tables, WebP
+    lossy, PNG lossless; the band edges on both sides), and the same pixels as `tinysr.infer.auto.upscale_file`."""
+    assert page.eval_on_selector("#model", "m => m.options[0].value") == "auto"  # the default, as in the CLI
+    picks = {}
+    for key, path in sent.items():
+        picks[key], got = run_auto(page, path, family, tmp_path)
+        assert picks[key] == auto_choice(inspect_source(path), family=family), key
+        assert_parity(got, upscale_file(path, family=family).image)
+        assert page.inner_text("#status").startswith(f"{family}: ")
+        if key.startswith("q"):
+            assert f"JPEG q~{key[1:]} (lossy) -> {picks[key]}" in page.inner_text("#status")
+    size = "1k" if family == "auto" else "5k"
+    assert picks["q30"] == f"tiny-{size}-x2-jpeg-low" and picks["png"] == f"tiny-{size}-x2"
+    assert picks["webp"] == picks["q75"] == f"tiny-{size}-x2-jpeg" and picks["q90"] == f"tiny-{size}-x2-jpeg-high"
+
+
+def test_auto_restores_the_size_encode_recorded(page, sent, tmp_path):
+    picked, got = run_auto(page, sent["encoded"], "auto", tmp_path)
+    assert got.shape == (93, 125, 4) and "tinysr:scale=2;size=125x93" in page.inner_text("#status")
+    assert_parity(got, upscale_file(sent["encoded"]).image)
+
+
+def test_auto_refuses_a_recorded_scale_without_a_model(page, images, tmp_path):
+    from tinysr.infer.record import Record, save_options
+
+    path = tmp_path / "x8.jpg"
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(path, quality=80, **save_options("JPEG", Record(8, 128, 128)))
+    choose_model(page, "auto")
+    page.set_input_files("#file", str(path))
+    assert_error_then_usable(page, "the file records scale x8 but auto has models for x2, x3, x4 only", images,
+                             tmp_path)
+
+
 # ---------------------------------------------------------------------------------------------------- screenshot
 
 
@@ -296,8 +362,11 @@ def test_tinysr_web_serves_the_page(tmp_path):
 
 def test_build_writes_a_static_site_and_keeps_an_existing_folder(tmp_path):
     out = tmp_path / "site"
-    build_site(out, web_models(["tiny-1k-x2"]))
+    build_site(out, web_models(["tiny-1k-x2"]), families=families())
     assert (out / "index.html").is_file() and (out / "models" / "tiny-1k-x2.json").is_file()
+    index = json.loads((out / "models" / "index.json").read_text())
+    assert [f["name"] for f in index["families"]] == ["auto", "auto-5k"]
+    assert index["families"][0]["bands"]["2"][0] == [95, "tiny-1k-x2"]
     assert (out / "kernels.wasm").read_bytes()[:4] == b"\0asm"
     with pytest.raises(TinySRError, match="exists and is not empty"):
         build_site(out, [])

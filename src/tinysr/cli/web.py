@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from tinysr.export.numpy_export import numpy_export_bytes
+from tinysr.infer.auto import AUTO_FAMILIES
 from tinysr.infer.fused import fused_net
 from tinysr.infer.load import bundled_names, load_network
 from tinysr.infer.upscale import receptive_radius
@@ -53,14 +54,19 @@ def set5_psnr() -> dict[str, float]:
     return {row.name: row.psnr["Set5"] for row in read_table() if "Set5" in row.psnr}
 
 
+def families() -> list[dict[str, Any]]:
+    """`--model auto`'s families, for the page (it offers those whose models it has)."""
+    return [family.to_dict() for family in AUTO_FAMILIES.values()]
+
+
 def run(args: argparse.Namespace) -> int:
     models = web_models(args.model)
     if args.build:
-        out = build_site(args.build, models, psnr=set5_psnr(), force=args.force)
+        out = build_site(args.build, models, psnr=set5_psnr(), families=families(), force=args.force)
         print(f"wrote the page and {len(models)} models to {out}; serve it with any static server")
         return 0
     with tempfile.TemporaryDirectory(prefix="tinysr-web-") as root:
-        build_site(root, models, psnr=set5_psnr(), force=True)
+        build_site(root, models, psnr=set5_psnr(), families=families(), force=True)
         server = serve(root, port=args.port)
         print(f"tinysr web: {url(server)} (Ctrl-C stops)", flush=True)
         try:

@@ -61,6 +61,12 @@ class AutoFamily:
     models: dict[int, tuple[str, str | None]]
     bands: dict[int, tuple[tuple[int, str], ...]]
 
+    def to_dict(self) -> dict:
+        """JSON-able, for the browser page (`tinysr.web.site`, page/auto.js): scales as string keys."""
+        return {"name": self.name, "budget": self.budget,
+                "models": {str(s): list(pair) for s, pair in self.models.items()},
+                "bands": {str(s): [list(band) for band in bands] for s, bands in self.bands.items()}}
+
 
 #: `auto` (the CLI default) keeps to <= 1,000 deployed parameters; `auto-5k` to <= 5,000: the 5k nets at x2, and
 #: the 1k nets at x3 and x4, the best bundled models of that budget there. Bands as `JPEG_BANDS`, chosen the same way.

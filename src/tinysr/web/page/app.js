@@ -1,6 +1,8 @@
 // The page: pick an image and a model, upscale on this device (upscaler.js), compare before/after at 1:1, download.
 // Models come from models/index.json and models/<name>.json (written by `tinysr web`), or from a model file the
-// user opens. Status for people and for tests: #status (data-state idle | working | done | error), #error.
+// user opens; the index's families ("auto", "auto-5k") pick a model per file, as `tinysr upscale --model auto`
+// does (auto.js). Status for people and for tests: #status (data-state idle | working | done | error), #error.
+import { IDENTITY, chooseModel, inspectBytes } from "./auto.js";
 import { decodeFile, encodePng, imageSize } from "./image_io.js";
 import { PROGRAM_OPS } from "./engine.js";
 import { WorkerPool, sizeError, upscaleImage } from "./upscaler.js";
@@ -10,7 +12,7 @@ const MODEL_FORMAT = "tinysr-web-model";
 const MODEL_VERSION = 1;
 
 const state = {
-  models: new Map(), file: null, image: null, result: null, view: { x: 0, y: 0 },
+  models: new Map(), families: new Map(), file: null, image: null, result: null, scale: 1, view: { x: 0, y: 0 },
   pool: new WorkerPool({ engine: new URLSearchParams(location.search).get("engine") }), // ?engine=js: no wasm
   queue: Promise.resolve(), generation: 0, lastRun: null,
 };
@@ -61,6 +63,14 @@ async function loadBundledModels() {
     const psnr = entry.set5_psnr ? `, Set5 ${entry.set5_psnr.toFixed(2)} dB` : "";
     addModel(json, `${entry.name} (x${entry.scale}, ${entry.params} parameters${psnr})`);
   }
+  // a family goes first (the default, as in `tinysr upscale`) when the page has every model it names outright
+  for (const family of [...(index.families || [])].reverse()) {
+    if (!Object.values(family.models).flat().every((name) => !name || state.models.has(name))) continue;
+    state.families.set(family.name, family);
+    $("model").add(new Option(`${family.name}: per file, the clean net or the JPEG-aware net of its quality `
+      + `(<= ${family.budget.toLocaleString("en")} parameters)`, family.name), 0);
+  }
+  $("model").selectedIndex = 0;
 }
 
 async function openModelFile(file) {
@@ -81,36 +91,64 @@ async function openModelFile(file) {
 /** Upscale the chosen file with the chosen model. Runs go one at a time: a request made while one runs waits, and
  *  only the latest request's outcome reaches the status (an older one still running is left to finish unseen). */
 function run() {
-  if (!state.file || !state.models.get($("model").value)) return Promise.resolve();
+  const chosen = $("model").value;
+  if (!state.file || !(state.models.has(chosen) || state.families.has(chosen))) return Promise.resolve();
   const mine = ++state.generation;
   setStatus("Starting…", "working");
   state.queue = state.queue.then(() => (mine === state.generation ? runOnce(mine) : undefined));
   return state.queue;
 }
 
+/** {model or null (x1: the decoded pixels as they are), auto: the family's line or null, record or null}. */
+async function pickModel() {
+  const chosen = $("model").value;
+  if (!state.families.has(chosen)) return { model: state.models.get(chosen), auto: null, record: null };
+  const info = inspectBytes(new Uint8Array(await state.file.arrayBuffer()));
+  const pick = chooseModel(state.families.get(chosen), info, (name) => state.models.has(name));
+  return { model: pick.name === IDENTITY ? null : state.models.get(pick.name), auto: `${chosen}: ${pick.line}`,
+    record: info.record };
+}
+
+/** The top-left width x height of an RGBA image: the original size `tinysr encode` recorded. */
+function cropTo({ w, h, rgba }, width, height) {
+  if (width > w || height > h) throw new Error(`the file records an original of ${width} x ${height}, larger than `
+    + `its upscaled ${w} x ${h}: it was not made by tinysr encode`);
+  const out = new Uint8Array(width * height * 4);
+  for (let r = 0; r < height; r++) out.set(rgba.subarray(r * w * 4, (r * w + width) * 4), r * width * 4);
+  return { w: width, h: height, rgba: out };
+}
+
 async function runOnce(mine) {
-  const model = state.models.get($("model").value);
   const current = () => mine === state.generation;
   clearError();
   $("download").disabled = true;
   const started = performance.now();
   try {
     setStatus("Reading the image…", "working");
+    const { model, auto, record } = await pickModel();
     const size = await imageSize(state.file);
-    const tooBig = sizeError(size.w, size.h, model.scale);
+    const tooBig = model && sizeError(size.w, size.h, model.scale);
     if (tooBig) throw new Error(tooBig);
     state.image = await decodeFile(state.file);
     const decoded = performance.now();
-    setStatus(`Upscaling ${state.image.w} x ${state.image.h} x${model.scale} with ${model.name}…`, "working");
-    await state.pool.load(model);
-    const progress = (done, total) => { $("progress").value = done / total; };
-    state.result = await upscaleImage(state.pool, state.image, { scale: model.scale, radius: model.radius, progress });
+    let result = { w: state.image.w, h: state.image.h, rgba: state.image.rgba };
+    if (model) {
+      setStatus(`Upscaling ${state.image.w} x ${state.image.h} x${model.scale} with ${model.name}…`, "working");
+      await state.pool.load(model);
+      const progress = (done, total) => { $("progress").value = done / total; };
+      result = await upscaleImage(state.pool, state.image, { scale: model.scale, radius: model.radius, progress });
+    }
+    if (record) result = cropTo(result, record.width, record.height);
     if (!current()) return;
+    state.result = result;
+    state.scale = model ? model.scale : 1;
+    const name = model ? model.name : IDENTITY;
     const ms = performance.now() - decoded;
-    state.lastRun = { model: model.name, ms, decodeMs: decoded - started, workers: state.pool.size,
+    state.lastRun = { model: name, auto, ms, decodeMs: decoded - started, workers: state.pool.size,
       engine: state.pool.engine };
-    setStatus(`${state.image.w} x ${state.image.h} -> ${state.result.w} x ${state.result.h} with ${model.name} in `
-      + `${(ms / 1000).toFixed(2)} s (${state.pool.engine}, ${state.pool.size} workers).`, "done");
+    setStatus(`${auto ? `${auto}. ` : ""}${state.image.w} x ${state.image.h} -> ${state.result.w} x `
+      + `${state.result.h} with ${name} in ${(ms / 1000).toFixed(2)} s (${state.pool.engine}, `
+      + `${state.pool.size} workers).`, "done");
     $("download").disabled = false;
     showCompare();
   } catch (err) {
@@ -124,7 +162,7 @@ async function download() {
   const blob = await encodePng(w, h, rgba);
   const a = document.createElement("a");
   a.href = URL.createObjectURL(blob);
-  a.download = `${state.file.name.replace(/\.[^.]*$/, "")}-x${w / state.image.w}.png`;
+  a.download = `${state.file.name.replace(/\.[^.]*$/, "")}-x${state.scale}.png`;
   a.click();
   setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
 }
@@ -149,7 +187,7 @@ function drawCompare() {
   const crop = new ImageData(vw, vh);
   for (let r = 0; r < vh; r++) crop.data.set(rgba.subarray(((y + r) * w + x) * 4, ((y + r) * w + x + vw) * 4), r * vw * 4);
   after.getContext("2d").putImageData(crop, 0, 0);
-  const s = w / state.image.w, ctx = before.getContext("2d");
+  const s = state.scale, ctx = before.getContext("2d");
   ctx.imageSmoothingQuality = "high";
   ctx.drawImage(state.image.canvas, x / s, y / s, vw / s, vh / s, 0, 0, vw, vh);
   const split = Math.round(vw * $("split").value / 100);
