@@ -40,6 +40,7 @@ function inspectJpeg(bytes) {
   let quality = null, record = null;
   for (let i = 2; i + 4 <= bytes.length && bytes[i] === 0xff;) {
     const marker = bytes[i + 1];
+    if (marker === 0xff) { i += 1; continue; } // fill bytes before a marker
     if (marker === 0xd8 || (marker >= 0xd0 && marker <= 0xd7) || marker === 0x01) { i += 2; continue; }
     if (marker === 0xda || marker === 0xd9) break;
     const end = i + 2 + ((bytes[i + 2] << 8) | bytes[i + 3]);
