@@ -246,3 +246,42 @@ def test_eval_names_an_image_smaller_than_the_scale(tmp_path, capsys):
     Image.new("RGB", (1, 40)).save(tmp_path / "thin.png")
     assert main(["eval", "--model", "bicubic", "--data", str(tmp_path), "--scale", "2"]) == 2
     assert f"{tmp_path / 'thin.png'}: image of size 1x40 is smaller than scale x2" in capsys.readouterr().err
+
+
+def _eval_json(capsys, *argv) -> dict:
+    assert main(["eval", "--json", *argv]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_eval_auto_measures_the_model_auto_picks_per_image(data_dir, capsys, tmp_path):
+    """`--model auto` under a fixed JPEG quality is exactly that band's net; under a range each image gets its own
+    band; on clean LR it is the clean net; on LR files each file is inspected as `tinysr upscale` does."""
+    from PIL import Image
+
+    from tinysr.data.codecs import parse_codec_stage
+    from tinysr.data.degrade import degrade, mod_crop
+    from tinysr.data.io import read_image
+    from tinysr.infer.auto import band_model
+
+    set5 = str(data_dir / "Set5")
+    auto = _eval_json(capsys, "--model", "auto", "--data", set5, "--degradation", "bicubic+jpeg50")
+    low = _eval_json(capsys, "--model", "tiny-1k-x2-jpeg-low", "--data", set5, "--degradation", "bicubic+jpeg50")
+    assert auto["mean"] == low["mean"] and {r["model"] for r in auto["images"]} == {"tiny-1k-x2-jpeg-low"}
+    assert auto["model"] == "auto (per image)" and auto["degradation"] == "bicubic+jpeg50"
+    clean = _eval_json(capsys, "--model", "auto-5k", "--data", set5)
+    assert round(clean["mean"]["psnr"], 2) == 36.81 and {r["model"] for r in clean["images"]} == {"tiny-5k-x2"}
+    mixed = _eval_json(capsys, "--model", "auto", "--data", set5, "--degradation", "bicubic+jpeg30-95")
+    stage = parse_codec_stage("jpeg30-95")
+    assert [r["model"] for r in mixed["images"]] == [
+        band_model(stage.quality_for(seed=0, image_id=r["image"]), scale=2) for r in mixed["images"]]
+    assert len({r["model"] for r in mixed["images"]}) > 1  # the draw spans bands on these five images
+    lr_dir = tmp_path / "lr"
+    lr_dir.mkdir()
+    for i, path in enumerate(sorted((data_dir / "Set5").glob("*.png"))):
+        lr = degrade(mod_crop(read_image(path)[0], 2), 2)
+        if i % 2:
+            Image.fromarray(lr).save(lr_dir / f"{path.stem}.jpg", quality=90)
+        else:
+            Image.fromarray(lr).save(lr_dir / f"{path.stem}.png")
+    files = _eval_json(capsys, "--model", "auto", "--data", set5, "--lr-data", str(lr_dir))
+    assert [r["model"] for r in files["images"]] == ["tiny-1k-x2", "tiny-1k-x2-jpeg-high"] * 2 + ["tiny-1k-x2"]

@@ -29,6 +29,8 @@ from tinysr.resize import imresize
 Upscaler = Callable[[np.ndarray], np.ndarray]
 #: An LR source maps (image name, mod-cropped HR HWC RGB uint8) to that image's LR (HWC RGB uint8, HR/scale).
 LRSource = Callable[[str, np.ndarray], np.ndarray]
+#: A per-image choice maps an image name to (the upscaler's name, the upscaler) for that image (`--model auto`).
+Chooser = Callable[[str], tuple[str, Upscaler]]
 
 
 def bicubic_lr(hr: np.ndarray, scale: int) -> np.ndarray:
@@ -91,13 +93,14 @@ class EvalReport:
         lines = [f"# {self.model} on {self.dataset}, x{self.scale}", f"# {self.protocol.describe(self.scale)}",
                  f"# degradation: {self.degradation}",
                  f"{'image':<28} {'PSNR':>8} {'SSIM':>8}"]
-        lines += [f"{r['image']:<28} {r['psnr']:8.2f} {r['ssim']:8.4f}" for r in self.rows]
+        lines += [f"{r['image']:<28} {r['psnr']:8.2f} {r['ssim']:8.4f}" + (f"  {r['model']}" if "model" in r else "")
+                  for r in self.rows]
         lines.append(f"{'mean':<28} {self.mean['psnr']:8.2f} {self.mean['ssim']:8.4f}")
         return "\n".join(lines)
 
 
 def evaluate(
-    upscaler: Upscaler,
+    upscaler: Upscaler | None,
     images: Iterable[tuple[str, np.ndarray]],
     *,
     scale: int,
@@ -107,9 +110,14 @@ def evaluate(
     degradation: str = "bicubic",
     lr_data: str | os.PathLike | None = None,
     progress: bool = False,
+    choose: Chooser | None = None,
 ) -> EvalReport:
     """Measure `upscaler` on (name, HR HWC RGB uint8) pairs; LR is `degradation` of HR (`degraded_lr`), or the
-    files of `lr_data` paired by name (`lr_files`), and the report names which."""
+    files of `lr_data` paired by name (`lr_files`), and the report names which.
+
+    choose: instead of one `upscaler` (then None), pick one per image by name; each row then names its model."""
+    if (upscaler is None) == (choose is None):
+        raise ValueError("give either an upscaler or a per-image choice")
     images = list(images)
     if lr_data is not None:
         sizes = {name: (hr.shape[0] - hr.shape[0] % scale, hr.shape[1] - hr.shape[1] % scale) for name, hr in images}
@@ -119,9 +127,10 @@ def evaluate(
     report = EvalReport(protocol=protocol, scale=scale, dataset=dataset, model=model, degradation=used)
     for name, hr in tqdm(images, desc=f"eval {dataset}", disable=not progress, leave=False):
         hr = mod_crop(hr, scale)
-        sr = upscaler(make_lr(name, hr))
+        chosen, fn = (None, upscaler) if choose is None else choose(name)
+        sr = fn(make_lr(name, hr))
         if sr.shape != hr.shape:
             raise ValueError(f"{name}: upscaler gave {sr.shape}, expected {hr.shape}")
         p, s = measure(sr, hr, scale=scale, protocol=protocol)
-        report.rows.append({"image": name, "psnr": p, "ssim": s})
+        report.rows.append({"image": name, "psnr": p, "ssim": s} | ({} if chosen is None else {"model": chosen}))
     return report

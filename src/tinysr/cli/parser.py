@@ -45,7 +45,8 @@ class OneLineParser(argparse.ArgumentParser):
 
 def add_eval_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="PSNR/SSIM of an upscaler on a folder of HR images")
-    p.add_argument("--model", required=True, help="bicubic, a weights file, a run folder, or a bundled model")
+    p.add_argument("--model", required=True, help="bicubic, a weights file, a run folder, a bundled model, or auto / "
+                   "auto-5k (per image, the model tinysr upscale --model auto picks for its LR)")
     p.add_argument("--data", required=True, nargs="+", help="folder(s) of HR images")
     p.add_argument("--scale", type=int, choices=SCALES,
                    help="upscaling factor (default: the network's own; --model bicubic needs it)")
