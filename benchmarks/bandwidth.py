@@ -35,7 +35,7 @@ from PIL import Image, features
 from tinysr.data.degrade import bicubic, mod_crop
 from tinysr.data.folder import is_image_file
 from tinysr.data.io import read_image
-from tinysr.infer.auto import AUTO_MODELS, SourceInfo, choose_model, network
+from tinysr.infer.auto import AUTO_MODELS, choose_model, coded_source, network
 from tinysr.infer.load import bundled_names
 from tinysr.infer.upscale import upscale
 from tinysr.metrics import PROTOCOLS, prepare_pair, psnr, ssim
@@ -79,11 +79,8 @@ def model_upscaler(name: str) -> callable:
 
 
 def auto_choice(codec: str, quality: int, *, scale: int) -> str:
-    """The bundled model `--model auto` picks for a file of `codec` at `quality` (Pillow's JPEG tables give the
-    quality back exactly; a WebP's or AVIF's is unknown to the receiver)."""
-    info = SourceInfo(path=Path(f"lr.{codec}"), format=FORMATS[codec], lossy=True,
-                      quality=quality if codec == "jpeg" else None)
-    return choose_model(info, scale=scale)
+    """The bundled model `--model auto` picks for a file of `codec` at `quality`."""
+    return choose_model(coded_source(codec, quality), scale=scale)
 
 
 def image_rows(hr: np.ndarray, *, codecs: list[str], qualities: tuple[int, ...]) -> list[dict]:

@@ -13,12 +13,11 @@ import argparse
 import json
 from pathlib import Path
 
-from tinysr.data.codecs import CODECS
-from tinysr.data.degrade import parse_degradation
+from tinysr.data.degrade import Pipeline, parse_degradation
 from tinysr.data.folder import decode_all, image_folder
 from tinysr.errors import TinySRError
 from tinysr.evaluate import Chooser, evaluate
-from tinysr.infer.auto import AUTO_FAMILIES, SourceInfo, choose_model, inspect_source
+from tinysr.infer.auto import AUTO_FAMILIES, SourceInfo, choose_model, coded_source, inspect_source
 from tinysr.infer.load import resolve_upscaler
 from tinysr.metrics import PROTOCOLS
 
@@ -30,23 +29,21 @@ def checked_size(path, img, *, scale: int):
     return img
 
 
-def degraded_source(degradation: str, name: str) -> SourceInfo:
-    """What the receiver would know of image `name`'s LR under `degradation` (seed 0, as `tinysr.evaluate`)."""
-    pipeline = parse_degradation(degradation)
+def degraded_source(pipeline: Pipeline, name: str) -> SourceInfo:
+    """What the receiver would know of image `name`'s LR under `pipeline` (seed 0, as `tinysr.evaluate`)."""
     if not pipeline.codecs:
         return SourceInfo(path=Path(f"{name}.png"), format="PNG", lossy=False)
     stage, position = pipeline.codecs[-1], len(pipeline.codecs) - 1
-    quality = stage.quality_for(seed=0, image_id=name, position=position) if stage.codec == "jpeg" else None
-    return SourceInfo(path=Path(f"{name}.{stage.codec}"), format=CODECS[stage.codec], lossy=True, quality=quality)
+    return coded_source(stage.codec, stage.quality_for(seed=0, image_id=name, position=position), name=name)
 
 
 def auto_chooser(args: argparse.Namespace, scale: int) -> Chooser:
     """Per image name: the model `--model FAMILY` picks for its LR, as (name, upscaler); upscalers loaded once."""
     files = {p.stem: p for p in image_folder(args.lr_data).hr_paths} if args.lr_data is not None else {}
-    loaded = {}
+    pipeline, loaded = parse_degradation(args.degradation), {}
 
     def choose(name: str):
-        info = inspect_source(files[name]) if name in files else degraded_source(args.degradation, name)
+        info = inspect_source(files[name]) if name in files else degraded_source(pipeline, name)
         model = choose_model(info, scale=scale, family=args.model)
         if model not in loaded:
             loaded[model] = resolve_upscaler(model, scale=scale, device=args.device,

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from tinysr.data.codecs import CODECS
 from tinysr.data.io import PILLOW_FORMATS, read_image
 from tinysr.errors import TinySRError
 from tinysr.infer.load import bundled_names, load_network
@@ -162,6 +163,13 @@ def inspect_source(path: str | os.PathLike) -> SourceInfo:
         raise TinySRError(f"{path}: cannot read image ({exc})") from None
     lossy = fmt in ("JPEG", "MPO", "AVIF") or tiff_jpeg or (fmt == "WEBP" and webp_is_lossy(path))
     return SourceInfo(path=path, format=fmt, lossy=lossy, quality=quality, record=record)
+
+
+def coded_source(codec: str, quality: int, *, name: str = "lr") -> SourceInfo:
+    """What a receiver knows of a file Pillow's `codec` ("jpeg", "webp", "avif"; `tinysr.data.codecs`) wrote at
+    `quality`: lossy, and for a JPEG the quality itself (libjpeg's tables give it back exactly), else unknown."""
+    return SourceInfo(path=Path(f"{name}.{codec}"), format=CODECS[codec], lossy=True,
+                      quality=quality if codec == "jpeg" else None)
 
 
 # ---------------------------------------------------------------------------------------------------- choosing
