@@ -7,7 +7,7 @@ Rate-distortion curves on BSD100 and Urban100 (test sets: measured, never tuned 
 8 / HR pixels, no metadata) against PSNR-Y and SSIM-Y for
 - full size: the HR image through the codec at each quality;
 - x2 / x3 / x4: MATLAB-bicubic LR (`tinysr.data.degrade.bicubic`) through the same codec, decoded, upscaled by
-  MATLAB bicubic, by the clean bundled model and by the JPEG-aware one where bundled (`tinysr.infer.auto.AUTO_MODELS`),
+  MATLAB bicubic, by the clean bundled model and by the JPEG-aware one where bundled (`tinysr.delivery.auto.AUTO_MODELS`),
   and by "auto": the model `tinysr upscale --model auto` picks for that file (for a JPEG, the net of its quality's
   band; for a lossy WebP or AVIF, the blind JPEG-aware net), as `tinysr encode`'s receiver does.
 Protocol: HR mod-cropped to 12 (so every scale sees the same pixels), `tinysr.metrics` standard protocol (Y of
@@ -35,7 +35,7 @@ from PIL import Image, features
 from tinysr.data.degrade import bicubic, mod_crop
 from tinysr.data.folder import is_image_file
 from tinysr.data.io import read_image
-from tinysr.infer.auto import AUTO_MODELS, choose_model, coded_source, network
+from tinysr.delivery.auto import AUTO_MODELS, choose_model, coded_source, network
 from tinysr.infer.load import bundled_names
 from tinysr.infer.upscale import upscale
 from tinysr.metrics import PROTOCOLS, prepare_pair, psnr, ssim

@@ -8,7 +8,7 @@ The issue-16 table, for any test set and scale: LR = the `bicubic+jpegQ` degrada
 JPEG at quality Q, default 4:2:0), and the `bicubic` one for the "clean" column; PSNR-Y under the `standard`
 protocol (`tinysr.evaluate`, the same path as `tinysr eval --degradation`), printed as dB over bicubic on the same
 LR. A family row (auto, auto-5k) is the model that family picks for such a file: for each Q a real JPEG is written
-and inspected (`tinysr.infer.auto.inspect_source`, quality estimated from its tables), for "clean" a PNG; its
+and inspected (`tinysr.delivery.auto.inspect_source`, quality estimated from its tables), for "clean" a PNG; its
 numbers are that model's. --self-ensemble runs every model as `tinysr upscale --self-ensemble` does (the mean of
 the 8 flips and rotations, 8x the work). Test sets are measured here, never tuned on.
 """
@@ -30,7 +30,7 @@ from PIL import Image
 from tinysr.data.folder import image_folder
 from tinysr.data.io import read_image
 from tinysr.evaluate import bicubic_upscaler, evaluate
-from tinysr.infer.auto import AUTO_FAMILIES, choose_model, inspect_source, network
+from tinysr.delivery.auto import AUTO_FAMILIES, choose_model, inspect_source, network
 from tinysr.infer.load import bundled_names
 from tinysr.infer.upscale import upscale
 from tinysr.metrics import PROTOCOLS

@@ -33,9 +33,9 @@ import torch
 
 from tinysr.infer.upscale import upscale
 from tinysr.infer.load import load_network
-from tinysr.infer.video import SWS_FLAGS, upscale_video
-from tinysr.infer.video_probe import ffmpeg_exe
-from tinysr.infer.video_yuv import luma_net, upscale_yuv420_frame
+from tinysr.video.upscale import SWS_FLAGS, upscale_video
+from tinysr.video.probe import ffmpeg_exe
+from tinysr.video.yuv import luma_net, upscale_yuv420_frame
 
 DATA = Path(os.environ.get("TINYSR_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")).resolve()
 ENGINES = {"fused": True, "torch": False, "auto": None}

@@ -1,4 +1,4 @@
-"""`--model auto` (tinysr.infer.auto): the model follows the file's content, JPEG quality from its tables, lossless
+"""`--model auto` (tinysr.delivery.auto): the model follows the file's content, JPEG quality from its tables, lossless
 input gives the clean model's exact pixels, and the sender's record is read back."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from skimage import data as skdata
 
 from tinysr.cli import main
 from tinysr.errors import TinySRError
-from tinysr.infer.auto import (
+from tinysr.delivery.auto import (
     AUTO_FAMILIES,
     AUTO_MODELS,
     IDENTITY,
@@ -22,7 +22,7 @@ from tinysr.infer.auto import (
     upscale_file,
 )
 from tinysr.infer.load import bundled_names
-from tinysr.infer.record import Record, parse_record, save_options
+from tinysr.delivery.record import Record, parse_record, save_options
 from tinysr.infer.upscale import upscale
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -109,10 +109,10 @@ def test_a_bundled_jpeg_aware_model_plugs_in_by_name(tmp_path, monkeypatch):
     Image.fromarray(CROP).save(tmp_path / "a.jpg", quality=50)
     Image.fromarray(CROP).save(tmp_path / "a.png")
     clean, lossy = AUTO_MODELS[4]
-    monkeypatch.setattr("tinysr.infer.auto.bundled_names", lambda: [clean, lossy])
+    monkeypatch.setattr("tinysr.delivery.auto.bundled_names", lambda: [clean, lossy])
     assert choose_model(inspect_source(tmp_path / "a.jpg"), scale=4) == lossy
     assert choose_model(inspect_source(tmp_path / "a.png"), scale=4) == clean
-    monkeypatch.setattr("tinysr.infer.auto.bundled_names", lambda: [clean])
+    monkeypatch.setattr("tinysr.delivery.auto.bundled_names", lambda: [clean])
     info = inspect_source(tmp_path / "a.jpg")
     assert describe_choice(info, choose_model(info, scale=4)).endswith(
         f"a.jpg: JPEG q~50 (lossy) -> {clean} ({lossy} not bundled: the clean model)")

@@ -261,7 +261,7 @@ def test_eval_auto_measures_the_model_auto_picks_per_image(data_dir, capsys, tmp
     from tinysr.data.codecs import parse_codec_stage
     from tinysr.data.degrade import degrade, mod_crop
     from tinysr.data.io import read_image
-    from tinysr.infer.auto import band_model
+    from tinysr.delivery.auto import band_model
 
     set5 = str(data_dir / "Set5")
     auto = _eval_json(capsys, "--model", "auto", "--data", set5, "--degradation", "bicubic+jpeg50")

@@ -1,4 +1,4 @@
-"""`tinysr encode` (tinysr.infer.encode): fits the budget, picks the best scale, and `upscale --model auto` gets
+"""`tinysr encode` (tinysr.delivery.encode): fits the budget, picks the best scale, and `upscale --model auto` gets
 back the original size at exactly the PSNR encode reported; bad budgets and bad records fail on one line."""
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from skimage import data as skdata
 from tinysr.cli import main
 from tinysr.data.io import read_image
 from tinysr.errors import TinySRError
-from tinysr.infer.auto import upscale_file
-from tinysr.infer.encode import compress, encode_file, encode_image, fit_quality, make_lr, receiver_psnr
-from tinysr.infer.record import Record, save_options
+from tinysr.delivery.auto import upscale_file
+from tinysr.delivery.encode import compress, encode_file, encode_image, fit_quality, make_lr, receiver_psnr
+from tinysr.delivery.record import Record, save_options
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -209,7 +209,7 @@ def test_quantizing_window_fn_equals_rounding_the_float_output(photo):
 
 def test_lazy_top_level_upscale_keeps_import_light():
     code = ("import sys, tinysr; assert 'torch' not in sys.modules; f = tinysr.upscale; "
-            "assert 'torch' in sys.modules and f.__module__ == 'tinysr.infer.api'; print('ok')")
+            "assert 'torch' in sys.modules and f.__module__ == 'tinysr.api'; print('ok')")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.stdout.strip() == "ok", result.stderr
 

@@ -227,7 +227,7 @@ def test_max_pixels_is_an_option_of_upscale(weights, photos, tmp_path, capsys):
 def test_a_video_goes_through_the_same_command(tmp_path, capsys):
     from test_video import ffmpeg, sources
 
-    from tinysr.infer.video_probe import probe_video
+    from tinysr.video.probe import probe_video
 
     clip = tmp_path / "clip.mp4"
     ffmpeg(*sources(1), "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(clip))

@@ -1,4 +1,4 @@
-"""tinysr.infer.video and tinysr.infer.video_probe on small clips that FFmpeg generates here (testsrc2 + a sine track).
+"""tinysr.video.upscale and tinysr.video.probe on small clips that FFmpeg generates here (testsrc2 + a sine track).
 
 Each clip is compared with its upscale through FFmpeg itself: frame counts and timestamps (`framecrc`), the audio
 and subtitle packets byte for byte (`framemd5` of ``-c copy``), and, through a lossless codec, every frame's pixels
@@ -19,16 +19,16 @@ import pytest
 import torch
 from PIL import Image
 
-import tinysr.infer.video as video
-import tinysr.infer.video_pipes as video_pipes
+import tinysr.video.upscale as video
+import tinysr.video.pipes as video_pipes
 from tinysr.errors import TinySRError
 from tinysr.infer.upscale import upscale
 from tinysr.resize import imresize
 from tinysr.infer.load import load_network
-from tinysr.infer.video import SWS_FLAGS, pts_segments, upscale_video
-from tinysr.infer.video_pipes import sigterm_as_interrupt
-from tinysr.infer.video_probe import ffmpeg_exe, is_video, probe_video
-from tinysr.infer.video_yuv import luma_net, upscale_luma
+from tinysr.video.upscale import SWS_FLAGS, pts_segments, upscale_video
+from tinysr.video.pipes import sigterm_as_interrupt
+from tinysr.video.probe import ffmpeg_exe, is_video, probe_video
+from tinysr.video.yuv import luma_net, upscale_luma
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

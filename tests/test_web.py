@@ -22,9 +22,9 @@ from playwright import sync_api
 
 from tinysr.cli.web import families, set5_psnr, web_models
 from tinysr.errors import TinySRError
-from tinysr.infer.auto import choose_model as auto_choice
-from tinysr.infer.auto import inspect_source, upscale_file
-from tinysr.infer.encode import encode_image
+from tinysr.delivery.auto import choose_model as auto_choice
+from tinysr.delivery.auto import inspect_source, upscale_file
+from tinysr.delivery.encode import encode_image
 from tinysr.infer.load import load_network
 from tinysr.infer.upscale import upscale
 from tinysr.pretrained import list_pretrained
@@ -289,7 +289,7 @@ def run_auto(page, path: Path, family: str, tmp_path: Path) -> tuple[str, np.nda
 @pytest.mark.parametrize("family", ["auto", "auto-5k"])
 def test_auto_in_the_page_picks_what_the_cli_picks(page, sent, family, tmp_path):
     """Every file gets the model `tinysr upscale --model FAMILY` takes for it (JPEG quality from the tables, WebP
-    lossy, PNG lossless; the band edges on both sides), and the same pixels as `tinysr.infer.auto.upscale_file`."""
+    lossy, PNG lossless; the band edges on both sides), and the same pixels as `tinysr.delivery.auto.upscale_file`."""
     assert page.eval_on_selector("#model", "m => m.options[0].value") == "auto"  # the default, as in the CLI
     picks = {}
     for key, path in sent.items():
@@ -311,7 +311,7 @@ def test_auto_restores_the_size_encode_recorded(page, sent, tmp_path):
 
 
 def test_auto_refuses_a_recorded_scale_without_a_model(page, images, tmp_path):
-    from tinysr.infer.record import Record, save_options
+    from tinysr.delivery.record import Record, save_options
 
     path = tmp_path / "x8.jpg"
     Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(path, quality=80, **save_options("JPEG", Record(8, 128, 128)))

@@ -7,7 +7,7 @@ For each quality Q it makes the held-out split every bundled JPEG-aware net was 
 BSD200, seed 0: `tinysr.train.start.load_data` with `--val-split 10`) under `bicubic+jpegQ`, and prints each model's
 PSNR-Y gain over bicubic there (standard protocol). Give the models highest band first (clean, high, blind, low):
 the tool then names, for each neighbouring pair, the lowest swept quality from which the higher band's net stays
-ahead (`tinysr.infer.auto.JPEG_BANDS` takes those as the bands' lowest qualities). No test set is read.
+ahead (`tinysr.delivery.auto.JPEG_BANDS` takes those as the bands' lowest qualities). No test set is read.
 """
 
 from __future__ import annotations

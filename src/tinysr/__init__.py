@@ -1,15 +1,15 @@
 """tinysr: single-image super-resolution built around EDSR, from 160 M parameters down to under 1,000.
 
 The top-level API is lazy, so that `import tinysr` stays light (no torch until it is used):
-`tinysr.upscale(image, model, ...)`, `tinysr.load_model(name_or_path)` (`tinysr.infer.api`) and
-`tinysr.upscale_video(src, dst, model, ...)` (`tinysr.infer.video`).
+`tinysr.upscale(image, model, ...)`, `tinysr.load_model(name_or_path)` (`tinysr.api`) and
+`tinysr.upscale_video(src, dst, model, ...)` (`tinysr.video.upscale`).
 """
 
 __version__ = "0.1.0"
 
 #: public name -> (module, attribute), imported on first use.
-_API = {"upscale": ("tinysr.infer.api", "upscale"), "load_model": ("tinysr.infer.api", "load_model"),
-        "upscale_video": ("tinysr.infer.video", "upscale_video")}
+_API = {"upscale": ("tinysr.api", "upscale"), "load_model": ("tinysr.api", "load_model"),
+        "upscale_video": ("tinysr.video.upscale", "upscale_video")}
 
 
 def __getattr__(name: str):

@@ -3,7 +3,7 @@
     tinysr encode IMAGE --budget BYTES -o OUT [--codec jpeg|webp] [--receiver auto|auto-5k] [--force]
 
 Tries scales 1-4, each at the highest codec quality that fits the budget, measures what the receiver will see, and
-writes the best as an ordinary JPEG/WebP that records its scale and the original size (`tinysr.infer.encode`).
+writes the best as an ordinary JPEG/WebP that records its scale and the original size (`tinysr.delivery.encode`).
 Prints one line per candidate and the choice; a budget nothing meets is a one-line error, and nothing is written.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from tinysr.infer.encode import BORDER, encode_file
+from tinysr.delivery.encode import BORDER, encode_file
 
 
 def run(args: argparse.Namespace) -> int:

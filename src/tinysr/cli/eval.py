@@ -2,7 +2,7 @@
 (or on LR files made elsewhere, paired by file stem).
 
 `--model auto` (or `auto-5k`) measures what `tinysr upscale --model auto` would do: per image, the model the family
-picks for that LR file. With --lr-data the file itself is inspected (`tinysr.infer.auto.inspect_source`); with a
+picks for that LR file. With --lr-data the file itself is inspected (`tinysr.delivery.auto.inspect_source`); with a
 degradation, its last codec stage says what the receiver would get: a JPEG of the quality that stage drew for the
 image (the receiver reads it back exactly from Pillow's tables), a WebP or AVIF of unknown quality, or, without a
 codec stage, a lossless file. Each row names its model."""
@@ -17,7 +17,7 @@ from tinysr.data.degrade import Pipeline, parse_degradation
 from tinysr.data.folder import decode_all, image_folder
 from tinysr.errors import TinySRError
 from tinysr.evaluate import Chooser, evaluate
-from tinysr.infer.auto import AUTO_FAMILIES, SourceInfo, choose_model, coded_source, inspect_source
+from tinysr.delivery.auto import AUTO_FAMILIES, SourceInfo, choose_model, coded_source, inspect_source
 from tinysr.infer.load import resolve_upscaler
 from tinysr.metrics import PROTOCOLS
 

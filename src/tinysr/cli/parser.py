@@ -162,7 +162,7 @@ DEFAULT_TILE = 512
 
 #: --engine -> `tinysr.upscale(..., fused=)`: None picks the fused kernels where they apply (`tinysr.infer.fused`)
 ENGINES = {"auto": None, "torch": False, "fused": True}
-#: the `--model auto...` families (`tinysr.infer.auto.AUTO_FAMILIES`, which imports torch; a test keeps them equal)
+#: the `--model auto...` families (`tinysr.delivery.auto.AUTO_FAMILIES`, which imports torch; a test keeps them equal)
 AUTO_FAMILY_NAMES = ("auto", "auto-5k")
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tinysr.errors import TinySRError
-from tinysr.infer.api import load_model
+from tinysr.api import load_model
 from tinysr.models import build_config, config_from_dict, config_to_dict
 from tinysr.train import runs
 from tinysr.train.config import DataConfig, RunConfig, TrainConfig

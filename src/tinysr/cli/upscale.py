@@ -5,12 +5,12 @@
 - OUT is a folder (created once there is something to write), or, for exactly one input file, a file name with an
   image or video suffix. A file INPUT goes to OUT/<name>; a folder INPUT's images and videos (recursive, hidden
   files skipped; other files reported) go to OUT/<path relative to that folder>. The format follows the suffix.
-- A video is recognised by its content (`tinysr.infer.video`): every frame, the timestamps, audio and subtitles kept.
+- A video is recognised by its content (`tinysr.video.upscale`): every frame, the timestamps, audio and subtitles kept.
 - An output is never an input; an existing output is overwritten only with --force.
 - Grey files come out grey; alpha is kept (upscaled with MATLAB bicubic); grey with alpha comes out RGBA. Any other
   conversion of the input (16-bit to 8-bit, CMYK) is reported on a warning line.
 - A failing file is reported on one line naming it, the others still run; the exit status is 1 if any failed.
-- --model auto (`tinysr.infer.auto`): each file gets the bundled model its content calls for (one line per file says
+- --model auto (`tinysr.delivery.auto`): each file gets the bundled model its content calls for (one line per file says
   which), at the scale `tinysr encode` recorded in it (else --scale, else 2), cropped to the recorded original size.
   A recorded scale without a model fails the run before any file is written. A video takes the JPEG-aware model
   (compressed video blocks as JPEG does). --model auto-5k does the same with the <= 5,000-parameter nets.
@@ -31,7 +31,7 @@ from tinysr.data.folder import is_image_file, scan_folder, skipped_files_message
 from tinysr.data.io import read_for_upscale, write_image
 from tinysr.errors import TinySRError, one_line
 from tinysr.infer import fused as fused_stage
-from tinysr.infer.auto import (
+from tinysr.delivery.auto import (
     AUTO_FAMILIES,
     SourceInfo,
     choose_model,
@@ -43,8 +43,8 @@ from tinysr.infer.auto import (
 )
 from tinysr.infer.load import load_network
 from tinysr.infer.upscale import network_window_fn, upscale
-from tinysr.infer.video import MUXERS, upscale_video
-from tinysr.infer.video_probe import is_video
+from tinysr.video.upscale import MUXERS, upscale_video
+from tinysr.video.probe import is_video
 
 @dataclass(frozen=True)
 class Job:

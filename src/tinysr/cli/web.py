@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from tinysr.export.numpy_export import numpy_export_bytes
-from tinysr.infer.auto import AUTO_FAMILIES
+from tinysr.delivery.auto import AUTO_FAMILIES
 from tinysr.infer.fused import fused_net
 from tinysr.infer.load import bundled_names, load_network
 from tinysr.infer.upscale import receptive_radius

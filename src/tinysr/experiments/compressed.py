@@ -2,7 +2,7 @@
 
 One HR photo is made into the LR a sender would send (MATLAB bicubic, then a JPEG of quality `quality`, the
 `bicubic+jpegQ` degradation), then brought back by bicubic, the clean bundled model and the JPEG-aware one that
-`--model auto` takes for that quality (`tinysr.infer.auto.band_model`). The
+`--model auto` takes for that quality (`tinysr.delivery.auto.band_model`). The
 figure shows, per upscaler, a crop of the busiest region at `ZOOM`x, large enough to see blocks and ringing, with its
 PSNR under the `standard` protocol; the HR crop is last.
 
@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 
 from tinysr.data.degrade import degrade, mod_crop
 from tinysr.evaluate import bicubic_upscaler
-from tinysr.infer.auto import band_model
+from tinysr.delivery.auto import band_model
 from tinysr.infer.load import load_network
 from tinysr.infer.upscale import upscale
 from tinysr.metrics import PROTOCOLS, measure, quantize

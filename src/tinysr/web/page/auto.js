@@ -1,5 +1,5 @@
 // "auto" in the page: what a file is, read from its bytes, and which model a family picks for it; the same rules as
-// tinysr.infer.auto (`tinysr upscale --model auto`), whose tables the site writes into models/index.json:
+// tinysr.delivery.auto (`tinysr upscale --model auto`), whose tables the site writes into models/index.json:
 //   family = {name, budget, models: {scale: [clean, lossy|null]}, bands: {scale: [[lowest quality, model], ...]}}.
 // A JPEG's quality is estimated from its luminance quantisation table (table 0), `tinysr encode`'s record
 // ("tinysr:scale=2;size=WxH") is read from a JPEG comment or a WebP's EXIF chunk, and a WebP is lossy when its

@@ -20,7 +20,7 @@ from torch import nn
 
 from tinysr.errors import TinySRError
 from tinysr.infer import upscale as engine
-from tinysr.infer.auto import AUTO_FAMILIES, describe_choice, inspect_source, upscale_auto
+from tinysr.delivery.auto import AUTO_FAMILIES, describe_choice, inspect_source, upscale_auto
 from tinysr.infer.load import load_network
 
 log = logging.getLogger("tinysr")
@@ -38,8 +38,8 @@ def upscale(image: np.ndarray, model: nn.Module | str | os.PathLike, *, source: 
     keyword options (tile, overlap, self_ensemble, device, workers, fused, progress) are passed on.
 
     model "auto": the bundled model `tinysr upscale --model auto` picks for the file `source` the image was read
-    from (its format, JPEG quality and `tinysr encode` record decide; `tinysr.infer.auto`); the choice is logged on
-    the "tinysr" logger, and `tinysr.infer.auto.upscale_file` returns it with the image. "auto-5k": the same among
+    from (its format, JPEG quality and `tinysr encode` record decide; `tinysr.delivery.auto`); the choice is logged on
+    the "tinysr" logger, and `tinysr.delivery.auto.upscale_file` returns it with the image. "auto-5k": the same among
     the <= 5,000-parameter nets."""
     if isinstance(model, str) and model in AUTO_FAMILIES:
         if source is None:

@@ -6,9 +6,9 @@ Steps, per scale s:
    (`tinysr.data.degrade.bicubic`; s = 1 sends the original);
 2. find the highest quality (1..100) whose file, record included, fits the budget: bisection (size grows with
    quality, nearly always), then the next few qualities up, in case size is not monotone there;
-3. decode that file with Pillow, upscale it as `tinysr upscale --model auto` will (`tinysr.infer.auto`), crop to the
+3. decode that file with Pillow, upscale it as `tinysr upscale --model auto` will (`tinysr.delivery.auto`), crop to the
    original size, and measure PSNR-Y against the original (`receiver_psnr`).
-The candidate with the highest PSNR is written, atomically, with its record (`tinysr.infer.record`).
+The candidate with the highest PSNR is written, atomically, with its record (`tinysr.delivery.record`).
 
 Convention: `hr` is HWC RGB uint8 (0..255), the original; PSNR is in dB.
 """
@@ -28,8 +28,8 @@ from tinysr.atomic import atomic_write_bytes
 from tinysr.data.degrade import bicubic
 from tinysr.data.io import read_image
 from tinysr.errors import TinySRError
-from tinysr.infer.auto import AUTO, SourceInfo, auto_family, estimate_jpeg_quality, upscale_auto
-from tinysr.infer.record import Record, save_options
+from tinysr.delivery.auto import AUTO, SourceInfo, auto_family, estimate_jpeg_quality, upscale_auto
+from tinysr.delivery.record import Record, save_options
 from tinysr.metrics import PROTOCOLS, prepare_pair, psnr
 
 #: codec name -> (Pillow format, file suffix). WebP is written lossy (its `quality`).

@@ -4,7 +4,7 @@ A lossless file (PNG, BMP, TIFF, lossless WebP) goes to the clean model of its s
 AVIF, JPEG-in-TIFF) to the JPEG-aware one, or to the clean one while no JPEG-aware model of that scale is bundled
 (the note says so). The decision reads the file's content, never its suffix: a PNG named .jpg is lossless.
 
-The scale is the one `tinysr encode` recorded in the file (`tinysr.infer.record`), else the caller's, else 2. A
+The scale is the one `tinysr encode` recorded in the file (`tinysr.delivery.record`), else the caller's, else 2. A
 recorded scale of 1 means "sent at full size": the decoded pixels come back unchanged (`IDENTITY`).
 
 API: `upscale_file(path)` returns an `AutoResult` (the image, the chosen model's name, the `SourceInfo`);
@@ -28,7 +28,7 @@ from tinysr.data.codecs import CODECS
 from tinysr.data.io import PILLOW_FORMATS, read_image
 from tinysr.errors import TinySRError
 from tinysr.infer.load import bundled_names, load_network
-from tinysr.infer.record import Record, read_record
+from tinysr.delivery.record import Record, read_record
 from tinysr.infer.upscale import upscale
 
 #: scale -> (clean model, JPEG-aware model or None). A JPEG-aware model not (yet) bundled falls back to the clean one.

@@ -1,4 +1,4 @@
-"""The YUV path of `tinysr.infer.video`: a Y-only tiny net runs on the decoded luma plane, chroma by MATLAB bicubic.
+"""The YUV path of `tinysr.video.upscale`: a Y-only tiny net runs on the decoded luma plane, chroma by MATLAB bicubic.
 
 A Y-only, bicubic-anchored tiny net computes luma as ``Y_hr = bicubic(Y) + 255 * residual(Y / 255)``
 (`TinySR.forward_luma`) and its Cb/Cr as plain bicubic. A 4:2:0 video already holds Y, Cb and Cr, so nothing needs
@@ -44,7 +44,7 @@ def upscale_luma(net: fused_stage.FusedNet, y: np.ndarray) -> np.ndarray:
     """HW uint8 luma -> (H*s)x(W*s) uint8: ``bicubic(Y) + 255 * residual(Y / 255)``, clipped, rounded half to even
     (MATLAB bicubic, `tinysr.infer.fused`'s arithmetic)."""
     from tinysr.infer import _fused_kernel as kernel
-    from tinysr.infer._video_kernel import plane_anchor_add_round
+    from tinysr.video._kernel import plane_anchor_add_round
 
     h, w = y.shape
     pad = net.weights[0].shape[2] // 2
@@ -67,7 +67,7 @@ def upscale_luma(net: fused_stage.FusedNet, y: np.ndarray) -> np.ndarray:
 
 def upscale_plane(net: fused_stage.FusedNet, plane: np.ndarray) -> np.ndarray:
     """HW uint8 -> (H*s)x(W*s) uint8 by MATLAB bicubic alone (the anchor kernel with a zero residual)."""
-    from tinysr.infer._video_kernel import plane_anchor_add_round
+    from tinysr.video._kernel import plane_anchor_add_round
 
     h, w = plane.shape
     offsets, taps = fused_stage.phase_taps(net.scale)

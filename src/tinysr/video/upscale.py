@@ -1,12 +1,12 @@
 """Upscale a video: every frame through the same network as an image, the timestamps, audio and subtitles kept.
 
-The frames stream between two FFmpeg processes and never touch the disk (`tinysr.infer.video_pipes`):
-1. probe: decode the video stream once for its facts and every frame's timestamp (`tinysr.infer.video_probe`);
+The frames stream between two FFmpeg processes and never touch the disk (`tinysr.video.pipes`):
+1. probe: decode the video stream once for its facts and every frame's timestamp (`tinysr.video.probe`);
 2. decode: FFmpeg writes the frames, as stored (``-noautorotate``), raw on its stdout;
 3. upscale: each frame, several at once on a thread pool (the compiled kernels and torch release the GIL),
    written back in order, by one of two routes (`choose_route`):
    - YUV (a x2 Y-only tiny net with Numba, a 4:2:0 source): the net runs on the decoded luma plane, the chroma
-     planes are upscaled by MATLAB bicubic (`tinysr.infer.video_yuv`); no RGB image is made;
+     planes are upscaled by MATLAB bicubic (`tinysr.video.yuv`); no RGB image is made;
    - RGB (any other net or source): HWC RGB uint8 frames, decoded with the source's matrix and range, through
      `tinysr.infer.upscale.upscale`, exactly as an image;
 4. encode: a second FFmpeg reads the raw frames on its stdin and the source file as its second input. It puts
@@ -34,9 +34,9 @@ from torch import nn
 from tinysr.errors import TinySRError
 from tinysr.infer.upscale import upscale
 from tinysr.infer.load import load_network
-from tinysr.infer.video_pipes import sigterm_as_interrupt, transcode
-from tinysr.infer.video_probe import VideoInfo, ffmpeg_exe, is_video, probe_video, shown
-from tinysr.infer.video_yuv import eligible, luma_net, upscale_yuv420_frame
+from tinysr.video.pipes import sigterm_as_interrupt, transcode
+from tinysr.video.probe import VideoInfo, ffmpeg_exe, is_video, probe_video, shown
+from tinysr.video.yuv import eligible, luma_net, upscale_yuv420_frame
 
 __all__ = ["upscale_video", "is_video", "MUXERS"]
 
@@ -91,7 +91,7 @@ def pts_expression(pts: tuple[int, ...]) -> str:
 
 @dataclass(frozen=True)
 class Route:
-    """How frames cross from the decoder to the encoder. yuv: the YUV path (`tinysr.infer.video_yuv`) or RGB.
+    """How frames cross from the decoder to the encoder. yuv: the YUV path (`tinysr.video.yuv`) or RGB.
     decoded / upscaled: the raw pixel formats out of the decoder and into the encoder. shape: one decoded frame's
     uint8 array. upscale_frame: decoded frame -> raw upscaled frame."""
 
@@ -221,7 +221,7 @@ def upscale_video(src: Path | str, dst: Path | str, model: nn.Module | str, *, f
 
     model: a network or a `--model` value (bundled name, run folder, weights file). fused: the compiled kernels
     (True), torch (False), or the kernels where the model qualifies (None). yuv: run a Y-only x2 net on the decoded
-    luma plane, chroma by MATLAB bicubic (`tinysr.infer.video_yuv`; None: where it applies). tile: LR pixels per tile
+    luma plane, chroma by MATLAB bicubic (`tinysr.video.yuv`; None: where it applies). tile: LR pixels per tile
     side on the RGB path (None: whole frames). codec, crf, preset, pix_fmt: FFmpeg's encoder, its quality, speed
     and output pixel format (crf / preset None: not passed, for encoders without them, e.g. "ffv1"). workers:
     frames upscaled at once (None: torch's thread count). Kept: the frame count and every frame's timestamp, the

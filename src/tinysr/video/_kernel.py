@@ -1,4 +1,4 @@
-"""Numba kernel of `tinysr.infer.video_yuv`: the HR stage of a Y-only tiny net on one plane
+"""Numba kernel of `tinysr.video.yuv`: the HR stage of a Y-only tiny net on one plane
 (`tinysr.infer._fused_kernel.fused` for one channel instead of RGB). Imported only when Numba is installed;
 compiled code cached like the other kernels."""
 

@@ -1,8 +1,8 @@
-"""FFmpeg processes and the frame loop of `tinysr.infer.video`: raw frames read from the decoder's stdout, upscaled on a
+"""FFmpeg processes and the frame loop of `tinysr.video.upscale`: raw frames read from the decoder's stdout, upscaled on a
 thread pool, written in order to the encoder's stdin; SIGTERM turned into an interrupt.
 
 Convention: a frame is the raw bytes of one picture as a flat or shaped uint8 array (`shape`), in whatever
-pixel format the two FFmpeg commands agree on (`tinysr.infer.video` chooses).
+pixel format the two FFmpeg commands agree on (`tinysr.video.upscale` chooses).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from tinysr.errors import TinySRError
-from tinysr.infer.video_probe import VideoInfo, first_error, shown
+from tinysr.video.probe import VideoInfo, first_error, shown
 
 
 @contextlib.contextmanager
