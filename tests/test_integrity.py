@@ -1,5 +1,5 @@
 """Nothing silently wrong: damaged weights and checkpoints are one-line errors naming the file, NaN weights are
-refused, and a malformed config costs nothing to refuse (tinysr.models.integrity, models.weights, train.runs)."""
+refused, and a malformed config costs nothing to refuse (tinysr.integrity, models.weights, train.runs)."""
 
 import json
 import struct
@@ -12,7 +12,7 @@ from safetensors.torch import save
 
 from tinysr.cli import main
 from tinysr.errors import TinySRError
-from tinysr.models.integrity import check_finite, digest
+from tinysr.integrity import check_finite, digest
 from tinysr.models.weights import load_model, save_weights
 from tinysr.pretrained import pretrained_path
 from tinysr.train import runs

@@ -13,6 +13,7 @@ from typing import Any
 from torch import nn
 
 from tinysr.errors import TinySRError
+from tinysr.families import config_from_dict, config_to_dict  # noqa: F401 (torch-free; re-exported)
 from tinysr.models.edsr import EDSR, EDSRConfig
 from tinysr.models.tiny import TINY_PRESETS, TinyConfig, TinySR
 
@@ -64,24 +65,6 @@ def create_model(name: str, **overrides: Any) -> nn.Module:
 
 def model_from_config(config: Any) -> nn.Module:
     return MODELS[config.family][1](config)
-
-
-def config_to_dict(config: Any) -> dict[str, Any]:
-    """The config's fields plus its "family" (a class constant), as checkpoints and run folders store it."""
-    return dataclasses.asdict(config) | {"family": config.family}
-
-
-def config_from_dict(data: dict[str, Any]) -> Any:
-    """The inverse of `config_to_dict`; "family" picks the config class (EDSR when absent, as in old checkpoints)."""
-    data = dict(data)
-    family = data.pop("family", "edsr")
-    if family not in MODELS:
-        raise TinySRError(f"unknown model family {family!r} in config; known: {', '.join(sorted(MODELS))}")
-    fields = {f.name for f in dataclasses.fields(MODELS[family][0])}
-    unknown = set(data) - fields
-    if unknown:
-        raise TinySRError(f"config has unknown fields for {family}: {', '.join(sorted(unknown))}")
-    return MODELS[family][0](**data)
 
 
 def model_from_config_dict(data: dict[str, Any]) -> nn.Module:

@@ -9,40 +9,10 @@ Convention: inputs and outputs are NCHW float RGB in 0..rgb_range (255 by defaul
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
-
 import torch
 from torch import nn
 
-#: The DIV2K RGB mean on 0..1, as used by EDSR; multiplied by rgb_range at build time.
-DIV2K_RGB_MEAN = (0.4488, 0.4371, 0.4040)
-SUPPORTED_SCALES = (2, 3, 4)
-
-
-@dataclass(frozen=True)
-class EDSRConfig:
-    """Everything needed to build an EDSR; checkpoints carry it.
-
-    n_blocks: residual blocks (0 keeps the head, body-end and tail convs: the study's tiniest nets).
-    n_feats: filters per conv.
-    scale: upscaling factor, 2, 3 or 4.
-    res_scale: residual scaling inside each block (0.1 for the 32/256 paper model).
-    """
-
-    n_blocks: int = 16
-    n_feats: int = 64
-    scale: int = 2
-    res_scale: float = 1.0
-    n_colors: int = 3
-    rgb_range: float = 255.0
-    family: ClassVar[str] = "edsr"  # fixed by the class: not a field, so no override can change it
-
-    def __post_init__(self) -> None:
-        if self.scale not in SUPPORTED_SCALES:
-            raise ValueError(f"scale must be one of {SUPPORTED_SCALES}, got {self.scale}")
-        if self.n_blocks < 0 or self.n_feats < 1:
-            raise ValueError(f"need n_blocks >= 0 and n_feats >= 1, got {self.n_blocks}/{self.n_feats}")
+from tinysr.families.edsr import DIV2K_RGB_MEAN, SUPPORTED_SCALES, EDSRConfig  # noqa: F401 (torch-free facts)
 
 
 def conv3x3(in_ch: int, out_ch: int) -> nn.Conv2d:

@@ -2,7 +2,7 @@
 
 Format: a `.safetensors` file whose metadata holds `tinysr_config` (the model config as JSON), `tinysr_meta`
 (free JSON metadata such as the training step or validation PSNR) and `tinysr_sha256` (the tensors' digest,
-`tinysr.models.integrity`: checked on load, so a damaged file is an error naming it; files written before the digest
+`tinysr.integrity`: checked on load, so a damaged file is an error naming it; files written before the digest
 existed load unchecked). A config is checked against the tensors on the meta device before any memory is allocated,
 and weights holding NaN or infinity are refused. Loading never unpickles code: safetensors holds
 tensors only, and `.pt`/`.pth` files go through `torch.load(weights_only=True)`, which refuses a pickle that would
@@ -27,7 +27,7 @@ from tinysr import __version__
 from tinysr.atomic import atomic_write_bytes
 from tinysr.errors import TinySRError, one_line
 from tinysr.models import config_from_dict, config_to_dict, model_from_config
-from tinysr.models.integrity import check_digest, check_finite, digest
+from tinysr.integrity import check_digest, check_finite, digest
 
 
 def save_weights(path: str | os.PathLike, model: nn.Module, *, meta: dict[str, Any] | None = None) -> None:

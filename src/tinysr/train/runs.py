@@ -40,15 +40,11 @@ from torch import nn
 from tinysr import atomic, faults
 from tinysr.errors import TinySRError
 from tinysr.models import weights as checkpoint
-from tinysr.models.integrity import check_digest, digest
+from tinysr.integrity import check_digest, digest
 from tinysr import lock
 from tinysr.train.config import RunConfig
 
-#: The run folder's files, defined here only: every other module imports these names.
-CONFIG, METRICS, STATUS, LAST = "config.json", "metrics.jsonl", "status.json", "last.pt"
-RUN_BEST = "best.safetensors"  # the best weights, which `--model RUN` loads
-INTEGRITY = "sha256"  # last.pt's digest of the rest of its state (`tinysr.models.integrity`), checked on resume
-RUN_FILES = (CONFIG, METRICS, STATUS, LAST, RUN_BEST)
+from tinysr.runfolder import CONFIG, INTEGRITY, LAST, METRICS, RUN_BEST, RUN_FILES, STATUS  # noqa: F401 (re-exported)
 STATES = ("running", "finished", "interrupted", "failed")
 #: config.json entries a resume may change without --force.
 RESUMABLE_CHANGES = frozenset({("train", "steps")})
