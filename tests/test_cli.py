@@ -285,3 +285,42 @@ def test_eval_auto_measures_the_model_auto_picks_per_image(data_dir, capsys, tmp
             Image.fromarray(lr).save(lr_dir / f"{path.stem}.png")
     files = _eval_json(capsys, "--model", "auto", "--data", set5, "--lr-data", str(lr_dir))
     assert [r["model"] for r in files["images"]] == ["tiny-1k-x2", "tiny-1k-x2-jpeg-high"] * 2 + ["tiny-1k-x2"]
+
+
+def test_light_checks_word_each_error_as_its_runner_does(tmp_path):
+    """`cli.checks` reports these before the runner is imported; the runner's own check (still there, reached from
+    Python) must say the same line, whichever sees the mistake."""
+    import argparse
+
+    from tinysr.cli import checks
+    from tinysr.cli import eval as eval_runner
+    from tinysr.cli import upscale as upscale_runner
+    from tinysr.data.folder import scan_folder
+    from tinysr.data.io import read_image
+    from tinysr.errors import TinySRError
+    from tinysr.infer.load import load_network, resolve_upscaler
+
+    def message(call, *args, **kwargs) -> str:
+        with pytest.raises(TinySRError) as caught:
+            call(*args, **kwargs)
+        return str(caught.value)
+
+    (tmp_path / "a.png").write_bytes(b"")
+    missing, a_file = str(tmp_path / "missing"), str(tmp_path / "a.png")
+    assert message(checks.check_model, "nosuch") == message(load_network, "nosuch", scale=None)
+    assert message(checks.check_model, "nosuch", per_file=("auto", "auto-5k")) == message(
+        upscale_runner.prepare, argparse.Namespace(model="nosuch", scale=None, engine="auto"))
+    for folder in (missing, a_file):
+        assert message(checks.check_folder, folder) == message(scan_folder, folder)
+    for image in (missing, str(tmp_path)):
+        assert message(checks.check_image_file, image) == message(read_image, image)
+    for inputs in ([missing], [missing, a_file + "x/"]):
+        args = argparse.Namespace(model="auto", engine="auto", scale=None, inputs=inputs, output=str(tmp_path / "o"))
+        assert message(checks.check_inputs, inputs) == message(upscale_runner.run, args)
+    for self_ensemble in (True, False):
+        args = argparse.Namespace(model="bicubic", scale=None, self_ensemble=self_ensemble, lr_data=None, data=["."],
+                                  degradation="bicubic")
+        assert message(checks.check_eval, args) == message(resolve_upscaler, "bicubic", scale=None,
+                                                           self_ensemble=self_ensemble)
+    args = argparse.Namespace(model="auto", lr_data=a_file, data=[".", "."])
+    assert message(checks.check_eval, args) == message(eval_runner.run, args)

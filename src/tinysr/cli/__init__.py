@@ -1,8 +1,10 @@
-"""The `tinysr` command: parse (`cli.parser`, torch-free), then import the verb's one runner module and call it.
+"""The `tinysr` command: parse (`cli.parser`), pre-check (`cli.checks`), then import the verb's one runner module
+and call it.
 
-Laziness is decided here, once: `VERBS` names each verb's runner module, imported only after the arguments parse,
-so `tinysr --help`, `tinysr VERB --help` and a usage error never import torch. Each runner's `run(args)` makes one
-library call. Around it, `main` keeps every ending to one line:
+Laziness is decided here, once: `VERBS` names each verb's runner module, imported only after the arguments parse and
+pass the light checks, so `tinysr --help`, `tinysr VERB --help`, a usage error, an unknown model or a missing input
+import neither torch nor numpy (tests/test_cli_start.py). Each runner's `run(args)` makes one library call. Around
+it, `main` keeps every ending to one line:
 - a library error (`TinySRError`) prints `tinysr: error: ...` (control characters escaped) and exits with 2;
 - Ctrl-C or SIGTERM, at any moment, prints `tinysr: interrupted` and exits with 130 (a command that has work to save,
   such as training, saves it first: SIGTERM arrives as the same KeyboardInterrupt as Ctrl-C);
@@ -19,6 +21,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 
+from tinysr.cli.checks import check_args
 from tinysr.cli.parser import build_parser
 from tinysr.errors import TinySRError, one_line
 
@@ -58,10 +61,11 @@ def _quiet_stdout() -> None:
 
 
 def run_verb(args: argparse.Namespace) -> int:
-    """Import the verb's runner and run it; a library error becomes one line and EXIT_ERROR."""
+    """Pre-check `args`, import the verb's runner and run it; a library error becomes one line and EXIT_ERROR."""
     with warnings.catch_warnings():
         warnings.showwarning = print_warning
         try:
+            check_args(args)
             return importlib.import_module(VERBS[args.command]).run(args)
         except TinySRError as exc:
             print(f"tinysr: error: {one_line(exc)}", file=sys.stderr)

@@ -1,8 +1,8 @@
-"""The command line's grammar: every verb's options, declared without importing torch or any library layer.
+"""The command line's grammar: every verb's options, declared without importing torch, numpy or any library layer.
 
-`tinysr --help`, `tinysr models` and `tinysr VERB --help` need nothing more than this module (and `cli.types`);
-`tinysr.cli.main` imports the one runner module a verb needs only after parsing. Choices that the library owns are
-imported from torch-free modules (`train.config`, `data.div2k`), never copied.
+`tinysr --help`, `tinysr VERB --help` and every usage error need nothing more than this module and `cli.types`
+(standard library only); `tinysr.cli.main` runs the light pre-checks (`cli.checks`) and then imports the one runner
+module a verb needs. A degradation name is checked there too, not here: its grammar lives in `tinysr.data.degrade`.
 """
 
 from __future__ import annotations
@@ -10,13 +10,20 @@ from __future__ import annotations
 import argparse
 
 from tinysr import __version__
-from tinysr.cli.types import degradation_name, int_at_least, positive_float, positive_int
-from tinysr.data.div2k import OFFICIAL_BASE_URL, OFFICIAL_SCALES, SPLITS
-from tinysr.metrics import PROTOCOLS
-from tinysr.train.config import LOSS_NAMES, SCHEDULES
+from tinysr.cli.types import int_at_least, positive_float, positive_int
 
 SCALES = (2, 3, 4)
 EXPORT_FORMATS = ("onnx", "onnx-int8", "numpy", "tflite", "ncnn", "coreml")
+
+# Names that the library owns, written here because their owners' modules import numpy (`tinysr.metrics`, and
+# `tinysr.train.config` through it) or http.client (`tinysr.data.div2k`), which the grammar must not;
+# tests/test_cli_start.py keeps each equal to its owner.
+PROTOCOL_NAMES = ("standard", "study")  # tinysr.metrics.PROTOCOLS
+SCHEDULES = ("step", "cosine")  # tinysr.train.config.SCHEDULES
+LOSS_NAMES = ("l1", "l1-y", "mse-y")  # tinysr.train.config.LOSS_NAMES
+DIV2K_SPLITS = ("train", "valid")  # tinysr.data.div2k.SPLITS
+DIV2K_SCALES = (2, 3, 4)  # tinysr.data.div2k.OFFICIAL_SCALES
+DIV2K_BASE_URL = "https://data.vision.ee.ethz.ch/cvl/DIV2K"  # tinysr.data.div2k.OFFICIAL_BASE_URL
 
 
 class HelpFormatter(argparse.HelpFormatter):
@@ -50,10 +57,10 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, nargs="+", help="folder(s) of HR images")
     p.add_argument("--scale", type=int, choices=SCALES,
                    help="upscaling factor (default: the network's own; --model bicubic needs it)")
-    p.add_argument("--protocol", default="standard", choices=tuple(PROTOCOLS),
+    p.add_argument("--protocol", default="standard", choices=PROTOCOL_NAMES,
                    help="standard: Y, border crop (the field's); study: RGB, no crop (the study's validation)")
     lr = p.add_mutually_exclusive_group()
-    lr.add_argument("--degradation", type=degradation_name, default="bicubic",
+    lr.add_argument("--degradation", default="bicubic",
                     help="how LR is made from HR: a resize stage (bicubic, bicubic-uint8, pil-bicubic, cv2-area, "
                          "nearest), then optional codec stages: +jpegQ, +webpQ, +avifQ (Q in 1-100) or a range "
                          "such as +jpeg30-95 drawn per image (default bicubic)")
@@ -68,9 +75,11 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> None:
 
 def add_demo_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="the main job on embedded photos (no data needed)")
-    p.add_argument("--out", default="demo-out", help="folder for the demo's run, report and figure")
-    p.add_argument("--steps", type=int, help="training steps (default: the demo recipe's 4,000)")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    p.add_argument("--out", default="demo-out", help="folder for the demo's report and figures (and --train's run)")
+    p.add_argument("--train", action="store_true",
+                   help="train the 963-parameter EDSR on scikit-image's photos (needs pip install 'tinysr[train]')")
+    p.add_argument("--steps", type=int, help="with --train: training steps (default: the demo recipe's 4,000)")
+    p.add_argument("--threads", type=int, default=1, help="with --train: torch CPU threads (default 1)")
     p.add_argument("--force", action="store_true", help="replace the demo's files in a non-empty --out")
 
 
@@ -96,7 +105,7 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
                    "names in config.json)")
     d.add_argument("--split-seed", type=int, metavar="S",
                    help="seed of the --val-split draw, so that runs of different --seed hold out the same images")
-    d.add_argument("--degradation", type=degradation_name,
+    d.add_argument("--degradation",
                    help="how LR is made from HR (default bicubic; e.g. bicubic+jpeg30-95, see tinysr eval --help)")
     d.add_argument("--out", metavar="RUN", help="the new run folder")
     d.add_argument("--resume", metavar="RUN", help="continue this run (options given must agree with it)")
@@ -125,7 +134,7 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--eval-every", type=positive_int, help="validate (and keep the best weights) every N steps "
                    "(default 1000)")
     t.add_argument("--val-limit", type=positive_int, help="validate on the first N images only")
-    t.add_argument("--protocol", choices=tuple(PROTOCOLS), help="validation protocol (default study)")
+    t.add_argument("--protocol", choices=PROTOCOL_NAMES, help="validation protocol (default study)")
     t.add_argument("--seed", type=int, help="seed of the crops, flips and initial weights (default 0)")
     t.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, mps")
     t.add_argument("--threads", type=positive_int, help="torch CPU threads")
@@ -252,10 +261,11 @@ def add_prepare_parser(sub: argparse._SubParsersAction) -> None:
     d = datasets.add_parser("div2k", help="download, verify (SHA-256) and unpack the official DIV2K zips")
     d.add_argument("--root", required=True, help="folder for the zips and the official layout (zips found here "
                                                  "are used instead of downloading)")
-    d.add_argument("--scales", type=int, nargs="+", default=list(OFFICIAL_SCALES), choices=OFFICIAL_SCALES,
+    d.add_argument("--scales", type=int, nargs="+", default=list(DIV2K_SCALES), choices=DIV2K_SCALES,
                    help="which official LR sets to fetch")
-    d.add_argument("--splits", nargs="+", default=list(SPLITS), choices=SPLITS, help="which splits to fetch")
-    d.add_argument("--base-url", default=OFFICIAL_BASE_URL, help="a mirror of the official folder")
+    d.add_argument("--splits", nargs="+", default=list(DIV2K_SPLITS), choices=DIV2K_SPLITS,
+                   help="which splits to fetch")
+    d.add_argument("--base-url", default=DIV2K_BASE_URL, help="a mirror of the official folder")
     d.add_argument("--timeout", type=float, default=60.0, help="seconds without data before a download fails")
 
     c = datasets.add_parser("cinic", help="seeded class-balanced HR subset of CINIC-10 (or any <class>/ tree)")

@@ -1,16 +1,13 @@
 """argparse `type=` converters shared by the CLI modules (CLI layer only; the library never sees argparse).
 
 Each raises `argparse.ArgumentTypeError` with a short message, which argparse prints as one line naming the option:
-`tinysr train: error: argument --batch-size: must be >= 1, got 0`.
+`tinysr train: error: argument --batch-size: must be >= 1, got 0`. Standard library only: the grammar imports this.
 """
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-
-from tinysr.data.degrade import parse_degradation
-from tinysr.errors import TinySRError
 
 
 def int_at_least(minimum: int) -> Callable[[str], int]:
@@ -42,11 +39,3 @@ def positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
     return value
 
-
-def degradation_name(text: str) -> str:
-    """A degradation name (``bicubic``, ``bicubic+jpeg30-95``, ...) checked by `tinysr.data.degrade`; kept as text."""
-    try:
-        parse_degradation(text, option="degradation")
-    except TinySRError as exc:
-        raise argparse.ArgumentTypeError(str(exc).removeprefix("degradation: ")) from None
-    return text
