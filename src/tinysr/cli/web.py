@@ -25,7 +25,7 @@ from tinysr.models import count_params
 from tinysr.pretrained import read_table
 from tinysr.web import model_file
 from tinysr.web.server import serve, url
-from tinysr.web.site import build_site
+from tinysr.web.site import build_site, check_site_folder
 
 
 def web_model(spec: str, name: str) -> dict[str, Any]:
@@ -60,6 +60,8 @@ def families() -> list[dict[str, Any]]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.build:
+        check_site_folder(args.build, force=args.force)  # before the models are made
     models = web_models(args.model)
     if args.build:
         out = build_site(args.build, models, psnr=set5_psnr(), families=families(), force=args.force)

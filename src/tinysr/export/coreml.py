@@ -5,7 +5,8 @@ The model: input "lr", NCHW float32 1 x 3 x H x W RGB 0..255 (H, W flexible: `ct
 default `DEFAULT_SIZE`); output "sr", 1 x 3 x sH x sW, same range, not clamped (round half to even and clip, as
 `tinysr.upscale` does). The program's ops are conv (with relu), slice_by_index and concat (the anchor's symmetric
 pad), add, pixel_shuffle (torch's channel order), and their consts; the config travels as user-defined metadata
-"tinysr_config".
+"tinysr_config". Beside Core ML's own files the package holds `tinysr.export.destination.MARKER` (its manifest does
+not list it, so Core ML never reads it): the mark that lets `tinysr export --force` replace this package.
 
 Core ML runs only on Apple systems: on Linux the export is checked structurally (names, shapes, op types, ranks
 in `coreml_program_ops`), never executed. Its numerics are those of the phone form, which the tests check against
@@ -16,14 +17,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from tinysr.errors import TinySRError
+from tinysr.export.destination import mark, publish, staging
 from tinysr.export.phone_form import phone_net
 from tinysr.models import config_to_dict
 
@@ -50,16 +51,18 @@ def convert_to_mlprogram(model: nn.Module):
 
 
 def export_coreml(model: nn.Module, path: str | os.PathLike) -> None:
-    """Write `model` as a Core ML .mlpackage folder at `path` (replaced whole if it exists: a finished package
-    or the old one, never a half-written one)."""
+    """Write `model` as a new Core ML .mlpackage folder at `path` (which must not exist): saved under a unique
+    temporary name beside it, marked as tinysr's (`destination.MARKER`: what `tinysr export --force` may replace),
+    then renamed into place, so that no half-written package ever has the name."""
     path = Path(path)
+    if os.path.lexists(path):
+        raise TinySRError(f"{path}: exists; export_coreml writes a new package (tinysr export --force replaces one)")
     mlmodel = convert_to_mlprogram(model)
-    with tempfile.TemporaryDirectory(prefix=".tinysr-coreml-", dir=path.parent) as tmp:
-        staged = Path(tmp) / "model.mlpackage"
+    with staging(path) as stage:
+        staged = stage / path.name
         mlmodel.save(str(staged))
-        if path.exists():
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
-        os.replace(staged, path)
+        mark(staged)
+        publish(staged, path, replace=False, fmt="coreml")
 
 
 def coreml_program_ops(spec) -> list[tuple[str, list[int]]]:

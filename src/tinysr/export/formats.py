@@ -1,9 +1,11 @@
-"""Export dispatch: a network to one of `EXPORTERS`' formats, by name (what `tinysr export --format` calls)."""
+"""Export dispatch: a network to one of `EXPORTERS`' formats, by name (what `tinysr export --format` calls), written
+into a stage beside OUT and published only when whole, by the rules of `tinysr.export.destination`."""
 
 from __future__ import annotations
 
+import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +14,7 @@ from torch import nn
 from tinysr.data.folder import decode_all, image_folder
 from tinysr.errors import TinySRError
 from tinysr.export.coreml import export_coreml
+from tinysr.export.destination import check_destination, export_files, publish, staging
 from tinysr.export.ncnn import export_ncnn
 from tinysr.export.numpy_export import export_numpy
 from tinysr.export.onnx import export_onnx
@@ -36,13 +39,29 @@ EXPORTERS: dict[str, Callable[..., None]] = {
     "onnx-int8": export_int8,
     "numpy": lambda model, out, **_: export_numpy(model, out),
     "tflite": lambda model, out, **_: export_tflite(model, out),  # LiteRT flatbuffer, NHWC
-    "ncnn": lambda model, out, **_: export_ncnn(model, out),  # OUT.param + OUT.bin
-    "coreml": lambda model, out, **_: export_coreml(model, out),  # OUT.mlpackage folder
+    "ncnn": lambda model, out, **_: export_ncnn(model, out),  # NAME.param + NAME.bin
+    "coreml": lambda model, out, **_: export_coreml(model, out),  # NAME.mlpackage folder
 }
 
 
-def export_model(model: nn.Module, out: Path, *, fmt: str, calibration: str | None = None, seed: int = 0) -> None:
-    """Write `model` to `out` in format `fmt` (a key of `EXPORTERS`)."""
+def export_model(model: nn.Module, out: str | os.PathLike, *, fmt: str, calibration: str | None = None,
+                 seed: int = 0, force: bool = False,
+                 sources: Mapping[str, str | os.PathLike | None] | None = None) -> list[Path]:
+    """Write `model` to `out` in format `fmt` (a key of `EXPORTERS`); returns the files written (ncnn: two).
+
+    Nothing is written unless every file passes `destination.check_destination` (`force`: replace files of the
+    format's own kind; `sources`: option -> path the export reads, never replaced). An OSError (a read-only folder,
+    a full disk) is one line naming OUT, and leaves no file behind."""
     if fmt not in EXPORTERS:
         raise TinySRError(f"unknown export format {fmt!r}; choose one of: {', '.join(EXPORTERS)}")
-    EXPORTERS[fmt](model, out, calibration=calibration, seed=seed)
+    files = export_files(out, fmt)
+    sources = {**(sources or {}), "--calibration": calibration}
+    check_destination(files, fmt=fmt, force=force, sources=sources)
+    try:
+        with staging(files[0]) as stage:
+            EXPORTERS[fmt](model, stage / files[0].name, calibration=calibration, seed=seed)
+            for path in files:
+                publish(stage / path.name, path, replace=force, fmt=fmt)
+    except OSError as exc:
+        raise TinySRError(f"cannot write {files[0]}: {exc.strerror or exc}") from None
+    return files

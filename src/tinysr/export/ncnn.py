@@ -1,6 +1,6 @@
 """ncnn export: the phone form (`tinysr.export.phone_form`) traced with torch.jit and converted by pnnx.
 
-`tinysr export --format ncnn OUT.param` writes OUT.param (the layer list, text) and OUT.bin (the weights, fp32)
+`tinysr export --format ncnn NAME.param` writes NAME.param (the layer list, text) and NAME.bin (the weights, fp32)
 beside it. The graph's blobs: input "in0", output "out0", both CHW float32 RGB 0..255 (ncnn's Mat, no batch axis),
 the output not clamped (round half to even and clip, as `tinysr.upscale` does). Sizes are dynamic (pnnx is given
 two input shapes), any H, W >= 2. The layers are ncnn's own: Convolution (with fused ReLU), Crop and Concat (the
@@ -74,7 +74,9 @@ def check_ncnn_layers(param_text: str) -> None:
 
 
 def export_ncnn(model: nn.Module, path: str | os.PathLike) -> None:
-    """Write `model` as ncnn `path` (.param) and its .bin (see the module docstring), each atomically."""
+    """Write `model` as ncnn `path` (NAME.param) and its NAME.bin (see the module docstring), each atomically."""
+    if Path(path).suffix != ".param":
+        raise TinySRError(f"{path}: an ncnn export is written as NAME.param and NAME.bin; give a .param name")
     with tempfile.TemporaryDirectory(prefix="tinysr-ncnn-") as tmp:
         _trace(model, Path(tmp) / "model.pt")
         param, weights = convert_with_pnnx(Path(tmp) / "model.pt", Path(tmp))
