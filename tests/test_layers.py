@@ -1,8 +1,8 @@
 """The package's layers: every import points down the layer order, and no two modules import each other in a loop.
 
 Order, top to bottom (an import may go down or sideways, never up):
-    cli -> experiments / delivery / video -> train / infer / export / evaluate -> data / models / pretrained
-        -> resize / color / metrics / errors / atomic (the leaves)
+    cli -> experiments / delivery / video / showcase -> train / infer / export / evaluate
+        -> data / models / pretrained / photos -> resize / color / metrics / errors / atomic (the leaves)
 `tinysr/__init__.py`, `__main__` and the `tinysr.runtime` path are the public faces, above everything.
 Imports inside functions count too: hiding one there does not make a cycle go away.
 """
@@ -15,8 +15,8 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "tinysr"
 
 #: first dotted part below `tinysr` -> layer (higher imports lower). Modules not named here are leaves (0).
-LAYERS = {"pretrained": 1, "families": 1, "models": 1, "data": 1,
-          "train": 2, "infer": 2, "export": 2, "evaluate": 2, "delivery": 3, "video": 3,
+LAYERS = {"pretrained": 1, "photos": 1, "families": 1, "models": 1, "data": 1,
+          "train": 2, "infer": 2, "export": 2, "evaluate": 2, "delivery": 3, "video": 3, "showcase": 3,
           "experiments": 3, "api": 4, "cli": 4, "runtime": 5, "__init__": 5, "__main__": 5}
 
 
