@@ -115,3 +115,30 @@ def test_names_the_grammar_copies_are_their_owners():
     assert (parser.SCHEDULES, parser.LOSS_NAMES) == (config.SCHEDULES, config.LOSS_NAMES)
     assert (parser.DIV2K_SPLITS, parser.DIV2K_SCALES, parser.DIV2K_BASE_URL) == (
         div2k.SPLITS, div2k.OFFICIAL_SCALES, div2k.OFFICIAL_BASE_URL)
+
+
+def _helps(parser, path=("tinysr",)) -> dict[str, str]:
+    """{command path: its --help text} of a parser and all its sub-parsers."""
+    import argparse
+
+    texts = {" ".join(path): parser.format_help()}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                texts.update(_helps(sub, (*path, name)))
+    return texts
+
+
+def test_the_parser_of_one_verb_is_the_whole_grammar_for_that_verb():
+    """`main` declares only the named verb's options: for that verb (and `tinysr --help`) nothing may differ."""
+    from tinysr.cli.parser import build_parser, verb_of
+
+    whole = _helps(build_parser())
+    assert set(whole) >= {f"tinysr {verb}" for verb in VERBS} | {"tinysr experiment run", "tinysr prepare div2k"}
+    for verb in VERBS:
+        part = _helps(build_parser(verbs=[verb]))
+        mine = {k: v for k, v in part.items() if k == "tinysr" or k.split()[1] == verb}
+        assert mine == {k: v for k, v in whole.items() if k in mine}
+        assert "--model" not in part["tinysr upscale" if verb != "upscale" else "tinysr eval"]  # the others: bare
+    assert [verb_of(a) for a in (["--help"], ["upscale", "eval"], ["--version", "eval", "x"], [])] == [
+        None, "upscale", "eval", None]

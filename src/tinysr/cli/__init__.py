@@ -21,8 +21,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from tinysr.cli.checks import check_args
-from tinysr.cli.parser import build_parser
+from tinysr.cli.parser import build_parser, verb_of
 from tinysr.errors import TinySRError, one_line
 
 #: verb -> the module whose `run(args) -> int` carries it out.
@@ -65,6 +64,8 @@ def run_verb(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():
         warnings.showwarning = print_warning
         try:
+            from tinysr.cli.checks import check_args  # after parsing, like the runner: `--help` needs neither
+
             check_args(args)
             return importlib.import_module(VERBS[args.command]).run(args)
         except TinySRError as exc:
@@ -76,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        parser = build_parser()
+        parser = build_parser(verbs=[verb_of(argv)])
         if not argv:
             parser.print_usage(sys.stderr)
             print("tinysr: error: name a command (tinysr --help lists them)", file=sys.stderr)

@@ -8,6 +8,7 @@ module a verb needs. A degradation name is checked there too, not here: its gram
 from __future__ import annotations
 
 import argparse
+from collections.abc import Collection, Sequence
 
 from tinysr import __version__
 from tinysr.cli.types import int_at_least, positive_float, positive_int
@@ -50,8 +51,7 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def add_eval_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("eval", help="PSNR/SSIM of an upscaler on a folder of HR images")
+def add_eval_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="bicubic, a weights file, a run folder, a bundled model, or auto / "
                    "auto-5k (per image, the model tinysr upscale --model auto picks for its LR)")
     p.add_argument("--data", required=True, nargs="+", help="folder(s) of HR images")
@@ -73,8 +73,7 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> None:
                    help="average the network over the 8 flips/rotations (EDSR's '+'; 8x the multiply-adds)")
 
 
-def add_demo_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="the main job on embedded photos (no data needed)")
+def add_demo_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="demo-out", help="folder for the demo's report and figures (and --train's run)")
     p.add_argument("--train", action="store_true",
                    help="train the 963-parameter EDSR on scikit-image's photos (needs pip install 'tinysr[train]')")
@@ -83,10 +82,9 @@ def add_demo_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="replace the demo's files in a non-empty --out")
 
 
-def add_train_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train a network into a run folder (or --resume one)",
-                       description="Defaults are the study's recipe: L1, Adam, learning rate 1e-4 halved every "
-                                   "200k steps, 300k steps, batch 1, LR patch 48, validation every 1k steps.")
+def add_train_options(p: argparse.ArgumentParser) -> None:
+    p.description = ("Defaults are the study's recipe: L1, Adam, learning rate 1e-4 halved every "
+                     "200k steps, 300k steps, batch 1, LR patch 48, validation every 1k steps.")
     m = p.add_argument_group("model (a preset or family name, and/or its fields)")
     m.add_argument("--model", help="a preset (e.g. edsr-tiny, edsr-baseline) or family (edsr); default edsr")
     m.add_argument("--blocks", type=int, help="residual blocks (n_blocks)")
@@ -148,11 +146,10 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--gpu-data", action=argparse.BooleanOptionalAction, help="crop and augment on the GPU")
 
 
-def add_polish_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("polish", help="fit a run's best net on whole training images to mean PSNR (L-BFGS)",
-                       description="Last stage for small nets: maximise the validation protocol's mean PSNR on the "
-                                   "run's whole training images by full-batch L-BFGS, validating after each step "
-                                   "and keeping the best on the run's held-out images.")
+def add_polish_options(p: argparse.ArgumentParser) -> None:
+    p.description = ("Last stage for small nets: maximise the validation protocol's mean PSNR on the "
+                     "run's whole training images by full-batch L-BFGS, validating after each step "
+                     "and keeping the best on the run's held-out images.")
     p.add_argument("run", metavar="RUN", help="a run folder with best.safetensors")
     p.add_argument("--out", required=True, metavar="OUT", help="the new run folder")
     p.add_argument("--steps", type=positive_int, help="L-BFGS steps, each validated (default 8)")
@@ -175,8 +172,7 @@ ENGINES = {"auto": None, "torch": False, "fused": True}
 AUTO_FAMILY_NAMES = ("auto", "auto-5k")
 
 
-def add_upscale_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("upscale", help="upscale image files and folders with a network")
+def add_upscale_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image or video files, and/or folders of them")
     p.add_argument("-o", "--output", required=True, metavar="OUT",
                    help="output folder (created if missing), or a file name (image or video suffix) for one input")
@@ -213,8 +209,7 @@ def add_upscale_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
 
 
-def add_encode_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("encode", help="downscale + compress an image to a byte budget, for `upscale --model auto`")
+def add_encode_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("image", metavar="IMAGE", help="the original image file")
     p.add_argument("--budget", required=True, type=int_at_least(1), metavar="BYTES", help="the file size limit")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="the file to write (.jpg, or .webp)")
@@ -225,13 +220,11 @@ def add_encode_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
 
 
-def add_models_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("models", help="list the bundled pretrained models")
+def add_models_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the table as JSON")
 
 
-def add_web_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("web", help="serve the browser page (the nets run on the viewer's device) or build it")
+def add_web_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--build", metavar="DIR", help="write the static site (page + model files) to DIR and exit")
     p.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
     p.add_argument("--model", action="append", metavar="SPEC",
@@ -240,8 +233,7 @@ def add_web_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="write into an existing non-empty DIR")
 
 
-def add_export_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export", help="export a network to ONNX (float or int8) or to the NumPy runtime")
+def add_export_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("output", metavar="OUT", help="the file to write (.onnx or .npz)")
     p.add_argument("--model", required=True, help="a weights file, a run folder, or a bundled model")
     p.add_argument("--format", required=True, choices=EXPORT_FORMATS,
@@ -253,9 +245,8 @@ def add_export_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
 
 
-def add_prepare_parser(sub: argparse._SubParsersAction) -> None:
-    """Add `prepare div2k` and `prepare cinic` to the top-level sub-parsers."""
-    p = sub.add_parser("prepare", help="download / build training data (DIV2K, CINIC-10 subset)")
+def add_prepare_options(p: argparse.ArgumentParser) -> None:
+    """`prepare div2k` and `prepare cinic`."""
     datasets = p.add_subparsers(dest="dataset", required=True, parser_class=type(p))
 
     d = datasets.add_parser("div2k", help="download, verify (SHA-256) and unpack the official DIV2K zips")
@@ -289,13 +280,11 @@ def _add_report_args(p: argparse.ArgumentParser) -> None:
                         "(standard protocol), beside bicubic and the published references; Pareto plots on the first")
 
 
-def add_report_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("report", help="tables (Markdown, CSV) and figures rebuilt from run folders")
+def add_report_options(p: argparse.ArgumentParser) -> None:
     _add_report_args(p)
 
 
-def add_experiment_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("experiment", help="the study's tables as experiments: list, run, report")
+def add_experiment_options(p: argparse.ArgumentParser) -> None:
     esub = p.add_subparsers(dest="experiment_command", required=True, parser_class=type(p))
     lp = esub.add_parser("list", help="print the tables' rows")
     lp.add_argument("table", nargs="?", help="one table (default: all)")
@@ -321,20 +310,38 @@ def add_experiment_parser(sub: argparse._SubParsersAction) -> None:
     _add_report_args(esub.add_parser("report", help="the same as `tinysr report`"))
 
 
-def build_parser() -> argparse.ArgumentParser:
+#: verb -> (its line in `tinysr --help`, the function that declares its options), in that help's order.
+GRAMMAR = {
+    "eval": ("PSNR/SSIM of an upscaler on a folder of HR images", add_eval_options),
+    "demo": ("the main job on embedded photos (no data needed)", add_demo_options),
+    "train": ("train a network into a run folder (or --resume one)", add_train_options),
+    "polish": ("fit a run's best net on whole training images to mean PSNR (L-BFGS)", add_polish_options),
+    "upscale": ("upscale image files and folders with a network", add_upscale_options),
+    "encode": ("downscale + compress an image to a byte budget, for `upscale --model auto`", add_encode_options),
+    "models": ("list the bundled pretrained models", add_models_options),
+    "export": ("export a network to ONNX (float or int8) or to the NumPy runtime", add_export_options),
+    "prepare": ("download / build training data (DIV2K, CINIC-10 subset)", add_prepare_options),
+    "experiment": ("the study's tables as experiments: list, run, report", add_experiment_options),
+    "report": ("tables (Markdown, CSV) and figures rebuilt from run folders", add_report_options),
+    "web": ("serve the browser page (the nets run on the viewer's device) or build it", add_web_options),
+}
+
+
+def verb_of(argv: Sequence[str]) -> str | None:
+    """The verb of a command line: its first word that names one (only the top-level --help and --version, which
+    take no value, may come before it), or None."""
+    return next((word for word in argv if word in GRAMMAR), None)
+
+
+def build_parser(verbs: Collection[str] | None = None) -> argparse.ArgumentParser:
+    """The whole grammar; `verbs`: declare the options of these verbs only (the others keep their name and help line,
+    enough for `tinysr --help`). `tinysr.cli.main` declares only the verb the command line names: all of them would
+    cost 2-3 ms of CPU more on every start, a fifth of what tinysr adds to Python's own (benchmarks/cli_start.py)."""
     parser = OneLineParser(prog="tinysr", description="Single-image super-resolution around EDSR.")
     parser.add_argument("--version", action="version", version=f"tinysr {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
-    add_eval_parser(sub)
-    add_demo_parser(sub)
-    add_train_parser(sub)
-    add_polish_parser(sub)
-    add_upscale_parser(sub)
-    add_encode_parser(sub)
-    add_models_parser(sub)
-    add_export_parser(sub)
-    add_prepare_parser(sub)
-    add_experiment_parser(sub)
-    add_report_parser(sub)
-    add_web_parser(sub)
+    for verb, (help_line, add_options) in GRAMMAR.items():
+        verb_parser = sub.add_parser(verb, help=help_line)
+        if verbs is None or verb in verbs:
+            add_options(verb_parser)
     return parser
