@@ -4,9 +4,11 @@
 Usage: ``python benchmarks/cli_start.py [--repeats 11]`` (about 30 s). Each command runs as a fresh process
 (``sys.executable -m tinysr ...``: the console script's own work, without a shim), interleaved repeat by repeat with
 the baseline ``sys.executable -c pass`` (the interpreter's own start) so that both see the same load on a shared
-machine. Prints the machine, then the median wall time of each command, its ratio to the baseline and its
-difference from it against the goal (at most 60 ms more than ``python -c pass``, issue 24), and, from
-``python -X importtime``, whether torch, numpy, Numba or Pillow was imported and the slowest tinysr imports.
+machine, with bytecode cached as for an installed package (`child_env`). Prints the machine, then the median wall
+time of each command, its ratio to the baseline and its difference from it against the goal of the help commands
+(at most 60 ms more than ``python -c pass``, issue 24), the median CPU time (user + system, which load inflates far
+less than wall time) and its difference from the baseline's, and, from ``python -X importtime``, whether torch,
+numpy, Numba or Pillow was imported and the slowest tinysr imports.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -22,7 +25,7 @@ import time
 
 from tinysr.cli import VERBS
 
-#: The goal: a command that needs no model starts at most this much later than the bare interpreter.
+#: The goal: `--help`, `models` and `VERB --help` start at most this much later than the bare interpreter.
 GOAL_EXTRA_S = 0.060
 HEAVY = {"torch", "numpy", "numba", "PIL", "matplotlib", "onnx"}
 #: One-line errors that must come before any heavy import (run in an empty folder holding one image name).
@@ -31,20 +34,36 @@ ERRORS = [["upscale", "--model", "nosuchmodel", "x.png", "-o", "out"], ["upscale
           ["export", "--model", "nosuch", "out.onnx", "--format", "onnx"], ["upscale", "--tile", "-1", "x", "-o", "y"]]
 
 
+def helps() -> list[list[str]]:
+    """The commands that the goal is for."""
+    return [["--help"], ["models"], *([verb, "--help"] for verb in VERBS)]
+
+
 def commands() -> list[list[str]]:
-    return [["--help"], ["models"], *([verb, "--help"] for verb in VERBS), *ERRORS]
+    return [*helps(), *ERRORS]
 
 
-def wall(argv: list[str], cwd: str) -> float:
-    start = time.perf_counter()
-    subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False, cwd=cwd)
-    return time.perf_counter() - start
+def child_env(cache: str) -> dict[str, str]:
+    """The environment of every run: bytecode cached (in `cache`, outside the source tree), as for an installed
+    package, even where PYTHONDONTWRITEBYTECODE is set (it would recompile every tinysr module on every start)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    return {**env, "PYTHONPYCACHEPREFIX": cache}
+
+
+def wall(argv: list[str], cwd: str) -> tuple[float, float]:
+    """(wall seconds, CPU seconds: user + system) of one run of `argv`. The CPU time barely depends on the load of a
+    shared machine, where the wall time may grow several-fold."""
+    before, start = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
+    subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False, cwd=cwd,
+                   env=child_env(os.path.join(cwd, ".pycache")))
+    elapsed, after = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN)
+    return elapsed, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def imported(argv: list[str], cwd: str) -> tuple[set[str], list[tuple[int, str]]]:
     """(top-level packages imported, [(cumulative us, module)] of the 3 slowest tinysr imports) of one run."""
     result = subprocess.run([sys.executable, "-X", "importtime", "-m", "tinysr", *argv], capture_output=True,
-                            text=True, check=False, cwd=cwd)
+                            text=True, check=False, cwd=cwd, env=child_env(os.path.join(cwd, ".pycache")))
     packages, tinysr = set(), []
     for line in result.stderr.splitlines():
         if not line.startswith("import time:") or "cumulative" in line:
@@ -56,10 +75,12 @@ def imported(argv: list[str], cwd: str) -> tuple[set[str], list[tuple[int, str]]
     return packages, sorted(tinysr, reverse=True)[:3]
 
 
-def measure(repeats: int, cwd: str) -> dict[str, list[float]]:
-    """Wall seconds of each command and of the baseline, interleaved: one round of all of them per repeat."""
+def measure(repeats: int, cwd: str) -> dict[str, list[tuple[float, float]]]:
+    """(wall, CPU) seconds of each command and of the baseline, interleaved: one round of all of them per repeat."""
     base = [sys.executable, "-c", "pass"]
-    times: dict[str, list[float]] = {"python -c pass": []}
+    times: dict[str, list[tuple[float, float]]] = {"python -c pass": []}
+    for argv in commands():  # warm-up: compile the bytecode once
+        wall([sys.executable, "-m", "tinysr", *argv], cwd)
     for _ in range(repeats):
         times["python -c pass"].append(wall(base, cwd))
         for argv in commands():
@@ -73,16 +94,18 @@ def main() -> None:
     args = parser.parse_args()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python "
           f"{platform.python_version()} ({sys.executable}), load {os.getloadavg()[0]:.2f}; median of "
-          f"{args.repeats} interleaved runs")
+          f"{args.repeats} interleaved runs, bytecode cached")
     with tempfile.TemporaryDirectory() as cwd:
         times = measure(args.repeats, cwd)
-        baseline = statistics.median(times["python -c pass"])
-        print(f"{'command':<56} {'median s':>9} {'x python':>9} {'+ms':>6} {'goal':>5}")
+        baseline, base_cpu = (statistics.median(s) for s in zip(*times["python -c pass"]))
+        print(f"{'command':<56} {'wall s':>7} {'x python':>8} {'+ms':>5} {'goal':>4} {'cpu s':>6} {'+cpu ms':>7}")
         for name, samples in times.items():
-            median = statistics.median(samples)
+            median, cpu = (statistics.median(s) for s in zip(*samples))
             extra = median - baseline
-            verdict = "" if name.startswith("python") else ("ok" if extra <= GOAL_EXTRA_S else "SLOW")
-            print(f"{name:<56} {median:>9.3f} {median / baseline:>9.2f} {extra * 1000:>6.0f} {verdict:>5}")
+            goal = name in {"tinysr " + " ".join(argv) for argv in helps()}
+            verdict = "" if not goal else ("ok" if extra <= GOAL_EXTRA_S else "SLOW")
+            print(f"{name:<56} {median:>7.3f} {median / baseline:>8.2f} {extra * 1000:>5.0f} {verdict:>4} {cpu:>6.3f} "
+                  f"{(cpu - base_cpu) * 1000:>7.0f}")
         for argv in commands():
             packages, slowest = imported(argv, cwd)
             heavy = sorted(packages & HEAVY)
