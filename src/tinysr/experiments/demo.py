@@ -1,4 +1,7 @@
-"""The demo: train the study's 963-parameter EDSR on photos that ship with scikit-image, with no data at all.
+"""`tinysr demo --train`: train the study's 963-parameter EDSR on photos that ship with scikit-image, with no data.
+
+Needs the [train] extra (torch, scikit-image, matplotlib). The demo of the core install, which trains nothing, is
+`tinysr.showcase.demo`.
 
 Steps:
 1. write scikit-image's bundled photos as PNGs into a temporary image folder (one held out for validation);
@@ -159,7 +162,8 @@ def run_demo(*, out: str | Path, steps: int | None = None, threads: int = 1, pro
         lr, hr = np.array(pairs[1].lr[0]), np.array(pairs[1].hr[0])  # copies: the cache goes with tmp
     scores, srs = _measure_all(best, lr, hr, scale=DEMO_MODEL.scale)
     write_figure(out / "comparison.png", srs, hr, scores)
-    command = "tinysr demo" + (f" --steps {steps}" if steps is not None else "") + f" --out {shlex.quote(str(out))}"
+    steps_option = f" --steps {steps}" if steps is not None else ""
+    command = f"tinysr demo --train{steps_option} --out {shlex.quote(str(out))}"
     text = report_text(scores, params=count_params(best), steps=recipe.steps, seconds=time.monotonic() - began,
                        command=command)
     text += compressed_section(out, hr)
