@@ -73,13 +73,13 @@ def plan_run(args: argparse.Namespace) -> tuple[Path, RunConfig, bool]:
                  dataclasses.replace(config_from_dict(stored.model), **model_given))
         train = dataclasses.replace(stored.train, **train_given)
         data = dataclasses.replace(_stored_data(args, stored.data), scale=model.scale)
-        init = stored.init
+        init, threads = stored.init, args.threads or stored.threads  # the run's threads, unless given
     else:
         missing = [o for o, v in (("--out", args.out), ("--train-data", args.train_data),
                                   ("--val-data or --val-split", args.val_data or args.val_split)) if not v]
         if missing:
             raise TinySRError(f"a new run needs {', '.join(missing)} (or --resume RUN)")
-        init = str(args.init) if args.init else None
+        init, threads = (str(args.init) if args.init else None), args.threads
         model = (build_config(args.model or "edsr", **model_given) if args.model or not init else
                  dataclasses.replace(load_model(init, scale=args.scale).config, **model_given))
         train = TrainConfig(**train_given)
@@ -87,7 +87,7 @@ def plan_run(args: argparse.Namespace) -> tuple[Path, RunConfig, bool]:
         data = DataConfig(train=tuple(_resolved(args.train_data)), val=val, val_split=val_split,
                           split_seed=args.split_seed, scale=model.scale, degradation=args.degradation or "bicubic")
     config = RunConfig(model=config_to_dict(model), train=train, data=data, protocol=train.protocol, seed=train.seed,
-                       init=init)
+                       init=init, threads=threads)
     return Path(args.resume or args.out), config, bool(args.resume)
 
 

@@ -137,6 +137,8 @@ class RunConfig:
     polish: a polished run's `PolishConfig` and source (`tinysr.train.polish_run`); None for a trained one.
     init: the weights a new run started from (`tinysr train --init`: a weights file, run folder or bundled name);
         None for a run from random weights. A resume keeps it and loads last.pt instead.
+    threads: the torch CPU threads the run trains with (they change the order of the sums, so the weights);
+        `tinysr.train.start.start_run` records it, and a resume keeps it. None: not recorded (runs before it).
     """
 
     model: dict[str, Any]
@@ -146,7 +148,12 @@ class RunConfig:
     seed: int
     polish: dict[str, Any] | None = None
     init: str | None = None
+    threads: int | None = None
     tinysr_version: str = __version__
+
+    def __post_init__(self) -> None:
+        if self.threads is not None and (type(self.threads) is not int or self.threads < 1):
+            raise TinySRError(f"threads must be an integer >= 1, got {self.threads!r}")
 
     def to_dict(self) -> dict[str, Any]:
         config = {"tinysr_version": self.tinysr_version, "model": dict(self.model),
@@ -154,6 +161,8 @@ class RunConfig:
                   "seed": self.seed}
         if self.init is not None:
             config["init"] = self.init
+        if self.threads is not None:
+            config["threads"] = self.threads
         return config if self.polish is None else config | {"polish": dict(self.polish)}
 
     @classmethod

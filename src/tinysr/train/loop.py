@@ -135,6 +135,7 @@ class LoopState:
     train_seconds: float = 0.0  # time in training steps since the last evaluation
     wall_time: float = 0.0  # seconds spent by this run, over all its resumes, up to `started`
     started: float = dataclasses.field(default_factory=time.monotonic)
+    trained_with: dict | None = None  # last.pt's record of this process's config (`runs.trained_with`)
 
     def elapsed(self) -> float:
         return self.wall_time + time.monotonic() - self.started
@@ -207,6 +208,12 @@ def _resume_state(model, optimizer, scheduler, sampler, state: LoopState, *, sav
     model.load_state_dict(saved["model"])
     optimizer.load_state_dict(saved["optimizer"])
     scheduler.load_state_dict(saved["scheduler"])
+    # The config's Adam constants and learning rate, not last.pt's: equal unless a resume was forced to change them
+    # (`runs.resume_run`), which then takes effect instead of being silently ignored.
+    scheduler.base_lrs = [config.learning_rate] * len(optimizer.param_groups)
+    for group in optimizer.param_groups:
+        group.update(initial_lr=config.learning_rate, betas=(config.adam_beta1, config.adam_beta2),
+                     eps=config.adam_eps)
     for group, base in zip(optimizer.param_groups, scheduler.base_lrs):  # the schedule may now run to a new `steps`
         group["lr"] = base * learning_rate_factor(saved["step"], config)
     torch.set_rng_state(saved["rng"]["torch"].cpu())  # load_last maps to the device; RNG states live on the CPU
@@ -221,7 +228,8 @@ def _resume_state(model, optimizer, scheduler, sampler, state: LoopState, *, sav
 def _checkpoint_state(model, optimizer, scheduler, sampler, state: LoopState) -> dict:
     cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
     # Field by field, not dataclasses.asdict: a fast-path loss sum is a device tensor, which asdict would deepcopy.
-    loop = {f.name: getattr(state, f.name) for f in dataclasses.fields(state) if f.name != "started"}
+    saved = [f.name for f in dataclasses.fields(state) if f.name not in ("started", "trained_with")]
+    loop = {name: getattr(state, name) for name in saved}
     loss_sum = loop["loss_sum"]
     loop |= {"loss_sum": float(loss_sum.detach()) if torch.is_tensor(loss_sum) else float(loss_sum),
              "wall_time": state.elapsed()}
@@ -229,6 +237,7 @@ def _checkpoint_state(model, optimizer, scheduler, sampler, state: LoopState) ->
         "step": state.step, "model": model.state_dict(), "optimizer": portable_optimizer_state(optimizer),
         "scheduler": scheduler.state_dict(),  # its lr_lambdas entry is [None]: the schedule is code
         "rng": {"torch": torch.get_rng_state(), "cuda": cuda}, "sampler": sampler.state_dict(), "loop": loop,
+        runs.TRAINED_WITH: state.trained_with,
     }
 
 
@@ -294,7 +303,7 @@ def train(model: nn.Module, train_pairs: PairedImages, val_pairs: PairedImages, 
     sampler = training_sampler(train_pairs, patch=config.patch, batch_size=config.batch_size, augment=config.augment,
                                seed=config.seed, gpu_data=fast.gpu_data, device=device, ctx=ctx,
                                saved_state=saved["sampler"] if saved else None)
-    state = LoopState()
+    state = LoopState(trained_with=runs.trained_with(run_dir, config) if ctx.is_main else None)
     if saved is not None:
         _resume_state(model, optimizer, scheduler, sampler, state, saved=saved, config=config)
     if state.step > config.steps:

@@ -3,10 +3,12 @@ so that a run is a function of its `RunConfig` alone, whichever command starts i
 the process; and the sampler that crops its data.
 
 Steps of `start_run`:
-1. torch's process-wide settings: CPU threads (when given) and deterministic algorithms on CPU, restored on exit;
+1. torch's process-wide settings: CPU threads (given, else the run's recorded count; the count used is recorded in
+   config.json) and deterministic algorithms on CPU, restored on exit;
 2. the data (`load_data`): decoded, degraded and cached once; under torchrun rank 0 goes first (it builds the cache);
 3. the run folder opened (new) or checked and resumed (`tinysr.train.runs`), by rank 0 only;
-4. torch's global RNG seeded with train.seed, then the model built from the config (its initial weights).
+4. torch's global RNG seeded with train.seed, then the model built from the config (its initial weights), once the
+   config is known to build a model of a sane size (`runs.checked_model_config`).
 """
 
 from __future__ import annotations
@@ -122,13 +124,18 @@ def start_run(config: RunConfig, run_dir: str | Path, *, resume: bool, force: bo
               max_pixels: int | None = None) -> Iterator[StartedRun]:
     """Start (or resume) the run of `config` in `run_dir` (the module's steps 1-4); train inside the block.
 
+    `threads`: torch CPU threads (None: config.threads, the run's recorded count; None there too: as they are);
+    the count used is recorded in the config the folder gets.
     `model`: the net to train instead of a fresh one from config.model (polish: the source run's weights).
     `pairs`: (train, val) pairs made by the caller instead of `load_data` (the demo's embedded photos).
     `ctx` (`tinysr.train.distributed`): under torchrun, rank 0 loads the data and opens the folder before the others.
     Every refusal (a TinySRError) comes before the folder is touched.
     """
     run_dir, device = Path(run_dir), torch.device(device)
-    with torch_settings(threads=threads, device=device):
+    with torch_settings(threads=threads or config.threads, device=device):
+        config = dataclasses.replace(config, threads=torch.get_num_threads())  # step 1's count, for config.json
+        if model is None:
+            runs.checked_model_config(config.model, source="the run's model config")  # before any data work
         if not ctx.is_main:
             barrier(ctx)  # wait for rank 0's cache and run folder
         if pairs is None:
