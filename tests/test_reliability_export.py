@@ -257,8 +257,10 @@ def test_web_build_force_replaces_only_a_site_tinysr_built(tmp_path, capsys):
     (built / "extra.txt").write_text("kept")
     assert main(["web", "--build", str(built), "--model", "tiny-1k-x2"]) == 2
     assert "exists and is not empty" in _error_line(capsys)
+    (built / ".index.html.0badc0de.tmp").write_bytes(b"<html>half")  # a killed build's temporary file
     _ok(["web", "--build", str(built), "--force", "--model", "tiny-1k-x2"], capsys)
     assert (built / "extra.txt").read_text() == "kept" and (built / "models" / "tiny-1k-x2.json").is_file()
+    assert not (built / ".index.html.0badc0de.tmp").exists()
 
 
 def test_a_nul_in_a_web_request_is_a_400_not_a_traceback(tmp_path, capfd):

@@ -11,8 +11,9 @@ Layout of a built site:
 Every path is relative, so the folder works under any URL prefix; nothing is loaded from elsewhere.
 
 A build never replaces what tinysr did not write: it goes into a new or empty folder, or with `force` into a folder
-that holds `MARKER` (a site tinysr built), never into the page folder itself; each file is written atomically, and
-an OSError (a read-only folder, a full disk) is one line naming the folder.
+that holds `MARKER` (a site tinysr built), never into the page folder itself; each file is written atomically (the
+temporary files of a killed build are removed by the next), and an OSError (a read-only folder, a full disk) is one
+line naming the folder.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from tinysr.atomic import atomic_write_bytes
+from tinysr.atomic import atomic_write_bytes, remove_stale_temps
 from tinysr.errors import TinySRError
 from tinysr.paths import refuse_overlap
 
@@ -71,6 +72,7 @@ def build_site(out: str | Path, models: Sequence[Mapping[str, Any]], *, psnr: Ma
     try:
         (out / "models").mkdir(parents=True, exist_ok=True)
         for name, data in files.items():
+            remove_stale_temps(out / name)  # what a killed build left
             atomic_write_bytes(out / name, data)
     except OSError as exc:
         raise TinySRError(f"cannot write {out}: {exc.strerror or exc}") from None
