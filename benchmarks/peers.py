@@ -380,6 +380,17 @@ def to_json(peers: list[Peer]) -> list[dict]:
              "ms": p.ms, "psnr": p.psnr} for p in peers]
 
 
+def from_json(path: Path) -> tuple[list[Peer], list[str]]:
+    """The rows of a --json file (to redraw the table and plot without measuring) and its columns, in order."""
+    try:
+        rows = json.loads(path.read_text())["rows"]
+    except (OSError, ValueError, KeyError) as err:
+        raise TinySRError(f"{path}: not a peers.py --json file ({err})") from None
+    peers = [Peer(r["name"], r["scale"], r["source"], r["params"],
+                  r["macs_720p"] * r["scale"] ** 2 // (OUT_H * OUT_W), None, psnr=r["psnr"], ms=r["ms"]) for r in rows]
+    return peers, list(dict.fromkeys(c for p in peers for c in p.psnr))
+
+
 def family(peer: Peer) -> str:
     if peer.source.startswith("tinysr bundled"):
         return "tinysr"
@@ -390,7 +401,8 @@ STYLE = {"tinysr": ("tab:red", "o"), "edge-SR": ("tab:blue", "s"), "OpenCV": ("t
 
 
 def plot(peers: list[Peer], path: Path, *, column: str) -> None:
-    """PSNR on `column` against MMACs per 720p output, one panel per scale; bicubic as a dashed line."""
+    """PSNR on `column` against MMACs per 720p output, one panel per scale; bicubic as a dashed line. On a clean
+    column, tinysr's JPEG nets (made for compressed input; they are in the table) are left out."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -399,7 +411,8 @@ def plot(peers: list[Peer], path: Path, *, column: str) -> None:
     scales = sorted({p.scale for p in peers})
     fig, axes = plt.subplots(1, len(scales), figsize=(3.6 * len(scales), 3.2), squeeze=False)
     for ax, scale in zip(axes[0], scales):
-        rows = [p for p in peers if p.scale == scale and column in p.psnr]
+        rows = [p for p in peers if p.scale == scale and column in p.psnr
+                and not (family(p) == "tinysr" and "-jpeg" in p.name and " q" not in column)]
         for p in rows:
             if family(p) == "bicubic":
                 ax.axhline(p.psnr[column], color="grey", ls="--", lw=0.8, label="bicubic")
@@ -441,6 +454,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", type=Path, help="write every row here")
     parser.add_argument("--plot", type=Path, help="write the PSNR vs MACs plot here (PNG)")
     parser.add_argument("--plot-set", default="BSD100", help="the column the plot shows (default BSD100)")
+    parser.add_argument("--from-json", type=Path, help="measure nothing: print the tables and draw the plot of a "
+                        "--json file of an earlier run")
     return parser
 
 
@@ -495,10 +510,18 @@ def run(args: argparse.Namespace) -> list[Peer]:
     return flat
 
 
+def redraw(args: argparse.Namespace) -> None:
+    peers, cols = from_json(args.from_json)
+    scales = sorted({p.scale for p in peers})
+    print("\n\n".join(markdown([p for p in peers if p.scale == s], scale=s, cols=cols) for s in scales))
+    if args.plot is not None:
+        plot(peers, args.plot, column=args.plot_set)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        run(args)
+        redraw(args) if args.from_json is not None else run(args)
     except TinySRError as err:
         print(f"peers.py: error: {err}", file=sys.stderr)
         return 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -19,8 +20,8 @@ from tinysr.resize import imresize
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # benchmark code, outside the package
 from peers import (  # noqa: E402
-    Peer, bicubic_peer, columns, esr_module, esr_name, luma_upscaler, macs_720p, main, markdown, measure,
-    opencv_peer, timing_lr, tinysr_peers, torch_cost,
+    Peer, bicubic_peer, columns, esr_module, esr_name, from_json, luma_upscaler, macs_720p, main, markdown, measure,
+    opencv_peer, timing_lr, tinysr_peers, to_json, torch_cost,
 )
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -126,5 +127,20 @@ def test_bad_paths_are_one_line_errors(tmp_path, capsys):
 
 
 def test_tinysr_rows_count_like_models_json():
-    rows = {p.name: p for p in tinysr_peers(3)}
-    assert (rows["tiny-1k-x3"].params, rows["tiny-1k-x3"].macs_per_lr_pixel) == (981, 25 * 6 + 9 * 6 * 6 + 9 * 6 * 9)  # 5x5 -> 6, 3x3 -> 6, 3x3 -> 9
+    net = {p.name: p for p in tinysr_peers(3)}["tiny-1k-x3"]
+    assert (net.params, net.macs_per_lr_pixel) == (981, 25 * 6 + 9 * 6 * 6 + 9 * 6 * 9)  # 5x5 -> 6, 3x3 -> 6, 3x3 -> 9
+
+
+def test_json_round_trip_keeps_cost_and_columns(tmp_path):
+    rows = [bicubic_peer(3), Peer("n", 3, "x", 4_882, 4_836, None, psnr={"Set5": 30.5, "Set5 q50": 28.1},
+                                  ms={"e2e": 12.0})]
+    rows[0].psnr.update({"Set5": 30.4, "Set5 q50": 28.0})
+    path = tmp_path / "peers.json"
+    path.write_text(json.dumps({"rows": to_json(rows)}))
+    back, cols = from_json(path)
+    assert cols == ["Set5", "Set5 q50"]
+    assert [(p.name, p.params, p.macs_per_lr_pixel, p.ms, p.psnr) for p in back] == \
+        [(p.name, p.params, p.macs_per_lr_pixel, p.ms, p.psnr) for p in rows]
+    path.write_text("{}")
+    with pytest.raises(TinySRError, match="not a peers.py --json file"):
+        from_json(path)
