@@ -312,3 +312,15 @@ def test_coreml_export_reports_the_package_size(tmp_path, capsys):
 
 def test_report_folder_is_ignored_by_git():
     assert "report/" in (REPO / ".gitignore").read_text().split()
+
+
+def test_calibration_images_are_a_source_an_export_may_sit_beside_but_never_replace(tmp_path, weights, data_dir,
+                                                                                     capsys):
+    calibration = tmp_path / "cal.onnx"  # a folder of LR images that happens to carry the format's suffix
+    shutil.copytree(data_dir / "Set5", calibration)
+    before = _tree(calibration)
+    argv = ["export", "--model", str(weights), "--format", "onnx-int8", "--calibration", str(calibration)]
+    assert main([*argv, str(calibration), "--force"]) == 2
+    assert f"OUT {calibration} overlaps --calibration {calibration}: refusing to replace a source" in _error_line(capsys)
+    _ok([*argv, str(calibration / "m.onnx")], capsys)  # beside the images: nothing of theirs is replaced
+    assert _tree(calibration).keys() == before.keys() | {"m.onnx"}
