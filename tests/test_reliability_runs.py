@@ -74,7 +74,7 @@ def _files(run):
     ("n_feats", 10 ** 9, "model.n_feats must be an integer of at most 4096, got 1000000000"),
     ("n_blocks", -1, "need n_blocks >= 0 and n_feats >= 1"),
     ("res_scale", "1", "model.res_scale must be a finite number"),
-])
+], ids=["n_feats-1e9", "n_feats-10**9", "n_blocks--1", "res_scale-str"])
 def test_a_config_json_asking_for_a_huge_or_bad_model_is_one_line_on_resume(run, capsys, key, value, message):
     _edit(run, "model", key, value)
     before = _files(run)
@@ -94,7 +94,8 @@ def test_checked_model_config_counts_on_the_meta_device():
 
 @pytest.mark.parametrize("line", [b'{"step": 2, "val_psnr": 3\xff\xfe}',  # not UTF-8
                                   b'{"step": 2, "val_psnr": ' + b"9" * 5000 + b"}",  # past int()'s digit limit
-                                  b'{"step": 2, "val_psnr": ' + b"9" * 4000 + b"}"])  # parsed, but float() fails
+                                  b'{"step": 2, "val_psnr": ' + b"9" * 4000 + b"}"],  # parsed, but float() fails
+                         ids=["not-utf8", "5000-digits", "4000-digits"])
 def test_a_metrics_line_that_is_not_utf8_or_holds_a_huge_number_is_one_line(run, capsys, line):
     good = (run / "metrics.jsonl").read_bytes().splitlines()
     (run / "metrics.jsonl").write_bytes(b"\n".join([good[0], line, good[1]]) + b"\n")
