@@ -24,7 +24,7 @@ from torch import nn
 
 from tinysr.errors import TinySRError
 from tinysr.infer.tiling import WindowFn
-from tinysr.infer.upscale import receptive_radius, to_image, to_tensor
+from tinysr.models.window import receptive_radius, to_image, to_tensor
 
 
 class LinearSR(nn.Module):

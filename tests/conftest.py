@@ -4,7 +4,6 @@ import os
 from pathlib import Path
 
 import pytest
-import torch
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -27,6 +26,8 @@ def one_thread():
 
     Use per module: `pytestmark = pytest.mark.usefixtures("one_thread")`.
     """
+    import torch  # here, not at the top: the core tests run in a venv without torch (`-m core`)
+
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

@@ -183,7 +183,7 @@ def test_every_model_of_a_family_keeps_its_budget(family):
     assert main_models <= set(bundled_names())
     bundled = (main_models | band_models) & set(bundled_names())
     for name in bundled:
-        assert sum(p.numel() for p in network(name).parameters()) <= AUTO_FAMILIES[family].budget, name
+        assert network(name).n_params <= AUTO_FAMILIES[family].budget, name
 
 
 def test_auto_5k_gives_the_5k_clean_model_s_exact_pixels_on_lossless_input(tmp_path, capsys):

@@ -16,7 +16,7 @@ from tinysr.errors import TinySRError
 from tinysr.export.onnx import export_onnx, onnx_session, onnx_window_fn, read_onnx_config
 from tinysr.export.quantize import calibration_crops, quantize_onnx
 from tinysr.infer.channels import upscale_with
-from tinysr.infer.upscale import to_image, to_tensor
+from tinysr.models.window import to_image, to_tensor
 from tinysr.metrics import psnr
 
 from helpers import random_edsr
@@ -71,7 +71,7 @@ def test_int8_of_the_bundled_tiny_net(lr_images, tmp_path):
     to the float graph; ORT's symbolic shape pass (which gave up on an earlier Resize anchor) is not needed."""
     from tinysr.infer.load import load_network
 
-    model, _ = load_network("tiny-1k-x2", scale=2)
+    model = load_network("tiny-1k-x2", scale=2)[0].to_torch()
     export_onnx(model, tmp_path / "t.onnx")
     crops = calibration_crops(lr_images, rng=np.random.default_rng(0), size=48, per_image=2)
     quantize_onnx(tmp_path / "t.onnx", tmp_path / "t8.onnx", crops=crops)

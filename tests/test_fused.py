@@ -23,7 +23,7 @@ from tinysr.resize import imresize
 
 from helpers import random_edsr
 
-pytest.importorskip("numba", reason="the fused path needs Numba (pip install 'tinysr[fast]')")
+pytest.importorskip("numba", reason="the fused path needs Numba (a core dependency)")
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
@@ -134,7 +134,7 @@ def test_fused_true_where_it_cannot_apply_is_an_error(photo, monkeypatch):
             network_window_fn(model, device="cpu", quantize=True, fused=True, **{"self_ensemble": False, **options})
         network_window_fn(model, device="cpu", self_ensemble=False, quantize=True, fused=None)  # auto: no error
     monkeypatch.setattr(fused, "available", lambda: False)
-    with pytest.raises(TinySRError, match=r"needs Numba \(pip install 'tinysr\[fast\]'\)"):
+    with pytest.raises(TinySRError, match=r"needs Numba \(pip install numba\)"):
         upscale(photo, random_tiny("tiny-1k-x2"), fused=True)
     upscale(photo, random_tiny("tiny-1k-x2"))  # the default falls back to torch
 
@@ -167,20 +167,14 @@ def test_kernels_compile_without_a_writable_cache(tmp_path):
     assert cached.stdout.strip() == "FunctionCache"  # the normal case does cache
 
 
-def test_fused_none_takes_the_kernels_only_where_they_pay(photo, monkeypatch):
-    """In a process that has not loaded the kernels, fused=None runs a small image through torch (the kernels'
-    ~1 s start would cost more than they save) and an image of `AUTO_MIN_PIXELS` through them."""
+def test_fused_none_takes_the_kernels_at_every_size(photo, monkeypatch):
+    """No size rule sends the default path to a slower engine: fused=None runs a Y-only tiny net through the
+    kernels for a 41x33 image as for a large one, whole or tiled."""
     model = random_tiny("tiny-1k-x2")
     calls = []
     real_window = fused.window
     monkeypatch.setattr(fused, "window", lambda net, lr: calls.append(lr.shape) or real_window(net, lr))
-    monkeypatch.setattr(fused, "loaded", lambda: False)
-    upscale(photo, model)
-    assert calls == []
-    monkeypatch.setattr(fused, "AUTO_MIN_PIXELS", 41 * 33)
     upscale(photo, model)
     assert calls == [(41, 33, 3)]
-    monkeypatch.setattr(fused, "AUTO_MIN_PIXELS", 41 * 33 + 1)
-    monkeypatch.setattr(fused, "loaded", lambda: True)  # loaded: every size takes them
     upscale(photo, model, tile=16)
     assert len(calls) == 1 + 9

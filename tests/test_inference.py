@@ -12,8 +12,8 @@ import torch
 from tinysr.data.io import read_image
 from tinysr.errors import TinySRError
 from tinysr.infer.channels import upscale_alpha
-from tinysr.infer.upscale import (DIHEDRAL, network_window_fn, receptive_radius, to_image, to_tensor, to_uint8_image,
-                                  upscale)
+from tinysr.infer.upscale import network_window_fn, upscale
+from tinysr.models.window import DIHEDRAL, receptive_radius, to_image, to_tensor, to_uint8_image
 from tinysr.models import create_model
 from tinysr.resize import imresize, to_uint8
 from tinysr.infer.tiling import quantize_into, run_tiled, tile_grid
@@ -208,8 +208,10 @@ def test_quantizing_window_fn_equals_rounding_the_float_output(photo):
 
 
 def test_lazy_top_level_upscale_keeps_import_light():
-    code = ("import sys, tinysr; assert 'torch' not in sys.modules; f = tinysr.upscale; "
-            "assert 'torch' in sys.modules and f.__module__ == 'tinysr.api'; print('ok')")
+    code = ("import sys, numpy as np, tinysr; assert 'torch' not in sys.modules; f = tinysr.upscale; "
+            "sr = f(np.zeros((9, 7, 3), np.uint8), 'tiny-1k-x2'); sr = f(sr, tinysr.load_model('tiny-1k-x2')); "
+            "assert sr.shape == (36, 28, 3) and 'torch' not in sys.modules and f.__module__ == 'tinysr.api'; "
+            "print('ok')")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.stdout.strip() == "ok", result.stderr
 

@@ -12,7 +12,8 @@ import torch
 from tinysr.data.io import read_image
 from tinysr.errors import TinySRError
 from tinysr.infer.channels import upscale_with
-from tinysr.infer.upscale import receptive_radius, to_image, to_tensor, upscale
+from tinysr.infer.upscale import upscale
+from tinysr.models.window import receptive_radius, to_image, to_tensor
 from tinysr.models import create_model
 
 from helpers import random_edsr

@@ -88,7 +88,7 @@ def test_every_bundled_model_is_in_the_harness():
 @pytest.mark.parametrize(("name", "runtime"), CASES, ids=[f"{m}-{r}" for m, r in CASES])
 def test_runtime_matches_upscale(name, runtime, images, references, tmp_path):
     model, _ = load_network(name, scale=None)
-    run = runner(runtime, model, tmp_path)
+    run = runner(runtime, model.to_torch(), tmp_path)
     for img, ref in zip(images, references[name]):
         out = run(img)
         assert out.shape == (img.shape[0] * model.config.scale, img.shape[1] * model.config.scale, 3)

@@ -19,7 +19,7 @@ from tinysr.export.coreml import coreml_program_ops, export_coreml
 from tinysr.export.ncnn import bin_path, export_ncnn, ncnn_net, run_ncnn
 from tinysr.export.phone_form import anchor_weight, phone_form, phone_net, symmetric_pad
 from tinysr.infer.load import load_network
-from tinysr.infer.upscale import to_tensor
+from tinysr.models.window import to_tensor
 from tinysr.models.ops import bicubic_upsample
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -41,7 +41,7 @@ def test_anchor_conv_is_matlab_bicubic_borders_included(scale):
 
 @pytest.mark.parametrize("name", MODELS)
 def test_phone_form_is_the_network(name):
-    model, _ = load_network(name, scale=None)
+    model = load_network(name, scale=None)[0].to_torch()
     x = to_tensor(np.random.default_rng(0).integers(0, 256, (13, 10, 3), dtype=np.uint8))
     with torch.no_grad():
         assert (phone_net(model)(x) - model(x)).abs().max() < 2e-3  # float32 on 0..255, reordered sums
@@ -83,7 +83,7 @@ def read_tflite(path):
 
 @pytest.mark.parametrize("name", MODELS)
 def test_tflite_is_builtin_ops_of_rank_at_most_4(name, tmp_path):
-    model, _ = load_network(name, scale=None)
+    model = load_network(name, scale=None)[0].to_torch()
     litert.export_tflite(model, tmp_path / "m.tflite")
     ops, ranks, signature, metadata, version = read_tflite(tmp_path / "m.tflite")
     assert version == 3 and max(ranks) <= 4 and signature == [[1, -1, -1, 3], [1, -1, -1, 3]]
@@ -97,7 +97,7 @@ def test_tflite_is_builtin_ops_of_rank_at_most_4(name, tmp_path):
 def test_tflite_sizes_are_dynamic_and_borders_exact(tmp_path):
     """Two sizes through one interpreter (resize_tensor_input), down to 2 x 2; the phone form in torch agrees to
     float rounding at every pixel, so the MIRROR_PAD border and the DCR order are right."""
-    model, _ = load_network("tiny-1k-x3", scale=None)
+    model = load_network("tiny-1k-x3", scale=None)[0].to_torch()
     litert.export_tflite(model, tmp_path / "m.tflite")
     interpreter = litert.tflite_interpreter(tmp_path / "m.tflite")
     rng = np.random.default_rng(1)
@@ -114,7 +114,7 @@ def test_tflite_sizes_are_dynamic_and_borders_exact(tmp_path):
 
 
 def test_ncnn_layers_are_native_and_sizes_dynamic(tmp_path):
-    model, _ = load_network("tiny-1k-x2", scale=None)
+    model = load_network("tiny-1k-x2", scale=None)[0].to_torch()
     export_ncnn(model, tmp_path / "m.param")
     layers = [line.split()[0] for line in (tmp_path / "m.param").read_text().splitlines()[2:]]
     assert set(layers) == {"Input", "Split", "Convolution", "Crop", "Concat", "BinaryOp", "PixelShuffle"}
@@ -131,7 +131,7 @@ def test_ncnn_layers_are_native_and_sizes_dynamic(tmp_path):
 def test_coreml_program_structure(name, tmp_path):
     import coremltools as ct
 
-    model, _ = load_network(name, scale=None)
+    model = load_network(name, scale=None)[0].to_torch()
     export_coreml(model, tmp_path / "m.mlpackage")
     spec = ct.utils.load_spec(str(tmp_path / "m.mlpackage"))
     (inp,), (out,) = spec.description.input, spec.description.output

@@ -15,7 +15,7 @@ from tinysr.data.cache import load_pairs
 from tinysr.data.folder import image_folder
 from tinysr.errors import TinySRError
 from tinysr.evaluate import bicubic_upscaler
-from tinysr.infer.upscale import upscale_array
+from tinysr.models.window import upscale_array
 from tinysr.metrics import PROTOCOLS, Protocol, prepare_pair, psnr
 from tinysr.models import count_params, create_model, deployed
 from tinysr.models.tiny import deployed_params

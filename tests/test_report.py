@@ -130,7 +130,7 @@ def test_visual_window_equals_the_full_image_sr(tmp_path):
 
     from tinysr.models.weights import load_model
     from tinysr.experiments.plots import _margin, _upscale_window
-    from tinysr.infer.upscale import upscale_array
+    from tinysr.models.window import upscale_array
     from tinysr.metrics import quantize
 
     write_fake_run(tmp_path / "runs" / "b2-f8", 2, 8, FAKE_LOGS["b0-f8"], val=SET5)

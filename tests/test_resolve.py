@@ -21,7 +21,7 @@ def test_a_run_folder_means_its_best_weights_and_tiny_models_come_back_folded(tm
     assert loaded.config.collapsed and count_params(loaded) == 940 < count_params(model)
     x = torch.rand(1, 3, 12, 10) * 255
     with torch.no_grad():
-        assert torch.allclose(loaded(x), model(x), atol=1e-3)
+        assert torch.allclose(loaded.to_torch()(x), model(x), atol=1e-3)
 
 
 def test_unknown_names_and_missing_files_are_one_line_errors(tmp_path):

@@ -15,7 +15,8 @@ from tinysr.export import runtime
 from tinysr.data.io import read_image
 from tinysr.errors import TinySRError
 from tinysr.export.numpy_export import export_numpy
-from tinysr.infer.upscale import receptive_radius, to_image, to_tensor, upscale
+from tinysr.infer.upscale import upscale
+from tinysr.models.window import receptive_radius, to_image, to_tensor
 from tinysr.resize import imresize, to_uint8
 
 from helpers import random_edsr
@@ -30,7 +31,7 @@ def photo(data_dir) -> np.ndarray:
     return np.ascontiguousarray(img[200:239, 300:331])  # 39x31
 
 
-def exported(model, tmp_path) -> runtime.NumpyModel:
+def exported(model, tmp_path) -> runtime.Program:
     path = tmp_path / "model.npz"
     export_numpy(model, path)
     return runtime.load(path)
@@ -152,19 +153,19 @@ def test_load_errors_are_one_line(tmp_path):
 
 def test_runtime_runs_a_tiny_net_fused_without_torch(photo, tmp_path):
     """The runtime runs Y-only tiny nets through `tinysr.infer.fused` (fused=True), still never importing torch, or
-    through the interpreter (fused=False, or by default for a small image in a fresh process). Both agree with
+    through the interpreter (fused=False). Both agree with
     torch within a level."""
     pytest.importorskip("numba")
     from tinysr.infer.load import load_network
 
-    model = load_network("tiny-1k-x2", scale=2)[0]
+    model = load_network("tiny-1k-x2", scale=2)[0].to_torch()
     export_numpy(model, tmp_path / "m.npz")
     fused, torch_modules, numba_loaded = upscale_in_fresh_process(tmp_path / "m.npz", photo, tmp_path, fused=True)
     assert torch_modules == [] and numba_loaded
     fused = fused.astype(int)
-    # by default a small image in a fresh process is not worth the kernels' start: the interpreter runs it
-    _, torch_modules, numba_loaded = upscale_in_fresh_process(tmp_path / "m.npz", photo, tmp_path)
-    assert torch_modules == [] and not numba_loaded
+    # by default every size takes the kernels (no size rule)
+    default, torch_modules, numba_loaded = upscale_in_fresh_process(tmp_path / "m.npz", photo, tmp_path)
+    assert torch_modules == [] and numba_loaded and np.array_equal(default, fused)
     interpreted = runtime.upscale(photo, runtime.load(tmp_path / "m.npz"), tile=16, fused=False).astype(int)
     two = runtime.upscale(photo, runtime.load(tmp_path / "m.npz"), tile=16, workers=2, fused=True)
     assert np.array_equal(two, fused)

@@ -13,7 +13,8 @@ from tinysr.export import runtime
 from tinysr.data.io import read_image
 from tinysr.export.numpy_export import export_numpy
 from tinysr.export.onnx import export_onnx, onnx_session, onnx_window_fn
-from tinysr.infer.upscale import receptive_radius, upscale
+from tinysr.infer.upscale import upscale
+from tinysr.models.window import receptive_radius
 from tinysr.models import PRESETS
 from tinysr.models.tiny import TinySR
 from tinysr.infer.tiling import run_tiled

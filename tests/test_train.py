@@ -115,7 +115,7 @@ def test_validate_is_the_mean_of_measure_over_whole_images(pairs):
     model = create_model("edsr-tiny")
     psnr, ssim = validate(model, pairs[1], protocol="study")
     psnr_first, _ = validate(model, pairs[1], protocol="study", limit=1)
-    from tinysr.infer.upscale import upscale_array
+    from tinysr.models.window import upscale_array
     from tinysr.metrics import PROTOCOLS, measure
 
     rows = [measure(upscale_array(model, lr), hr, scale=2, protocol=PROTOCOLS["study"])
@@ -306,7 +306,7 @@ def test_init_starts_a_new_run_from_bundled_weights_under_a_codec_degradation(tm
     config = json.loads((run / "config.json").read_text())
     assert config["init"] == "tiny-1k-x2" and config["data"]["degradation"] == "bicubic+jpeg30-95"
     assert (config["model"]["n_feats"], config["model"]["n_layers"], config["model"]["channels"]) == (6, 4, "y")
-    init = load_network("tiny-1k-x2", scale=2)[0].state_dict()
+    init = load_network("tiny-1k-x2", scale=2)[0].to_torch().state_dict()
     trained, _ = checkpoint.load_model(run / runs.RUN_BEST)
     for name, value in trained.state_dict().items():  # a learning rate of 1e-30 leaves the start unchanged
         torch.testing.assert_close(value, init[name])

@@ -170,19 +170,6 @@ def test_engine_option_picks_the_path_and_refuses_what_cannot_run(weights, photo
     assert f"tinysr: failed: {photos / 'sub' / 'b.png'}: the fused path needs RGB input without self-ensemble" in err
 
 
-def test_engine_auto_loads_the_kernels_only_for_a_batch_that_repays_them(photos, tmp_path, capsys, monkeypatch):
-    pytest.importorskip("numba")
-    from tinysr.infer import fused
-
-    loads = []
-    monkeypatch.setattr(fused, "loaded", lambda: False)
-    monkeypatch.setattr(fused, "load", lambda: loads.append(1))
-    args = ["upscale", "--model", "tiny-1k-x2", photos, "-o", tmp_path / "small"]
-    assert run(args, capsys)[0] == 0 and loads == []  # 4 small images: not worth ~1 s of start
-    monkeypatch.setattr(fused, "AUTO_MIN_PIXELS", 24 * 30 * 2)  # a.png and b.png are 24x30 each
-    assert run([*args[:-1], tmp_path / "big"], capsys)[0] == 0 and loads == [1]
-
-
 def test_o_with_a_file_name_writes_that_file_for_one_input_and_is_refused_for_several(weights, photos, tmp_path,
                                                                                      capsys):
     out = tmp_path / "out.png"

@@ -99,7 +99,7 @@ def clips(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def model():
-    return load_network(MODEL, scale=None)[0].eval()
+    return load_network(MODEL, scale=None)[0]
 
 
 # ---------------------------------------------------------------------------------------------------- timestamps
@@ -143,7 +143,8 @@ def test_yuv_route_runs_the_net_on_the_luma_plane(clips, model, tmp_path):
     expected = np.stack([upscale_luma(net, y) for y in lr[0]])
     with torch.no_grad():  # the same luma through torch: TinySR.forward_luma's arithmetic on the decoded Y
         t = torch.from_numpy(lr[0][:1].astype(np.float32))[:, None]
-        reference = (model.residual(t / 255.0) * 255.0 + model.upsample(t)).clamp(0, 255).round()
+        torch_model = model.to_torch()
+        reference = (torch_model.residual(t / 255.0) * 255.0 + torch_model.upsample(t)).clamp(0, 255).round()
     assert np.array_equal(expected[:1], reference[:, 0].numpy().astype(np.uint8))
     assert np.array_equal(sr[0], expected)  # the encoder kept the upscaled luma bit for bit
     for got, lr_plane in zip(sr[1:], lr[1:]):  # chroma: MATLAB bicubic (the float path, rounded half to even)

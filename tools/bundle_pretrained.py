@@ -21,7 +21,7 @@ from pathlib import Path
 from tinysr.models.weights import load_model, save_weights
 from tinysr.data.folder import decode_all, image_folder
 from tinysr.evaluate import bicubic_upscaler, evaluate
-from tinysr.infer.upscale import upscale_array
+from tinysr.models.window import upscale_array
 from tinysr.metrics import PROTOCOLS
 from tinysr.models import count_params, deployed
 from tinysr.train.polish import PolishConfig

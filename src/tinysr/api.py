@@ -8,6 +8,9 @@
     sr = tinysr.upscale(image, "auto-5k", source="photo.jpg")  # the same among the <= 5k-parameter nets
 
 A thin layer over `tinysr.infer.load.load_network` and `tinysr.infer.upscale.upscale`, which it does not change.
+Torch-free: `load_model` returns a `tinysr.infer.network.Network`, which runs on the compiled kernels, NumPy or
+(where installed) torch; `model.to_torch()` is the explicit step to a torch `nn.Module`. `upscale` also takes a
+torch module.
 """
 
 from __future__ import annotations
@@ -16,23 +19,23 @@ import logging
 import os
 
 import numpy as np
-from torch import nn
 
+from tinysr.delivery.auto import AUTO_FAMILIES, describe_choice, inspect_source, upscale_auto
 from tinysr.errors import TinySRError
 from tinysr.infer import upscale as engine
-from tinysr.delivery.auto import AUTO_FAMILIES, describe_choice, inspect_source, upscale_auto
 from tinysr.infer.load import load_network
+from tinysr.infer.network import Network
 
 log = logging.getLogger("tinysr")
 
 
-def load_model(spec: str | os.PathLike, *, scale: int | None = None) -> nn.Module:
-    """The deployed network that `spec` names (bundled name, run folder or weights file), in eval mode; `scale`,
-    when given, must be the model's."""
-    return load_network(os.fspath(spec), scale=scale)[0].eval()
+def load_model(spec: str | os.PathLike, *, scale: int | None = None) -> Network:
+    """The deployed network that `spec` names (bundled name, run folder or weights file); `scale`, when given, must
+    be the model's. Runs without torch; `.to_torch()` gives the torch module."""
+    return load_network(os.fspath(spec), scale=scale)[0]
 
 
-def upscale(image: np.ndarray, model: nn.Module | str | os.PathLike, *, source: str | os.PathLike | None = None,
+def upscale(image: np.ndarray, model: Network | str | os.PathLike, *, source: str | os.PathLike | None = None,
             **options) -> np.ndarray:
     """`tinysr.infer.upscale.upscale` with `model` given as a network or as anything `load_model` takes; the
     keyword options (tile, overlap, self_ensemble, device, workers, fused, progress) are passed on.
@@ -50,7 +53,7 @@ def upscale(image: np.ndarray, model: nn.Module | str | os.PathLike, *, source: 
         return result.image
     if isinstance(model, (str, os.PathLike)):
         model = load_model(model)
-    elif not isinstance(model, nn.Module):
+    elif not isinstance(model, Network) and not engine.is_torch_module(model):
         raise TinySRError(f"model must be a network, a bundled name, a run folder or a weights file; got "
                           f"{type(model).__name__}")
     return engine.upscale(image, model, **options)

@@ -18,7 +18,8 @@ def run(args: argparse.Namespace) -> int:
         raise TinySRError("--format onnx-int8 needs --calibration FOLDER (a few LR images)")
     sources = {"--calibration": args.calibration}
     check_destination(export_files(out, args.format), fmt=args.format, force=args.force, sources=sources)  # early
-    model, description = load_network(args.model, scale=args.scale)  # description: the weights file it read
+    network, description = load_network(args.model, scale=args.scale)  # description: the weights file it read
+    model = network.to_torch()  # the exporters trace or read a torch module
     written = export_model(model, out, fmt=args.format, calibration=args.calibration, seed=args.seed,
                            force=args.force, sources={"--model": description})
     size = sum(total_size(path) for path in written)

@@ -115,7 +115,8 @@ def _train_rank(args: argparse.Namespace, run_dir: Path, config: RunConfig, *, r
     fast = fast_path(args, device, world_size=ctx.world_size)
     progress = not args.no_progress and ctx.is_main
     try:
-        start_from = load_model(config.init, scale=config.data.scale) if config.init and not resume else None
+        start_from = (load_model(config.init, scale=config.data.scale).to_torch() if config.init and not resume
+                      else None)
         with start_run(config, run_dir, resume=resume, force=args.force, threads=args.threads, device=device,
                        progress=progress, ctx=ctx, model=start_from, max_pixels=args.max_pixels) as started:
             result = train(started.model, started.train_pairs, started.val_pairs, config=config.train,

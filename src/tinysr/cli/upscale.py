@@ -23,100 +23,22 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image
 from tqdm import tqdm
 
 from tinysr.cli.parser import ENGINES
-from tinysr.data.folder import is_image_file, scan_folder, skipped_files_message
 from tinysr.data.io import read_for_upscale, write_image
 from tinysr.errors import TinySRError, one_line
-from tinysr.infer import fused as fused_stage
 from tinysr.delivery.auto import (
     AUTO_FAMILIES,
-    SourceInfo,
-    choose_model,
     describe_choice,
     inspect_source,
-    network,
     resolve_scale,
     upscale_auto,
 )
 from tinysr.infer.load import load_network
-from tinysr.infer.upscale import network_window_fn, upscale
-from tinysr.video.upscale import MUXERS, upscale_video
-from tinysr.video.probe import is_video
-
-@dataclass(frozen=True)
-class Job:
-    src: Path
-    dst: Path
-    video: bool
-
-
-def _folder_jobs(root: Path) -> tuple[list[tuple[Path, Path, bool]], list[str]]:
-    """(files of a folder INPUT as (src, path relative to it, video?), warnings for what is neither)."""
-    images, others = scan_folder(root, recursive=True)
-    visible = [p for p in images + others if not any(part.startswith(".") for part in p.relative_to(root).parts)]
-    videos = [p for p in visible if not is_image_file(p) and is_video(p)]
-    media = set(videos) | {p for p in visible if is_image_file(p)}
-    neither = [p for p in visible if p not in media]
-    notes = [skipped_files_message(neither, root)] if neither else []
-    return [(p, p.relative_to(root), p in set(videos)) for p in sorted(media)], notes
-
-
-def gather(inputs: list[str]) -> tuple[list[tuple[Path, Path, bool]], list[str], list[str]]:
-    """([(src, relative output path, video?)], [one-line failures], [warnings]) of the INPUT arguments."""
-    found, failures, notes = [], [], []
-    for spec in inputs:
-        path = Path(spec)
-        if path.is_dir():
-            files, skipped = _folder_jobs(path)
-            notes += skipped
-            if not files:
-                failures.append(f"{path}: no images or videos in this folder")
-            found += files
-        elif path.is_file():
-            if is_image_file(path):
-                found.append((path, Path(path.name), False))
-            elif is_video(path):
-                found.append((path, Path(path.name), True))
-            else:
-                failures.append(f"{path}: neither an image nor a video tinysr reads")
-        else:
-            failures.append(f"{path}: no such file or folder")
-    return found, failures, notes
-
-
-def is_file_output(output: str) -> bool:
-    """Whether -o names a file: an image or video suffix, and not an existing folder."""
-    path = Path(output)
-    return not path.is_dir() and (is_image_file(path) or path.suffix.lower() in MUXERS)
-
-
-def plan(found: list[tuple[Path, Path, bool]], output: str, *, n_inputs: int) -> list[Job]:
-    """The jobs: one file OUT for exactly one input file, else OUT/<relative path>."""
-    if is_file_output(output):
-        if n_inputs != 1 or len(found) != 1:
-            raise TinySRError(f"-o {output} names a file, which takes exactly one input file; give a folder for "
-                              f"{len(found)} inputs")
-        src, _, video = found[0]
-        return [Job(src, Path(output), video)]
-    out = Path(output)
-    if out.exists() and not out.is_dir():
-        raise TinySRError(f"{out}: exists and is not a folder (-o names a folder, or a file for one input)")
-    return [Job(src, out / rel, video) for src, rel, video in found]
-
-
-def check_output(job: Job, *, inputs: set[Path], planned: set[Path], force: bool) -> None:
-    """Refuse to overwrite an input, a file written earlier in this run, or (without --force) an existing file."""
-    resolved = job.dst.resolve()
-    if resolved in inputs:
-        raise TinySRError(f"{job.dst}: is an input {'video' if job.video else 'image'}; refusing to overwrite it "
-                          "(choose another -o)")
-    if resolved in planned:
-        raise TinySRError(f"{job.src}: its output {job.dst} is also the output of an earlier input; rename one")
-    if job.dst.exists() and not force:
-        raise TinySRError(f"{job.dst}: exists; pass --force to overwrite")
+from tinysr.infer.upscale import choose_engine, upscale
+from tinysr.plan import Job, check_output, gather, plan
+from tinysr.video.upscale import resolve_model, upscale_video
 
 
 def upscale_image(job: Job, model, args: argparse.Namespace, *, fused: bool | None) -> str | None:
@@ -144,9 +66,8 @@ def upscale_clip(job: Job, model, args: argparse.Namespace, *, fused: bool | Non
         raise TinySRError(f"{job.src}: --self-ensemble is for images; a video runs one pass per frame")
     note = None
     if model is None:
-        name = choose_model(SourceInfo(path=job.src, format="video", lossy=True), scale=args.scale,
-                            family=args.model)
-        model, note = network(name), f"{job.src}: video, model {name}"
+        model, name = resolve_model(args.model, job.src, scale=args.scale)
+        note = f"{one_line(job.src)}: video, model {name}"
     job.dst.parent.mkdir(parents=True, exist_ok=True)
     upscale_video(job.src, job.dst, model, fused=fused, yuv=False if args.no_yuv else None, tile=args.tile,
                   codec=args.codec, crf=args.crf, preset=args.preset, force=args.force, progress=True)
@@ -167,24 +88,6 @@ def run_job(job: Job, model, args: argparse.Namespace, *, fused: bool | None) ->
         raise TinySRError(f"{job.src}: {exc.strerror or exc}") from None
 
 
-def load_fused_kernels_if_worth_it(sources: list[Path]) -> None:
-    """--engine auto: load the compiled kernels (`tinysr.infer.fused`) when the whole batch repays their start, so
-    that every image takes them; otherwise each image decides alone (`tinysr.infer.fused.worth_it`). Sizes come from
-    the file headers; an unreadable file counts 0 here and fails, named, when its turn comes."""
-    if not fused_stage.available() or fused_stage.loaded():
-        return
-    pixels = 0
-    for src in sources:
-        try:
-            with Image.open(src) as img:
-                pixels += img.width * img.height
-        except (OSError, ValueError, Image.DecompressionBombError):
-            continue
-        if fused_stage.worth_it(pixels):
-            fused_stage.load()
-            return
-
-
 def prepare(args: argparse.Namespace) -> tuple[object, str, bool | None]:
     """(model or None for auto, its description, the fused choice); a model the options rule out fails here."""
     if args.model in AUTO_FAMILIES:
@@ -198,7 +101,7 @@ def prepare(args: argparse.Namespace) -> tuple[object, str, bool | None]:
     fused = ENGINES[args.engine]
     if fused:
         try:
-            network_window_fn(model, device=args.device, self_ensemble=args.self_ensemble, quantize=True, fused=True)
+            choose_engine(model, self_ensemble=args.self_ensemble, device=args.device, rgb=True, fused=True)
         except TinySRError as exc:
             raise TinySRError(f"--engine fused: {exc}") from None
     return model, description, fused
@@ -227,8 +130,6 @@ def run(args: argparse.Namespace) -> int:
         for job in jobs:
             if not job.video:
                 _check_auto(job.src, scale=args.scale, family=args.model)
-    if fused is None:
-        load_fused_kernels_if_worth_it([job.src for job in jobs if not job.video])
     done = 0
     inputs, planned = {job.src.resolve() for job in jobs}, set()
     for job in tqdm(jobs, desc="upscale", unit="file", disable=len(jobs) < 2):

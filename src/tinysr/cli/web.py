@@ -16,12 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from tinysr.export.numpy_export import numpy_export_bytes
 from tinysr.delivery.auto import AUTO_FAMILIES
-from tinysr.infer.fused import fused_net
 from tinysr.infer.load import bundled_names, load_network
-from tinysr.infer.upscale import receptive_radius
-from tinysr.models import count_params
 from tinysr.pretrained import read_table
 from tinysr.web import model_file
 from tinysr.web.server import serve, url
@@ -30,15 +26,13 @@ from tinysr.web.site import build_site, check_site_folder
 
 def web_model(spec: str, name: str) -> dict[str, Any]:
     """The page's model JSON of a bundled name, weights file or run folder."""
-    model, _ = load_network(spec, scale=None)
-    params, radius = count_params(model), receptive_radius(model)
-    net = fused_net(model)
-    if net is not None:
-        return model_file.luma_anchor_model(net, name=name, params=params, radius=radius)
-    with np.load(io.BytesIO(numpy_export_bytes(model)), allow_pickle=False) as npz:
-        program = json.loads(str(npz["tinysr_program"]))
-        arrays = {k: npz[k] for k in npz.files if not k.startswith("tinysr_")}
-    return model_file.program_model(program, arrays, name=name, scale=model.config.scale, params=params,
+    model, _ = load_network(spec, scale=None)  # torch-free: the engine's network
+    params, radius = model.n_params, model.receptive_radius()
+    if model.fused is not None:
+        return model_file.luma_anchor_model(model.fused, name=name, params=params, radius=radius)
+    program = {"format": 1, "input": model.program.input, "output": model.program.output,
+               "ops": list(model.program.ops)}
+    return model_file.program_model(program, model.arrays, name=name, scale=model.scale, params=params,
                                     radius=radius)
 
 

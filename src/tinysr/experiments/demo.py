@@ -39,7 +39,7 @@ from tinysr.data.io import write_image
 from tinysr.errors import TinySRError
 from tinysr.evaluate import bicubic_upscaler
 from tinysr.experiments import compressed
-from tinysr.infer.upscale import upscale_array
+from tinysr.models.window import upscale_array
 from tinysr.metrics import PROTOCOLS, measure, quantize
 from tinysr.models import EDSRConfig, config_to_dict, count_params
 from tinysr.models.weights import load_model

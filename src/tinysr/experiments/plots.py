@@ -21,7 +21,7 @@ from tinysr.data.io import read_image  # noqa: E402
 from tinysr.evaluate import bicubic_lr, bicubic_upscaler, mod_crop  # noqa: E402
 from tinysr.experiments.results import RunRecord, RunSummary  # noqa: E402
 from tinysr.experiments.tables import Table, Validation, validation_of  # noqa: E402
-from tinysr.infer.upscale import upscale_array  # noqa: E402
+from tinysr.models.window import upscale_array  # noqa: E402
 from tinysr.metrics import PROTOCOLS, quantize  # noqa: E402
 from tinysr.models.weights import load_model  # noqa: E402
 from tinysr.train.runs import RUN_BEST  # noqa: E402

@@ -29,7 +29,7 @@ from tinysr.experiments.references import (
     estimated_macs,
 )
 from tinysr.experiments.results import RunRecord, count_config_params, summarize
-from tinysr.infer.upscale import upscale_array
+from tinysr.models.window import upscale_array
 from tinysr.metrics import PROTOCOLS
 from tinysr.models import config_from_dict, deployed
 from tinysr.models.complexity import anchor_macs_per_output, macs_per_output

@@ -1,6 +1,7 @@
 """Model families as torch-free descriptors: each family's deployment facts in one place.
 
-A visible dict, `FAMILIES`, maps a family name to its `Family`: the config class, how to fold a trained state dict
+A visible dict, `FAMILIES`, maps a family name to its `Family`: the config class, the state dict's tensor shapes
+(`shapes`: checked before anything is built; `buffers`: those that are not trained parameters), how to fold a trained state dict
 into the deployed one (`fold_arrays`), and the deployed forward pass as a program of the engine's ops (`program`,
 plus the constant arrays it needs, `constants`). The torch networks (`tinysr.models`), the engine (`tinysr.infer`)
 and the NumPy export read these; a new family adds one module here and one entry below.
@@ -26,14 +27,16 @@ class Family:
     """One family's deployment facts (see the module docstring)."""
 
     config: type
+    buffers: tuple[str, ...]
+    shapes: Callable[[Any], dict[str, tuple[int, ...]]]
     fold_arrays: Callable[[Any, dict[str, np.ndarray]], tuple[Any, dict[str, np.ndarray]]]
     program: Callable[[Any], list[dict[str, Any]]]
     constants: Callable[[Any], dict[str, np.ndarray]]
 
 
 FAMILIES: dict[str, Family] = {
-    "edsr": Family(edsr.EDSRConfig, edsr.fold_arrays, edsr.program, edsr.constants),
-    "tiny": Family(tiny.TinyConfig, tiny.fold_arrays, tiny.program, tiny.constants),
+    "edsr": Family(edsr.EDSRConfig, edsr.BUFFERS, edsr.shapes, edsr.fold_arrays, edsr.program, edsr.constants),
+    "tiny": Family(tiny.TinyConfig, (), tiny.shapes, tiny.fold_arrays, tiny.program, tiny.constants),
 }
 
 

@@ -49,6 +49,29 @@ def layers(config: EDSRConfig) -> list[tuple[str, int]]:
     return chain + [("conv", 1)]
 
 
+#: State-dict tensors that are not trained parameters (excluded from parameter counts, as the study's tables do).
+BUFFERS = ("rgb_mean",)
+
+
+def shapes(config: EDSRConfig) -> dict[str, tuple[int, ...]]:
+    """Every tensor of the state dict and its shape (`EDSR.state_dict()`), from the config alone."""
+    f, c = config.n_feats, config.n_colors
+    out: dict[str, tuple[int, ...]] = {"rgb_mean": (1, c, 1, 1)}
+
+    def conv(name: str, o: int, i: int) -> None:
+        out[f"{name}.weight"], out[f"{name}.bias"] = (o, i, 3, 3), (o,)
+
+    conv("head", f, c)
+    for b in range(config.n_blocks):
+        conv(f"body.{b}.body.0", f, f)
+        conv(f"body.{b}.body.2", f, f)
+    conv("body_end", f, f)
+    for j, factor in enumerate({2: [2], 3: [3], 4: [2, 2]}[config.scale]):
+        conv(f"upsample.{2 * j}", factor * factor * f, f)
+    conv("tail", c, f)
+    return out
+
+
 def fold_arrays(config: EDSRConfig, state: dict[str, np.ndarray]) -> tuple[EDSRConfig, dict[str, np.ndarray]]:
     """EDSR deploys as it trains: the config and the state dict, the RGB mean flattened to its 3 values."""
     state = dict(state)

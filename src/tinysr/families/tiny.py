@@ -96,6 +96,24 @@ def deployed_params(config: TinyConfig) -> int:
 
 
 
+def shapes(config: TinyConfig) -> dict[str, tuple[int, ...]]:
+    """Every tensor of the state dict and its shape (`TinySR.state_dict()`), from the config alone: plain convs, or
+    each conv's three branches when trained expanded."""
+    out: dict[str, tuple[int, ...]] = {}
+    for i, (c_in, c_out, k) in enumerate(layer_plan(config)):
+        p = f"convs.{i}"
+        if config.expand > 1:
+            e = config.expand * c_out
+            out |= {f"{p}.expand_conv.weight": (e, c_in, k, k), f"{p}.expand_conv.bias": (e,),
+                    f"{p}.reduce_conv.weight": (c_out, e, 1, 1), f"{p}.reduce_conv.bias": (c_out,),
+                    f"{p}.skip.weight": (c_out, c_in, 1, 1), f"{p}.skip.bias": (c_out,)}
+        else:
+            out |= {f"{p}.weight": (c_out, c_in, k, k), f"{p}.bias": (c_out,)}
+    if config.act == "prelu":
+        out |= {f"acts.{i}.weight": (config.n_feats,) for i in range(config.n_layers - 1)}
+    return out
+
+
 # ---------------------------------------------------------------- the fold (numpy; `reparam._fold`'s arithmetic)
 
 def fold_arrays(config: TinyConfig, state: dict[str, np.ndarray]) -> tuple[TinyConfig, dict[str, np.ndarray]]:

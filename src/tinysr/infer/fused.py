@@ -11,8 +11,9 @@ and the uint8 HWC layout), which cost more than the convs, and oneDNN runs convs
 
 Hand-rolled because no library does this fusion: Pillow's resize is fixed-point with renormalised borders (not
 MATLAB's bicubic), and neither torch eager nor ONNX Runtime fuse a resize into the ops around it. Compiled with
-Numba, an optional dependency (``pip install tinysr[fast]``): `available()` says whether it is installed, and
-callers fall back to torch when it is not. The kernels release the GIL, so tiles run on a thread pool.
+Numba, a dependency of the core install: `available()` says whether it is importable, and callers fall back to
+another engine (`tinysr.infer.upscale.choose_engine`) when it is not. Numba caches the compiled code on disk (next
+to the kernels, or in the user's cache folder where the install is read-only), so only a first run compiles. The kernels release the GIL, so tiles run on a thread pool.
 
 Numerics, float32 throughout: the bicubic is `tinysr.models.ops.bicubic_upsample`'s arithmetic in its order
 (horizontal pass on the half-sample-symmetric padded input, then vertical), then ``+ gain * residual``, clipped to
@@ -37,34 +38,9 @@ from tinysr.color import RGB_TO_YCBCR, YCBCR_OFFSET, YCBCR_TO_RGB
 from tinysr.errors import TinySRError
 from tinysr.resize import phase_taps as matlab_taps
 
-#: LR pixels from which ``fused=None`` takes the fused path in a process that has not loaded the kernels yet. The
-#: first fused call of a process costs ~1.2 s on the 2-core dev box (Numba's import, 0.5 s, and its first load of
-#: cached machine code, 0.7 s); each LR pixel then costs ~0.07 us instead of torch's ~0.16 us (1080p x2: 0.15 s
-#: against 0.33 s), so one call pays back from ~12 M pixels, six 1080p frames (benchmarks/RESULTS.md "upscale").
-AUTO_MIN_PIXELS = 12_000_000
-
-
 def available() -> bool:
     """True when Numba is installed (then the kernels here can run)."""
     return importlib.util.find_spec("numba") is not None
-
-
-def loaded() -> bool:
-    """True once this process has loaded the kernels (`load`, or a first fused run): no start cost is left."""
-    return "tinysr.infer._fused_kernel" in sys.modules
-
-
-def load() -> None:
-    """Load the kernels now (Numba's import; the cached machine code follows at the first call), so that
-    ``fused=None`` takes the fused path for every size from here on: for a caller that knows it has much to do
-    (`tinysr upscale` with a large batch)."""
-    import tinysr.infer._fused_kernel  # noqa: F401
-
-
-def worth_it(pixels: int) -> bool:
-    """Whether ``fused=None`` takes the fused path for a call on `pixels` LR pixels: once loaded, or when the
-    call alone repays the start (`AUTO_MIN_PIXELS`)."""
-    return loaded() or pixels >= AUTO_MIN_PIXELS
 
 
 #: What a net must be for `fused_net` / `fused_net_from_arrays` to return one (the error text of `use`).
@@ -78,7 +54,7 @@ def use(fused: bool | None, unmet: list[str]) -> bool:
     if fused is False:
         return False
     if not unmet and not available():
-        unmet = ["Numba (pip install 'tinysr[fast]')"]
+        unmet = ["Numba (pip install numba)"]
     if unmet and fused:
         raise TinySRError(f"the fused path needs {unmet[0]}")
     return not unmet
@@ -140,6 +116,25 @@ class FusedNet:
     luma: np.ndarray
     luma_offset: float
     gain: np.ndarray
+    #: `weights` and `biases` as the kernel takes them (`blocked`), computed once in `__post_init__`.
+    kernel_weights: tuple[np.ndarray, ...] = ()
+    kernel_biases: tuple[np.ndarray, ...] = ()
+
+    def __post_init__(self) -> None:
+        pairs = [blocked(w, b) for w, b in zip(self.weights, self.biases)]
+        object.__setattr__(self, "kernel_weights", tuple(w for w, _ in pairs))
+        object.__setattr__(self, "kernel_biases", tuple(b for _, b in pairs))
+
+
+def blocked(weight: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A conv's (weight, bias) as `_fused_kernel.conv` takes them: 3x3 filters padded with zero filters to a multiple
+    of 4 (it runs them four at a time; the padding is computed, never stored), other sizes as they are."""
+    n_out = weight.shape[0]
+    if weight.shape[2] != 3 or n_out % 4 == 0:
+        return weight, bias
+    pad = -n_out % 4
+    return (np.ascontiguousarray(np.concatenate([weight, np.zeros((pad, *weight.shape[1:]), np.float32)])),
+            np.ascontiguousarray(np.concatenate([bias, np.zeros(pad, np.float32)])))
 
 
 def fused_net_from_arrays(config: Mapping[str, Any], weights: Mapping[str, np.ndarray]) -> FusedNet | None:
@@ -189,13 +184,13 @@ def window(net: FusedNet, lr: np.ndarray) -> np.ndarray:
     plane = _padded(1, h, w, pad)
     kernel.luma(lr, net.luma, np.float32(net.luma_offset), plane[0])
     last = len(net.weights) - 1
-    for i, (weight, bias) in enumerate(zip(net.weights, net.biases)):
+    for i, (weight, bias) in enumerate(zip(net.kernel_weights, net.kernel_biases)):
         if i == last:
-            out = np.empty((weight.shape[0], h, w), np.float32)
+            out = np.empty((net.weights[i].shape[0], h, w), np.float32)
             kernel.conv(plane, weight, bias, False, out)
         else:
             nxt_pad = net.weights[i + 1].shape[2] // 2
-            nxt = _padded(weight.shape[0], h, w, nxt_pad)
+            nxt = _padded(net.weights[i].shape[0], h, w, nxt_pad)
             kernel.conv(plane, weight, bias, net.relu, nxt[:, nxt_pad:nxt_pad + h, nxt_pad:nxt_pad + w])
             plane = nxt
     return anchor_add_round(lr, out, net.gain, net.scale)

@@ -1,19 +1,19 @@
-"""Turn a `--model` value into an upscaler: "bicubic", a weights file, a run folder, or a bundled model name."""
+"""Turn a `--model` value into a network or an upscaler: "bicubic", a weights file, a run folder, or a bundled name.
+Torch-free: weights are read by `tinysr.infer.weights` and built into a `tinysr.infer.network.Network`."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from tinysr.errors import TinySRError
 from tinysr.evaluate import Upscaler, bicubic_upscaler
-from tinysr.infer.upscale import network_window_fn, upscale_array
-from tinysr.models import deployed
-from tinysr.models.weights import load_model
+from tinysr.infer.network import Network, network_from_state
+from tinysr.infer.upscale import network_window_fn, upscale_float
+from tinysr.infer.weights import parse_config, read_weights
 from tinysr.pretrained import list_pretrained, pretrained_path
-from tinysr.train.runs import RUN_BEST
+from tinysr.runfolder import RUN_BEST
 
 
 def weights_path(spec: str) -> Path | None:
@@ -36,9 +36,8 @@ def bundled_names() -> list[str]:
     return list_pretrained()
 
 
-def load_network(spec: str, *, scale: int | None) -> tuple[torch.nn.Module, str]:
-    """(model, description) for a weights file, run folder or bundled name; the model is the deployed (folded)
-    network, which gives the same output with fewer convs."""
+def resolve_weights(spec: str) -> Path:
+    """The weights file of a `--model` value (file, run folder or bundled name); an unknown name is an error."""
     path = weights_path(spec)
     if path is None:
         if spec not in bundled_names():
@@ -46,14 +45,29 @@ def load_network(spec: str, *, scale: int | None) -> tuple[torch.nn.Module, str]
             raise TinySRError(f"unknown model {spec!r}: give a weights file, a run folder, or a bundled model "
                               f"({known})")
         path = pretrained_path(spec)
-    model, _ = load_model(path, scale=scale)
-    return deployed(model), str(path)
+    return path
+
+
+def load_weights_file(path: str | Path, *, scale: int | None = None) -> Network:
+    """The deployed `Network` of a weights file; `scale`, when given, must be the file's."""
+    state, config_dict, _ = read_weights(path)
+    config = parse_config(path, config_dict)
+    if scale is not None and config.scale != scale:
+        raise TinySRError(f"{path}: the model is x{config.scale}, but x{scale} was requested")
+    return network_from_state(config, state, source=str(path))
+
+
+def load_network(spec: str, *, scale: int | None) -> tuple[Network, str]:
+    """(network, description) for a weights file, run folder or bundled name; the network is the deployed (folded)
+    one, which gives the same output with fewer convs."""
+    path = resolve_weights(spec)
+    return load_weights_file(path, scale=scale), str(path)
 
 
 def resolve_upscaler(spec: str, *, scale: int | None, device: str = "cpu",
                      self_ensemble: bool = False) -> tuple[Upscaler, str, int]:
     """(upscaler, description, scale) for a `--model` value; `scale` None takes the network's own (bicubic, which
-    has none, needs it given).
+    has none, needs it given). The upscaler returns HWC float32 0..255, unrounded (the protocol rounds).
 
     self_ensemble: average the network's outputs over the 8 flips/rotations of the input (EDSR's "+": 8x the
     multiply-adds); the description says so, so that a report never passes it off as a single pass.
@@ -66,10 +80,10 @@ def resolve_upscaler(spec: str, *, scale: int | None, device: str = "cpu",
         return bicubic_upscaler(scale), "bicubic", scale
     model, desc = load_network(spec, scale=scale)
     if self_ensemble:
-        window = network_window_fn(model.eval().to(device), device=device, self_ensemble=True)
-        return window, f"{desc} + self-ensemble (x8)", model.config.scale
+        window = network_window_fn(model, device=device, self_ensemble=True, fused=False)
+        return window, f"{desc} + self-ensemble (x8)", model.scale
 
     def run(lr: np.ndarray) -> np.ndarray:
-        return upscale_array(model, lr, device=device)
+        return upscale_float(model, lr, device=device)
 
-    return run, desc, model.config.scale
+    return run, desc, model.scale

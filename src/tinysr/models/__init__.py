@@ -80,7 +80,10 @@ def deployed(model: nn.Module) -> nn.Module:
 
 
 def count_params(model: nn.Module) -> int:
-    """Trainable parameters, as counted in the study's tables (buffers such as the RGB mean excluded)."""
+    """Trainable parameters, as counted in the study's tables (buffers such as the RGB mean excluded); a torch-free
+    `tinysr.infer.network.Network` counts its deployed tensors the same way (`n_params`)."""
+    if hasattr(model, "n_params"):
+        return int(model.n_params)
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 

@@ -35,7 +35,7 @@ from tqdm import tqdm
 from tinysr import faults
 from tinysr.data.cache import PairedImages
 from tinysr.errors import TinySRError
-from tinysr.infer.upscale import upscale_array
+from tinysr.models.window import upscale_array
 from tinysr.evaluate import bicubic_upscaler
 from tinysr.metrics import PROTOCOLS, measure
 from tinysr.train import revive, runs

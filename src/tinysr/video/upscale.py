@@ -29,11 +29,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch import nn
+
+from tinysr.delivery.auto import AUTO_FAMILIES, SourceInfo, choose_model, network
 from tinysr.errors import TinySRError
-from tinysr.infer.upscale import upscale
 from tinysr.infer.load import load_network
+from tinysr.infer.network import Network
+from tinysr.infer.upscale import choose_engine, cores, upscale
 from tinysr.video.pipes import sigterm_as_interrupt, transcode
 from tinysr.video.probe import VideoInfo, ffmpeg_exe, is_video, probe_video, shown
 from tinysr.video.yuv import eligible, luma_net, upscale_yuv420_frame
@@ -171,7 +172,12 @@ def output_path(src: Path, dst: Path, *, force: bool) -> Path:
 
 @contextlib.contextmanager
 def torch_threads(n: int) -> Iterator[None]:
-    """torch's intra-op threads set to `n` within the block (1 when frames run in parallel: no oversubscription)."""
+    """torch's intra-op threads set to `n` within the block (1 when frames run in parallel: no oversubscription),
+    where torch is in use; nothing otherwise."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        yield
+        return
     before = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
@@ -180,19 +186,13 @@ def torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def choose_fused(model: nn.Module, fused: bool | None) -> bool:
-    """fused=None: the compiled kernels when the model qualifies (tried on a tiny frame: `upscale` refuses in one
-    line what cannot run fused), torch otherwise. A video has enough pixels to repay the kernels' start."""
-    if fused is not None:
-        return fused
-    try:
-        upscale(np.zeros((8, 8, 3), np.uint8), model, fused=True, workers=1)
-    except TinySRError:
-        return False
-    return True
+def choose_fused(model: Network, fused: bool | None) -> bool:
+    """fused=None: the compiled kernels when the model qualifies (`choose_engine`), another engine otherwise;
+    fused=True where they cannot apply is a one-line error."""
+    return choose_engine(model, self_ensemble=False, device="cpu", rgb=True, fused=fused) == "fused"
 
 
-def choose_route(info: VideoInfo, model: nn.Module, *, yuv: bool | None, fused: bool | None, tile: int | None,
+def choose_route(info: VideoInfo, model: Network, *, yuv: bool | None, fused: bool | None, tile: int | None,
                  pix_fmt: str) -> Route:
     """The YUV path where it applies (`video_yuv.eligible`) unless yuv=False or fused=False (it runs the compiled
     kernels only); else RGB through `tinysr.infer.upscale.upscale`. yuv=True where it cannot apply is an error."""
@@ -212,33 +212,46 @@ def choose_route(info: VideoInfo, model: nn.Module, *, yuv: bool | None, fused: 
 # ---------------------------------------------------------------------------------------------------- the whole video
 
 
-def upscale_video(src: Path | str, dst: Path | str, model: nn.Module | str, *, fused: bool | None = None,
+def resolve_model(model: Network | str, src: Path, *, scale: int | None = None) -> tuple[Network, str]:
+    """(network, its name) for a `model` argument: a `Network` as it is; "auto" / "auto-5k" by the one delivery
+    policy (`tinysr.delivery.auto.choose_model`, for a lossy source of unknown quality: the scale's JPEG-aware
+    model, as compressed video blocks as JPEG does); any other name as `--model` reads it."""
+    if not isinstance(model, str):
+        return model, model.source
+    if model in AUTO_FAMILIES:
+        name = choose_model(SourceInfo(path=src, format="video", lossy=True), scale=scale, family=model)
+        return network(name), name
+    return load_network(model, scale=scale)[0], model
+
+
+def upscale_video(src: Path | str, dst: Path | str, model: Network | str, *, fused: bool | None = None,
                   yuv: bool | None = None, tile: int | None = None, codec: str = "libx264", crf: int | None = 18,
                   preset: str | None = "veryfast", pix_fmt: str = "yuv420p", progress: bool = True,
                   force: bool = False, workers: int | None = None) -> Path:
     """Upscale every frame of the video `src` by the model's scale into `dst` (a file, or a folder to put it in);
     returns the path written.
 
-    model: a network or a `--model` value (bundled name, run folder, weights file). fused: the compiled kernels
-    (True), torch (False), or the kernels where the model qualifies (None). yuv: run a Y-only x2 net on the decoded
+    model: a network, a `--model` value (bundled name, run folder, weights file) or "auto" / "auto-5k" (the model
+    `tinysr.delivery.auto.choose_model` gives lossy input of unknown quality: compressed video blocks as JPEG does).
+    fused: the compiled kernels (True), another engine (False), or the kernels where the model qualifies (None). yuv: run a Y-only x2 net on the decoded
     luma plane, chroma by MATLAB bicubic (`tinysr.video.yuv`; None: where it applies). tile: LR pixels per tile
     side on the RGB path (None: whole frames). codec, crf, preset, pix_fmt: FFmpeg's encoder, its quality, speed
     and output pixel format (crf / preset None: not passed, for encoders without them, e.g. "ffv1"). workers:
-    frames upscaled at once (None: torch's thread count). Kept: the frame count and every frame's timestamp, the
+    frames upscaled at once (None: every core). Kept: the frame count and every frame's timestamp, the
     audio and subtitle packets (copied), the display rotation, the colour tags, the sample aspect ratio, the
     global and video-stream metadata.
     """
     src, info = Path(src), probe_video(src)
     out = output_path(src, Path(dst), force=force)
-    net = (load_network(model, scale=None)[0] if isinstance(model, str) else model).eval()
+    net, _ = resolve_model(model, src)
     route = choose_route(info, net, yuv=yuv, fused=fused, tile=tile, pix_fmt=pix_fmt)
-    workers = workers or torch.get_num_threads()
+    workers = workers or cores()
     part = out.with_name(out.name + ".part")
     with tempfile.TemporaryDirectory(prefix="tinysr-video-") as tmp, sigterm_as_interrupt(), \
-            torch_threads(1 if workers > 1 else torch.get_num_threads()):
+            torch_threads(1 if workers > 1 else cores()):
         script = Path(tmp) / "filter.txt"  # a file: the timestamp expression of a long VFR clip is long
         script.write_text(encode_filter(info, route=route, pix_fmt=pix_fmt))
-        encode_cmd = encode_command(info, part, route=route, scale=net.config.scale, filter_script=script,
+        encode_cmd = encode_command(info, part, route=route, scale=net.scale, filter_script=script,
                                     muxer=MUXERS[out.suffix.lower()], codec=codec, crf=crf, preset=preset)
         try:
             transcode(decode_cmd=decode_command(src, pix_fmt=route.decoded), encode_cmd=encode_cmd,

@@ -20,18 +20,18 @@ uint8; for BT.709 it is BT.709's luma. benchmarks/RESULTS.md ("video") measures 
 from __future__ import annotations
 
 import numpy as np
-from torch import nn
 
 from tinysr.infer import fused as fused_stage
+from tinysr.infer.network import Network
 
 #: Decoded pixel formats the YUV path takes (4:2:0, 8-bit); others go through RGB.
 YUV_PIX_FMTS = ("yuv420p", "yuvj420p")
 
 
-def luma_net(model: nn.Module) -> fused_stage.FusedNet | None:
+def luma_net(model: Network) -> fused_stage.FusedNet | None:
     """The model as compiled-kernel arrays when it can run on a luma plane (a Y-only, bicubic-anchored ReLU tiny
     net, and Numba installed); None otherwise."""
-    return fused_stage.fused_net(model) if fused_stage.available() else None
+    return model.fused if fused_stage.available() else None
 
 
 def eligible(net: fused_stage.FusedNet | None, *, pix_fmt: str, width: int, height: int, out_pix_fmt: str) -> bool:
@@ -50,13 +50,13 @@ def upscale_luma(net: fused_stage.FusedNet, y: np.ndarray) -> np.ndarray:
     pad = net.weights[0].shape[2] // 2
     plane = fused_stage._padded(1, h, w, pad)
     np.divide(y, np.float32(255.0), out=plane[0, pad:pad + h, pad:pad + w], dtype=np.float32)
-    for i, (weight, bias) in enumerate(zip(net.weights, net.biases)):
+    for i, (weight, bias) in enumerate(zip(net.kernel_weights, net.kernel_biases)):
         if i == len(net.weights) - 1:
-            out = np.empty((weight.shape[0], h, w), np.float32)
+            out = np.empty((net.weights[i].shape[0], h, w), np.float32)
             kernel.conv(plane, weight, bias, False, out)
         else:
             nxt_pad = net.weights[i + 1].shape[2] // 2
-            nxt = fused_stage._padded(weight.shape[0], h, w, nxt_pad)
+            nxt = fused_stage._padded(net.weights[i].shape[0], h, w, nxt_pad)
             kernel.conv(plane, weight, bias, net.relu, nxt[:, nxt_pad:nxt_pad + h, nxt_pad:nxt_pad + w])
             plane = nxt
     offsets, taps = fused_stage.phase_taps(net.scale)
