@@ -103,9 +103,9 @@ def luma(lr, coeffs, offset, out):
 @jit
 def conv(inp, weight, bias, relu, out):
     # one conv, stride 1, 'same' size: inp (C, h + k - 1, w + k - 1) zero-padded, weight (O', C, k, k) with odd k and
-    # O' >= O output filters (3x3: O' a multiple of 4, the extra filters zero; `tinysr.infer.fused.blocked`), bias
+    # O' >= O output filters (3x3: O' = 4k or 4k + 2, the extra filters zero; `tinysr.infer.fused.blocked`), bias
     # (O',); out (O, h, w) (a view into the next layer's padded buffer is fine), ReLU applied if `relu`.
-    if weight.shape[2] == 3 and weight.shape[0] % 4 == 0:
+    if weight.shape[2] == 3 and weight.shape[0] % 4 in (0, 2):
         _conv3x3_by_4(inp, weight, bias, relu, out)
         return
     # Other sizes (the 5x5 first conv on one channel): per output row and channel, an accumulator row in L1 takes
@@ -133,8 +133,10 @@ def conv(inp, weight, bias, relu, out):
 def _conv3x3_by_4(inp, weight, bias, relu, out):
     # 3x3 convs four output filters at a time: per output row and input channel, one pass over x loads the 9 input
     # taps once and adds them into 4 accumulator rows (36 multiply-adds per 9 + 4 loads and 4 stores, against 9 per
-    # 9 + 1 and 1 filter by filter), with the 36 weights held in registers. Each output still sums bias, then per
-    # input channel its 9 taps in row-major order: the same arithmetic, in the same order, as one filter at a time.
+    # 9 + 1 and 1 filter by filter), with the 36 weights held in registers; a remainder of 2 filters (6 = 4 + 2)
+    # runs two at a time, 1 or 3 as 4 with zero filters (`tinysr.infer.fused.blocked` pads them). Each output still
+    # sums bias, then per input channel its 9 taps in row-major order: the same arithmetic, in the same order, as
+    # one filter at a time.
     n_in = weight.shape[1]
     h, w = out.shape[1], out.shape[2]
     a0 = np.empty(w, np.float32)
@@ -143,17 +145,38 @@ def _conv3x3_by_4(inp, weight, bias, relu, out):
     a3 = np.empty(w, np.float32)
     for y in range(h):
         for o in range(0, weight.shape[0], 4):
-            b0, b1, b2, b3 = bias[o], bias[o + 1], bias[o + 2], bias[o + 3]
+            pair = weight.shape[0] - o == 2
+            b0, b1 = bias[o], bias[o + 1]
             for x in range(w):
                 a0[x] = b0
                 a1[x] = b1
-                a2[x] = b2
-                a3[x] = b3
-            for c in range(n_in):
-                _add_3x3_by_4(a0, a1, a2, a3, inp[c, y], inp[c, y + 1], inp[c, y + 2], weight[o, c],
-                              weight[o + 1, c], weight[o + 2, c], weight[o + 3, c])
+            if pair:
+                for c in range(n_in):
+                    _add_3x3_by_2(a0, a1, inp[c, y], inp[c, y + 1], inp[c, y + 2], weight[o, c], weight[o + 1, c])
+            else:
+                b2, b3 = bias[o + 2], bias[o + 3]
+                for x in range(w):
+                    a2[x] = b2
+                    a3[x] = b3
+                for c in range(n_in):
+                    _add_3x3_by_4(a0, a1, a2, a3, inp[c, y], inp[c, y + 1], inp[c, y + 2], weight[o, c],
+                                  weight[o + 1, c], weight[o + 2, c], weight[o + 3, c])
             for j in range(min(4, out.shape[0] - o)):
                 _store(a0 if j == 0 else a1 if j == 1 else a2 if j == 2 else a3, relu, out[o + j, y])
+
+
+@jit
+def _add_3x3_by_2(a0, a1, r0, r1, r2, k0, k1):
+    p00, p01, p02, p10, p11, p12, p20, p21, p22 = _taps(k0)
+    q00, q01, q02, q10, q11, q12, q20, q21, q22 = _taps(k1)
+    for x in range(a0.shape[0]):
+        v00, v01, v02 = r0[x], r0[x + 1], r0[x + 2]
+        v10, v11, v12 = r1[x], r1[x + 1], r1[x + 2]
+        v20, v21, v22 = r2[x], r2[x + 1], r2[x + 2]
+        a0[x] += (p00 * v00 + p01 * v01 + p02 * v02 + p10 * v10 + p11 * v11 + p12 * v12
+                  + p20 * v20 + p21 * v21 + p22 * v22)
+        a1[x] += (q00 * v00 + q01 * v01 + q02 * v02 + q10 * v10 + q11 * v11 + q12 * v12
+                  + q20 * v20 + q21 * v21 + q22 * v22)
 
 
 @jit

@@ -127,12 +127,13 @@ class FusedNet:
 
 
 def blocked(weight: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """A conv's (weight, bias) as `_fused_kernel.conv` takes them: 3x3 filters padded with zero filters to a multiple
-    of 4 (it runs them four at a time; the padding is computed, never stored), other sizes as they are."""
+    """A conv's (weight, bias) as `_fused_kernel.conv` takes them: 3x3 filters padded with zero filters to 4k or
+    4k + 2 (it runs them four, and a last two, at a time; the padding is computed, never stored), other sizes as
+    they are."""
     n_out = weight.shape[0]
-    if weight.shape[2] != 3 or n_out % 4 == 0:
+    if weight.shape[2] != 3 or n_out % 4 in (0, 2):
         return weight, bias
-    pad = -n_out % 4
+    pad = -n_out % 4 if n_out % 4 == 3 else 1  # 1 -> 2, 3 -> 4, 5 -> 6
     return (np.ascontiguousarray(np.concatenate([weight, np.zeros((pad, *weight.shape[1:]), np.float32)])),
             np.ascontiguousarray(np.concatenate([bias, np.zeros(pad, np.float32)])))
 
