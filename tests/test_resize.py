@@ -1,5 +1,6 @@
 """tinysr.resize: MATLAB-exact bicubic imresize (numpy uint8/float paths) and its torch twin."""
 
+import hashlib
 import math
 import os
 from fractions import Fraction
@@ -17,6 +18,7 @@ from tinysr.resize import IMRESIZE_VERSION, contributions, cubic, imresize, imre
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA = REPO_ROOT / os.environ.get("TINYSR_DATA", "../shared/data")  # an absolute env value wins the join
 MATLAB = DATA / "matlab_imresize"
+SET5 = DATA / "Set5"
 
 
 def _read_rgb(path: Path) -> np.ndarray:
@@ -53,8 +55,9 @@ def test_float_path_then_to_uint8_matches_matlab_double(lena):
     assert np.count_nonzero(imresize(lena, output_shape=(123, 234)) != expected) > 1000
 
 
-def _reference_imresize(img: np.ndarray, scale=None, output_shape=None) -> np.ndarray:
-    """The slow oracle: MATLAB's algorithm written plainly, float64, taps summed left to right per pass."""
+def _reference_imresize(img: np.ndarray, scale=None, output_shape=None, *, contributions=contributions) -> np.ndarray:
+    """The slow oracle: MATLAB's algorithm written plainly, float64, taps summed left to right per pass; the
+    per-axis `contributions` are tinysr's (R2015b's symmetric padding) unless given."""
     in_shape = img.shape[:2]
     if output_shape is None:
         scales = (scale, scale) if np.isscalar(scale) else tuple(scale)
@@ -152,6 +155,118 @@ def test_matmul_in_single_thread_pieces_equals_one_product(m, k, n):
     out = np.full((m, n + 3), np.nan)[:, 1 : n + 1]  # a strided view, as the column bands write
     _resize_blas._matmul(a, b, out)
     np.testing.assert_allclose(out, a @ b, rtol=1e-13, atol=1e-10)
+
+
+# ---------------------------------------------------------------- MATLAB's x2, x3, x4 upscales of Set5 (the anchor)
+#
+# Where the numbers come from. SelfExSR's Set5 release (Huang et al., CVPR 2015; the zip linked from the README of
+# github.com/jbhuang0604/SelfExSR) holds, per image and scale s, the mod-cropped HR, `img_NNN_SRF_s_LR.png` and
+# `img_NNN_SRF_s_bicubic.png`, made in MATLAB. Its HR and LR files are in jbhuang0604/SelfExSR @ 8f6dd8c1d20c
+# (`data/Set5/image_SRF_{2,3,4}/`); the bicubic ones, with the same HR and LR git blobs, are in
+# satoshi-kosugi/DeepImagePrior @ 47d99b0e7b205c93d9f8087309213922041e04bc
+# (`dataset/super_resolution/Set5/image_SRF_{2,3,4}/img_00{1..5}_SRF_{s}_{LR,bicubic}.png`; 001..005 are baby, bird,
+# butterfly, head, woman). The images are not copied here: the digests below are sha256 of their decoded RGB pixel
+# bytes (HxWx3 uint8, C order) and the rows are copied from them.
+#
+# How MATLAB made them, found from the files (every pixel of all 15 LR and 15 bicubic files):
+# - LR = imresize(HR, 1/s) and bicubic = imresize(LR, s), on uint8 RGB (each channel alone, no YCbCr step), the
+#   uint8 path: rounded after each pass. The float path of the same LR differs on 30-60% of the values.
+# - With an imresize.m of the kind that clamps out-of-range indices ("Clamp out-of-range indices; has the effect of
+#   replicating end-points", copyright 1992-2006): replicate padding. R2015b, which `tinysr.resize` follows (the
+#   lena goldens above), mirrors half-sample symmetrically. So tinysr's upscale equals MATLAB's everywhere but the
+#   outputs whose kernel reaches past the edge: the outer `EDGE[s]` rows and columns; the oracle below with clamped
+#   indices gives every file exactly.
+SELFEXSR_SET5 = ("baby", "bird", "butterfly", "head", "woman")
+#: (scale, image) -> (sha256 of MATLAB's LR pixels, sha256 of MATLAB's bicubic x`scale` upscale of that LR)
+SELFEXSR_DIGESTS = {
+    (2, "baby"): ("f57e118ca033107eb17d29ab651514fd00fc9614e128fdc9df42ed0407912a9a",
+                  "5d038845ecb8ae7f4595b20ff1f444423a9fe60da711a43e27b4debafa020b8b"),
+    (2, "bird"): ("d83403c53ed9165d4cb7c8ad5d2d903a8331cc3bd56b4455318371f13a3c3ff3",
+                  "3b3fedf30e201ca8557616c53d1791c02776ebeeef7dbaec112fcdb690a2f40d"),
+    (2, "butterfly"): ("fdd21057c7708085184783bbd5e618a381937cb150b1384ebdecc8cf8f15d024",
+                       "3f3587633b93635e1630779c036888bc2329b01a88829f4822a61e1d5622db50"),
+    (2, "head"): ("05f7d762cd1518691824cf42e2e790715b4b40d7594f3473acf5de812909c4fc",
+                  "0a416312213eba24e88ed0ffd515ae272ecac1b2293b50ac40a612965da4379a"),
+    (2, "woman"): ("90ff7087854018d1db1fa209f1fbcbc65099d671ea54d4e7c86207c0871ca12d",
+                   "2f92592d1badd00925ebf0a73dd5dc2d43dbcab8067247db82cdd8f400f6138d"),
+    (3, "baby"): ("f6e0417646a2b4a534fb1172ffd97dbe6598e90e171fa0e87ae7c9af7a927669",
+                  "fc29f2270baa9fb464f3bfc0f5e6daea608cd1c43a775fe4aac2d25ef75e61a5"),
+    (3, "bird"): ("6cce0c3e0339c894639da44acf3799cbcd48b0404c5de18c0bef8a3d3f14788c",
+                  "cf1b483a9cf828ae665a61ac8c18047182eb663ab69df05a71e1fb47ab6b2e74"),
+    (3, "butterfly"): ("2d0f7d9eb08e11a0892b8eb6e21c7b6d0dfd561d4080f7370276201ca08409fb",
+                       "264b68c8254404ad19c8dbc3c86cf87bde1d3057749acc4e0a8dbdeabfd8d9e6"),
+    (3, "head"): ("bfbf454e3dda3b1835aaddb4a5fed7e50d0eac1c4007edc535cfa348711cfe48",
+                  "8d7f33c3a70b6ee731460f37ee8c4e0b87fd91f9e214b3f875842952779e08f6"),
+    (3, "woman"): ("bf94172cf993cac423be41dce6f88c2bc523888e0a35665592b5974e2a91088a",
+                   "bfb36f9f5a080336b1c8bf23df17e6e4d716aa9839d93e9fa218fd57cf4a75c6"),
+    (4, "baby"): ("08155c10a5fb09256ee15a04d1cbea46331400fb537b1bb5b0697b42b979cf27",
+                  "6d458ff3b65f06ff155066fd7a2d3e74f992aa58e3bf7e65b28304552cc587f3"),
+    (4, "bird"): ("41763f1c1ab0238c565f4195bd1ece82ac42a6a3d7031fe60a92fc6e280a4c90",
+                  "92e03e6b90d9072464949bb3542d09189d6325ce50fcd3c74725d850d832f5f7"),
+    (4, "butterfly"): ("44964b84fa42882e6cc0c32824a4d77809f6f4a5e9e8dd3aa27b740d97e972a6",
+                       "2d8ebcd6259531dbcc8a9efe0e122deb4e5b3a7904f0873ca42a46e443bead1d"),
+    (4, "head"): ("701b5b1c01f0450fa2f9981abb5bbc0370d6ccfd83ece3c23f77f341f42e81be",
+                  "b9c357e7fd9313a74c21d24e1490ea1d38d688d5e1d85a984f6b6a0d8cd28256"),
+    (4, "woman"): ("5309aa740cc2c8d5ccafd47603b9b799d05c8fba346f0f915801157425328c97",
+                   "75f5f220e5e87e0f992af7476a2c1c1b7c0925e1fb11bd326aff36de33dc4702"),
+}
+#: MATLAB's bicubic butterfly, green channel: (row 109, columns 209..216) inside, (row 1, the same columns) at the
+#: edge, per scale, copied from the files.
+SELFEXSR_BUTTERFLY_ROWS = {
+    2: ([107, 191, 235, 239, 241, 240, 208, 144], [52, 52, 52, 52, 52, 50, 50, 51]),
+    3: ([114, 175, 220, 238, 240, 227, 192, 142], [49, 50, 50, 49, 49, 48, 48, 49]),
+    4: ([130, 154, 181, 207, 221, 214, 185, 144], [44, 44, 44, 45, 45, 45, 45, 46]),
+}
+#: Upscaling by s, the outputs whose taps reach past the edge with a non-zero weight, where the padding matters.
+EDGE = {2: 1, 3: 1, 4: 2}
+
+
+def _clamped_contributions(in_len: int, out_len: int, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """`contributions` with indices clamped to the image (replicated edges), as the older imresize.m that made the
+    SelfExSR files; the same kernel, weights and dropped all-zero taps."""
+    antialias = scale < 1
+    kernel_width = 4.0 / scale if antialias else 4.0
+    u = np.arange(1, out_len + 1, dtype=np.float64) / scale + 0.5 * (1 - 1 / scale)
+    indices = np.floor(u - kernel_width / 2)[:, None] + np.arange(math.ceil(kernel_width) + 2)
+    weights = scale * cubic(scale * (u[:, None] - indices)) if antialias else cubic(u[:, None] - indices)
+    weights = weights / weights.sum(axis=1, keepdims=True)
+    indices = np.clip(indices.astype(np.int64) - 1, 0, in_len - 1)
+    keep = np.any(weights != 0, axis=0)
+    return weights[:, keep], indices[:, keep]
+
+
+def _sha256(img: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(img).tobytes()).hexdigest()
+
+
+@pytest.mark.parametrize("scale, name", list(SELFEXSR_DIGESTS))
+def test_upscale_matches_matlab_selfexsr_set5_inside_the_edge_and_old_padding_explains_the_edge(scale, name):
+    hr = _read_rgb(SET5 / f"{name}.png")
+    hr = hr[: hr.shape[0] // scale * scale, : hr.shape[1] // scale * scale]  # SelfExSR's mod-crop (top-left)
+    lr_digest, bicubic_digest = SELFEXSR_DIGESTS[scale, name]
+    # MATLAB's LR, rebuilt from our HR with replicated edges: bit for bit the file's pixels
+    lr = _reference_imresize(hr, 1 / scale, contributions=_clamped_contributions)
+    assert _sha256(lr) == lr_digest
+    # MATLAB's upscale of it, with replicated edges: bit for bit the file's pixels
+    matlab = _reference_imresize(lr, scale, contributions=_clamped_contributions)
+    assert matlab.shape == hr.shape and _sha256(matlab) == bicubic_digest
+    # tinysr's upscale (R2015b's symmetric padding) equals it everywhere inside the edge band, and differs on it
+    ours, edge = imresize(lr, scale), EDGE[scale]
+    inside = (slice(edge, -edge), slice(edge, -edge))
+    np.testing.assert_array_equal(ours[inside], matlab[inside])
+    assert np.count_nonzero(ours != matlab) > 0
+
+
+@pytest.mark.parametrize("scale", sorted(SELFEXSR_BUTTERFLY_ROWS))
+def test_upscale_matches_matlab_selfexsr_rows(scale):
+    hr = _read_rgb(SET5 / "butterfly.png")
+    hr = hr[: hr.shape[0] // scale * scale, : hr.shape[1] // scale * scale]
+    lr = _reference_imresize(hr, 1 / scale, contributions=_clamped_contributions)
+    inside, edge = SELFEXSR_BUTTERFLY_ROWS[scale]
+    ours = imresize(lr, scale)[:, :, 1]
+    assert ours[109, 209:217].tolist() == inside
+    assert _reference_imresize(lr, scale, contributions=_clamped_contributions)[1, 209:217, 1].tolist() == edge
+    assert (ours[1, 209:217].tolist() == edge) == (EDGE[scale] <= 1)  # row 1 is in the edge band at x4 only
 
 
 # ---------------------------------------------------------------- kernel, contributions, rounding
