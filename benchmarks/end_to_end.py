@@ -50,7 +50,7 @@ def machine() -> str:
 
 def make_photo(data: Path, folder: Path) -> tuple[Path, Path]:
     """photo.png and photo.jpg (q90): 1920x1080 tiled from centre crops of real photos."""
-    sources = sorted((data / "Urban100").glob("*.png"))[:6]
+    sources = sorted((data / "Urban100").glob("*.webp"))[:6]
     canvas = Image.new("RGB", SIZE)
     tile_w, tile_h = SIZE[0] // 3, SIZE[1] // 2
     for i, path in enumerate(sources):
