@@ -32,7 +32,10 @@ REPO = Path(__file__).resolve().parents[1]
 def photo(data: Path) -> np.ndarray:
     """1920x1080 RGB tiled from centre crops of six real photos (Urban100)."""
     canvas = Image.new("RGB", (1920, 1080))
-    for i, path in enumerate(sorted((data / "Urban100").glob("*.webp"))[:6]):
+    sources = sorted((data / "Urban100").glob("*.webp"))[:6]
+    if len(sources) < 6:
+        raise SystemExit(f"{data / 'Urban100'}: need 6 photos (set --data or TINYSR_DATA)")
+    for i, path in enumerate(sources):
         im = Image.open(path).convert("RGB")
         left, top = max(0, (im.width - 640) // 2), max(0, (im.height - 540) // 2)
         canvas.paste(im.crop((left, top, left + 640, top + 540)), ((i % 3) * 640, (i // 3) * 540))

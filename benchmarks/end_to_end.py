@@ -51,6 +51,8 @@ def machine() -> str:
 def make_photo(data: Path, folder: Path) -> tuple[Path, Path]:
     """photo.png and photo.jpg (q90): 1920x1080 tiled from centre crops of real photos."""
     sources = sorted((data / "Urban100").glob("*.webp"))[:6]
+    if len(sources) < 6:
+        raise SystemExit(f"{data / 'Urban100'}: need 6 photos (set --data or TINYSR_DATA)")
     canvas = Image.new("RGB", SIZE)
     tile_w, tile_h = SIZE[0] // 3, SIZE[1] // 2
     for i, path in enumerate(sources):
