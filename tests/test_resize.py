@@ -161,7 +161,7 @@ def test_matmul_in_single_thread_pieces_equals_one_product(m, k, n):
 #
 # Where the numbers come from. SelfExSR's Set5 release (Huang et al., CVPR 2015; the zip linked from the README of
 # github.com/jbhuang0604/SelfExSR) holds, per image and scale s, the mod-cropped HR, `img_NNN_SRF_s_LR.png` and
-# `img_NNN_SRF_s_bicubic.png`, made in MATLAB. Its HR and LR files are in jbhuang0604/SelfExSR @ 8f6dd8c1d20c
+# `img_NNN_SRF_s_bicubic.png`, made with MATLAB's imresize. Its HR and LR files are in jbhuang0604/SelfExSR @ 8f6dd8c1d20c
 # (`data/Set5/image_SRF_{2,3,4}/`); the bicubic ones, with the same HR and LR git blobs, are in
 # satoshi-kosugi/DeepImagePrior @ 47d99b0e7b205c93d9f8087309213922041e04bc
 # (`dataset/super_resolution/Set5/image_SRF_{2,3,4}/img_00{1..5}_SRF_{s}_{LR,bicubic}.png`; 001..005 are baby, bird,
@@ -170,13 +170,12 @@ def test_matmul_in_single_thread_pieces_equals_one_product(m, k, n):
 #
 # How MATLAB made them, found from the files (every pixel of all 15 LR and 15 bicubic files):
 # - LR = imresize(HR, 1/s) and bicubic = imresize(LR, s), on uint8 RGB (each channel alone, no YCbCr step), the
-#   uint8 path: rounded after each pass. The float path of the same LR differs on 30-60% of the values.
+#   uint8 path: rounded after each pass. The float path of the same LR, rounded once, differs on 9-22% of the values.
 # - With an imresize.m of the kind that clamps out-of-range indices ("Clamp out-of-range indices; has the effect of
 #   replicating end-points", copyright 1992-2006): replicate padding. R2015b, which `tinysr.resize` follows (the
 #   lena goldens above), mirrors half-sample symmetrically. So tinysr's upscale equals MATLAB's everywhere but the
 #   outputs whose kernel reaches past the edge: the outer `EDGE[s]` rows and columns; the oracle below with clamped
 #   indices gives every file exactly.
-SELFEXSR_SET5 = ("baby", "bird", "butterfly", "head", "woman")
 #: (scale, image) -> (sha256 of MATLAB's LR pixels, sha256 of MATLAB's bicubic x`scale` upscale of that LR)
 SELFEXSR_DIGESTS = {
     (2, "baby"): ("f57e118ca033107eb17d29ab651514fd00fc9614e128fdc9df42ed0407912a9a",
