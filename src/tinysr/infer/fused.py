@@ -93,8 +93,9 @@ def anchor_add_round(lr: np.ndarray, phases: np.ndarray, gain: np.ndarray, scale
 
     offsets, taps = phase_taps(scale)
     out = np.empty((h * scale, w * scale, 3), np.uint8)
-    # a tile is a strided view of the image: a contiguous copy (LR, uint8: cheap) lets the kernel vectorise
-    lr, phases = np.ascontiguousarray(lr), np.ascontiguousarray(phases)
+    # a tile is a strided view of the image: a contiguous copy (LR, uint8: cheap) lets the kernel vectorise; the
+    # phases stay as given (`window` passes a strided view, each row of which is contiguous)
+    lr = np.ascontiguousarray(lr)
     fused(lr, phases, np.ascontiguousarray(gain, dtype=np.float32), offsets, taps, out)
     return out
 
@@ -186,8 +187,8 @@ def window(net: FusedNet, lr: np.ndarray) -> np.ndarray:
     kernel.luma(lr, net.luma, np.float32(net.luma_offset), plane[0])
     last = len(net.weights) - 1
     for i, (weight, bias) in enumerate(zip(net.kernel_weights, net.kernel_biases)):
-        if i == last:
-            out = np.empty((net.weights[i].shape[0], h, w), np.float32)
+        if i == last:  # a strided view like the hidden layers' outputs: the kernels compile for one layout only
+            out = _padded(net.weights[i].shape[0], h, w, 0, spare=1)[:, :, :w]
             kernel.conv(plane, weight, bias, False, out)
         else:
             nxt_pad = net.weights[i + 1].shape[2] // 2
@@ -203,9 +204,10 @@ def window_fn(net: FusedNet, fallback: Callable[[np.ndarray], np.ndarray]) -> Ca
     return lambda lr: fallback(lr) if min(lr.shape[:2]) < 2 else window(net, lr)
 
 
-def _padded(channels: int, h: int, w: int, pad: int) -> np.ndarray:
-    """(channels, h + 2 pad, w + 2 pad) float32 with a zero border and an uninitialised interior."""
-    buf = np.empty((channels, h + 2 * pad, w + 2 * pad), np.float32)
+def _padded(channels: int, h: int, w: int, pad: int, *, spare: int = 0) -> np.ndarray:
+    """(channels, h + 2 pad, w + 2 pad + spare) float32 with a zero border and an uninitialised interior (and
+    `spare` uninitialised columns on the right)."""
+    buf = np.empty((channels, h + 2 * pad, w + 2 * pad + spare), np.float32)
     if pad:
-        buf[:, :pad], buf[:, -pad:], buf[:, :, :pad], buf[:, :, -pad:] = 0, 0, 0, 0
+        buf[:, :pad], buf[:, -pad:], buf[:, :, :pad], buf[:, :, pad + w:2 * pad + w] = 0, 0, 0, 0
     return buf

@@ -52,7 +52,7 @@ def upscale_luma(net: fused_stage.FusedNet, y: np.ndarray) -> np.ndarray:
     np.divide(y, np.float32(255.0), out=plane[0, pad:pad + h, pad:pad + w], dtype=np.float32)
     for i, (weight, bias) in enumerate(zip(net.kernel_weights, net.kernel_biases)):
         if i == len(net.weights) - 1:
-            out = np.empty((net.weights[i].shape[0], h, w), np.float32)
+            out = fused_stage._padded(net.weights[i].shape[0], h, w, 0, spare=1)[:, :, :w]  # one layout
             kernel.conv(plane, weight, bias, False, out)
         else:
             nxt_pad = net.weights[i + 1].shape[2] // 2
@@ -72,7 +72,7 @@ def upscale_plane(net: fused_stage.FusedNet, plane: np.ndarray) -> np.ndarray:
     h, w = plane.shape
     offsets, taps = fused_stage.phase_taps(net.scale)
     hr = np.empty((h * net.scale, w * net.scale), np.uint8)
-    zeros = np.zeros((net.scale * net.scale, h, w), np.float32)
+    zeros = np.zeros((net.scale * net.scale, h, w + 1), np.float32)[:, :, :w]  # upscale_luma's layout: one compile
     plane_anchor_add_round(np.ascontiguousarray(plane), zeros, np.float32(0.0), offsets, taps, hr)
     return hr
 
