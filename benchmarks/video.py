@@ -23,15 +23,15 @@ import os
 import platform
 import resource
 import subprocess
+import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from tinysr.infer.upscale import upscale
+from tinysr.infer.upscale import cores, upscale
 from tinysr.infer.load import load_network
 from tinysr.video.upscale import SWS_FLAGS, upscale_video
 from tinysr.video.probe import ffmpeg_exe
@@ -75,8 +75,9 @@ def machine() -> str:
                 if line.startswith("model name")), platform.processor())
     version = ffmpeg("-version").decode().split("\n", 1)[0]
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
-    return (f"{cpu}, {os.cpu_count()} cores (load average {load}), torch {torch.__version__} "
-            f"({torch.get_num_threads()} threads), {version}")
+    torch = sys.modules.get("torch")  # the core install has none; with it, the RGB route's torch engine is timed
+    engines = f"torch {torch.__version__}" if torch else "no torch"
+    return f"{cpu}, {os.cpu_count()} cores (load average {load}), {engines}, {version}"
 
 
 def warm_up(model, *, fused: bool | None) -> None:
@@ -97,9 +98,7 @@ def breakdown(clip: Path, model, *, frames: int, fused: bool | None, preset: str
     stages = {"decode": measured(lambda: ffmpeg(*args, "-vf", f"scale=flags={SWS_FLAGS}", "-pix_fmt", "rgb24", "-")),
               "decode to yuv420p instead": measured(lambda: ffmpeg(*args, "-pix_fmt", "yuv420p", "-"))}
     lr = np.frombuffer(ffmpeg(*args, "-pix_fmt", "rgb24", "-"), np.uint8).reshape(-1, height, width, 3)
-    workers = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with ThreadPoolExecutor(workers) as pool:
+    with ThreadPoolExecutor(cores()) as pool:
         run = lambda: list(pool.map(lambda f: upscale(f, model, fused=fused, workers=1), lr))  # noqa: E731
         run()  # warm-up: the kernels' first load
         stages["net (rgb route)"] = measured(run)
@@ -108,7 +107,6 @@ def breakdown(clip: Path, model, *, frames: int, fused: bool | None, preset: str
         net = luma_net(model)
         stages["net (yuv route)"] = measured(
             lambda: list(pool.map(lambda f: upscale_yuv420_frame(net, f, width=width, height=height), yuv)))
-    torch.set_num_threads(workers)
     raw = ["-f", "rawvideo", "-pix_fmt", "rgb24", "-video_size", f"{2 * width}x{2 * height}", "-i",
            str(folder / "sr.rgb"), "-vf", f"scale=out_color_matrix=bt709:out_range=tv:flags={SWS_FLAGS},format=yuv420p"]
     stages["rgb->yuv420p"] = measured(lambda: ffmpeg(*raw, "-f", "null", "-"))
@@ -160,7 +158,7 @@ def main() -> None:
     parser.add_argument("--psnr-data", nargs="*", type=Path, default=[DATA / "Set5", DATA / "Set14"],
                         help="folders of PNGs for the PSNR of each route (none: skip)")
     args = parser.parse_args()
-    model = load_network(args.model, scale=None)[0].eval()
+    model = load_network(args.model, scale=None)[0]
     warm_up(model, fused=ENGINES[args.engine])
     print(f"machine: {machine()}")
     print(f"model {args.model}, engine {args.engine}, x264 CRF 18 yuv420p, audio copied")

@@ -107,3 +107,23 @@ def test_the_demo_runs(tmp_path):
     assert result.returncode == 0, result.stderr
     for name in ("comparison.png", "compressed.png", "report.md"):
         assert (tmp_path / "demo" / name).is_file(), name
+
+
+def test_upscale_auto_of_a_clip(tmp_path):
+    """A clip through `tinysr upscale --model auto` (the [video] extra: `.ci/core` installs it after measuring the
+    core venv), encoded losslessly (FFV1) so that the decoded frames compare at parity."""
+    import imageio_ffmpeg
+
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    clip = tmp_path / "clip.mp4"
+    subprocess.run([ffmpeg, "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i",
+                    "testsrc2=size=96x64:rate=10:duration=1", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt",
+                    "yuv420p", str(clip)], check=True, capture_output=True)
+    result = tinysr("upscale", "--model", "auto", clip, "-o", tmp_path / "out.mkv", "--codec", "ffv1")
+    assert result.returncode == 0, result.stderr
+    assert "clip.mp4: video, model tiny-1k-x2-jpeg" in result.stdout
+    raw = subprocess.run([ffmpeg, "-hide_banner", "-loglevel", "error", "-i", str(tmp_path / "out.mkv"), "-f",
+                          "rawvideo", "-pix_fmt", "rgb24", "-"], check=True, capture_output=True).stdout
+    frames = np.frombuffer(raw, np.uint8).reshape(-1, 128, 192, 3)
+    assert len(frames) == 10
+    compare_or_record("upscale-clip", frames)
