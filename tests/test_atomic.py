@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from tinysr import atomic
 from tinysr.data.cache import load_pairs
@@ -142,3 +143,83 @@ def test_before_rename_sees_the_complete_temp_file(tmp_path):
 
 def _raise(exc: BaseException) -> None:
     raise exc
+
+
+# ---------------------------------------------------------------- claiming a name; what dead writers left (issue 25)
+
+
+def test_a_claim_without_replace_keeps_what_appeared_meanwhile(tmp_path):
+    target = tmp_path / "f.bin"
+    with pytest.raises(FileExistsError):
+        with atomic.atomic_open(target, replace=False) as f:
+            f.write(b"ours")
+            target.write_bytes(b"theirs")  # another writer finishes first
+    assert target.read_bytes() == b"theirs" and sorted(p.name for p in tmp_path.iterdir()) == ["f.bin"]
+    (tmp_path / "link.bin").symlink_to(tmp_path / "nowhere")  # a dangling link holds its name too
+    with pytest.raises(FileExistsError):
+        _claim_new(tmp_path / "link.bin")
+    assert not (tmp_path / "nowhere").exists()
+    with atomic.atomic_open(target) as f:  # replace=True, the default: the writer replaces
+        f.write(b"ours")
+    assert target.read_bytes() == b"ours"
+    write_image(tmp_path / "x.png", np.zeros((2, 2), np.uint8))
+    with pytest.raises(TinySRError, match=r"x.png: exists \(written by another process meanwhile\); pass --force"):
+        write_image(tmp_path / "x.png", np.ones((2, 2), np.uint8), replace=False)
+    assert np.asarray(Image.open(tmp_path / "x.png")).max() == 0
+
+
+def _claim_new(path: Path) -> None:
+    with atomic.atomic_open(path, replace=False) as f:
+        f.write(b"new")
+
+
+@pytest.mark.parametrize("code", [errno.EPERM, errno.EXDEV])
+def test_a_claim_on_a_file_system_without_hard_links_checks_then_renames(tmp_path, monkeypatch, code):
+    def no_links(src, dst, **kwargs):
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(os, "link", no_links)
+    _claim_new(tmp_path / "a.bin")
+    assert (tmp_path / "a.bin").read_bytes() == b"new"
+    with pytest.raises(FileExistsError):
+        _claim_new(tmp_path / "a.bin")
+    assert (tmp_path / "a.bin").read_bytes() == b"new" and sorted(os.listdir(tmp_path)) == ["a.bin"]
+
+
+def test_a_writer_holds_its_temp_file_locked_until_the_name_is_claimed(tmp_path):
+    target = tmp_path / "f.bin"
+    with atomic.atomic_open(target, replace=False) as f:
+        f.write(b"data")
+        (tmp,) = tmp_path.glob(".f.bin.*.tmp")
+        assert atomic.TEMP_NAME.fullmatch(tmp.name)
+        assert atomic.remove_dead_temps(tmp_path) == 0 and atomic.remove_stale_temps(target) == 0  # live: kept
+        assert tmp.exists()
+    assert sorted(os.listdir(tmp_path)) == ["f.bin"]
+
+
+def test_only_dead_writers_temp_files_are_removed(tmp_path, monkeypatch):
+    """Dead: nobody holds the lock, and not an empty file younger than a minute (a writer between its exclusive
+    creation and its lock). Never a link, a folder, a live writer's file or a name tinysr does not make."""
+    import fcntl
+    import time
+
+    names = {"dead": ".a.png.0123abcd.tmp", "live": ".b.png.0123abcd.tmp", "newborn": ".c.png.0123abcd.tmp",
+             "old-empty": ".d.png.0123abcd.tmp", "other": ".e.png.tmp", "folder": ".f.0123abcd.tmp",
+             "link": ".g.png.0123abcd.tmp"}
+    for key in ("dead", "live", "other"):
+        (tmp_path / names[key]).write_bytes(b"half an image")
+    (tmp_path / names["newborn"]).write_bytes(b"")
+    (tmp_path / names["old-empty"]).write_bytes(b"")
+    hour_ago = time.time() - 3600
+    os.utime(tmp_path / names["old-empty"], (hour_ago, hour_ago))
+    (tmp_path / names["folder"]).mkdir()
+    (tmp_path / names["link"]).symlink_to(tmp_path / names["dead"])
+    fd = os.open(tmp_path / names["live"], os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        assert atomic.remove_dead_temps(tmp_path) == 2
+    finally:
+        os.close(fd)
+    assert sorted(os.listdir(tmp_path)) == sorted(names[k] for k in ("live", "newborn", "other", "folder", "link"))
+    assert atomic.remove_dead_temps(tmp_path / "missing") == 0
+    assert atomic.remove_stale_temps(tmp_path / "c.png") == 1  # a folder's lock holder: no newborn wait

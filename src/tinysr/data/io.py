@@ -25,7 +25,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from tinysr.atomic import atomic_open
 from tinysr.data.png import write_png
-from tinysr.errors import TinySRError
+from tinysr.errors import TinySRError, one_line
 
 IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -200,11 +200,13 @@ def _check_writable(img: np.ndarray, fmt: str, path: Path) -> None:
         raise TinySRError(f"{path}: JPEG cannot store alpha; drop it or write .png")
 
 
-def write_image(path: str | os.PathLike, img: np.ndarray) -> None:
+def write_image(path: str | os.PathLike, img: np.ndarray, *, replace: bool = True) -> None:
     """Write HW grey, HWC RGB or HWC RGBA uint8 to `path`, format from the suffix, atomically.
 
     PNG, BMP and TIFF are lossless; WebP is written lossless; JPEG at quality 95. The file appears complete or not
-    at all, with the mode the umask gives (`tinysr.atomic.atomic_open`).
+    at all, with the mode the umask gives (`tinysr.atomic.atomic_open`). replace=False: `path` is claimed only if
+    no file holds the name when the image is complete, else a TinySRError and the file there is kept (of two
+    writers racing for one name, the second is refused).
     """
     path = Path(path)
     fmt = _SUFFIX_FORMAT.get(path.suffix.lower())
@@ -213,11 +215,14 @@ def write_image(path: str | os.PathLike, img: np.ndarray) -> None:
     _check_writable(img, fmt, path)
     options = {"JPEG": {"quality": 95}, "WEBP": {"lossless": True}}.get(fmt, {})
     try:
-        with atomic_open(path) as f:
+        with atomic_open(path, replace=replace) as f:
             if fmt == "PNG":
                 write_png(f, img)  # streamed by rows: no second copy of a large output in memory
             else:
                 Image.fromarray(np.ascontiguousarray(img)).save(f, format=fmt, **options)
+    except FileExistsError:
+        raise TinySRError(f"{one_line(path)}: exists (written by another process meanwhile); pass --force to "
+                          "overwrite") from None
     except OSError as err:
         raise TinySRError(f"{path}: cannot write image ({err.strerror or err})") from err
 
