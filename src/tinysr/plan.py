@@ -4,7 +4,11 @@ with the collision checks, so that a front end (the CLI) only parses, calls and 
 - OUT is a folder, or, for exactly one input file, a file name with an image or video suffix. A file INPUT goes to
   OUT/<name>; a folder INPUT's images and videos (recursive, hidden files skipped; other files reported) go to
   OUT/<path relative to that folder>.
-- An output is never an input; two inputs never share an output; an existing output is replaced only with force.
+- An output is never an input; two inputs never share an output; an existing output is replaced only with force
+  (checked here before the work, and again when the finished file claims its name: `tinysr.atomic.claim`).
+- A video whose suffix is no container FFmpeg writes gets ``.mkv`` in a folder OUT
+  (`tinysr.video.upscale.output_name`).
+- Before writing, the temporary files that killed runs left in the output folders are removed (`remove_leftovers`).
 """
 
 from __future__ import annotations
@@ -12,10 +16,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from tinysr.atomic import remove_dead_temps
 from tinysr.data.folder import is_image_file, scan_folder, skipped_files_message
 from tinysr.errors import TinySRError
 from tinysr.video.probe import is_video
-from tinysr.video.upscale import MUXERS
+from tinysr.video.upscale import MUXERS, output_name
 
 
 @dataclass(frozen=True)
@@ -76,7 +81,13 @@ def plan(found: list[tuple[Path, Path, bool]], output: str, *, n_inputs: int) ->
     out = Path(output)
     if out.exists() and not out.is_dir():
         raise TinySRError(f"{out}: exists and is not a folder (-o names a folder, or a file for one input)")
-    return [Job(src, out / rel, video) for src, rel, video in found]
+    return [Job(src, out / (rel.with_name(output_name(rel)) if video else rel), video) for src, rel, video in found]
+
+
+def remove_leftovers(jobs: list[Job]) -> int:
+    """Remove the temporary files that killed writers left in the jobs' output folders (a SIGKILL skips every
+    clean-up), never a live writer's (`tinysr.atomic.remove_dead_temps`); returns how many."""
+    return sum(remove_dead_temps(folder) for folder in sorted({job.dst.parent for job in jobs}))
 
 
 def check_output(job: Job, *, inputs: set[Path], planned: set[Path], force: bool) -> None:

@@ -6,7 +6,9 @@
   image or video suffix. A file INPUT goes to OUT/<name>; a folder INPUT's images and videos (recursive, hidden
   files skipped; other files reported) go to OUT/<path relative to that folder>. The format follows the suffix.
 - A video is recognised by its content (`tinysr.video.upscale`): every frame, the timestamps, audio and subtitles kept.
-- An output is never an input; an existing output is overwritten only with --force.
+- An output is never an input; an existing output is overwritten only with --force, one that another run writes
+  meanwhile too (a finished file claims its name without replacing: of two runs, the second reports that file
+  failed). The temporary files that killed runs left in the output folders are removed first.
 - Grey files come out grey; alpha is kept (upscaled with MATLAB bicubic); grey with alpha comes out RGBA. Any other
   conversion of the input (16-bit to 8-bit, CMYK) is reported on a warning line.
 - A failing file is reported on one line naming it, the others still run; the exit status is 1 if any failed.
@@ -37,7 +39,7 @@ from tinysr.delivery.auto import (
 )
 from tinysr.infer.load import load_network
 from tinysr.infer.upscale import choose_engine, upscale
-from tinysr.plan import Job, check_output, gather, plan
+from tinysr.plan import Job, check_output, gather, plan, remove_leftovers
 from tinysr.video.upscale import resolve_model, upscale_video
 
 
@@ -55,7 +57,7 @@ def upscale_image(job: Job, model, args: argparse.Namespace, *, fused: bool | No
     else:
         sr, note = upscale(image, model, **options), None
     job.dst.parent.mkdir(parents=True, exist_ok=True)
-    write_image(job.dst, sr)
+    write_image(job.dst, sr, replace=args.force)  # without --force, a file that appeared meanwhile is kept
     return note
 
 
@@ -70,7 +72,8 @@ def upscale_clip(job: Job, model, args: argparse.Namespace, *, fused: bool | Non
         note = f"{one_line(job.src)}: video, model {name}"
     job.dst.parent.mkdir(parents=True, exist_ok=True)
     upscale_video(job.src, job.dst, model, fused=fused, yuv=False if args.no_yuv else None, tile=args.tile,
-                  codec=args.codec, crf=args.crf, preset=args.preset, force=args.force, progress=True)
+                  codec=args.codec, crf=args.crf, preset=args.preset, force=args.force, progress=True,
+                  max_pixels=args.max_pixels)
     return note
 
 
@@ -126,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
     if not found:
         raise TinySRError(failures[0] if len(failures) == 1 else f"nothing to upscale: {'; '.join(failures)}")
     jobs = plan(found, args.output, n_inputs=len(args.inputs))
+    remove_leftovers(jobs)  # what killed runs left in the output folders
     if model is None:
         for job in jobs:
             if not job.video:

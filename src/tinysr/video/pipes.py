@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import re
 import signal
 import subprocess
 import sys
@@ -22,8 +23,8 @@ from typing import IO
 import numpy as np
 from tqdm import tqdm
 
-from tinysr.errors import TinySRError
-from tinysr.video.probe import VideoInfo, first_error, shown
+from tinysr.errors import TinySRError, one_line
+from tinysr.video.probe import VideoInfo
 
 
 @contextlib.contextmanager
@@ -106,25 +107,35 @@ def widen_pipe(stream: IO[bytes]) -> None:
         fcntl.fcntl(stream.fileno(), fcntl.F_SETPIPE_SZ, 1 << 20)
 
 
+def first_error(stderr: str) -> str | None:
+    """The first ``[error]`` / ``[fatal]`` line of an FFmpeg log written with ``-loglevel level+...``, without the
+    prefixes; None if there is none. (Only for a failure's message: no fact is read from FFmpeg's text.)"""
+    errors = [line for line in stderr.splitlines() if re.search(r"\[(error|fatal|panic)\]", line)]
+    if not errors:
+        return None
+    return re.sub(r"^(\[[^]]*\] )+", "", errors[0]).strip()
+
+
 def _log(file: IO[bytes]) -> str:
     file.seek(0)
     return file.read().decode(errors="replace")
 
 
-def transcode(*, decode_cmd: list[str], encode_cmd: list[str], shape: tuple[int, ...],
-              upscale_frame: Callable[[np.ndarray], np.ndarray], info: VideoInfo, out: Path, workers: int,
-              progress: bool) -> None:
+def transcode(*, decode_cmd: list[str], encode_cmd: list[str], encoder_fds: tuple[int, ...] = (),
+              shape: tuple[int, ...], upscale_frame: Callable[[np.ndarray], np.ndarray], info: VideoInfo, out: Path,
+              workers: int, progress: bool) -> None:
     """Decode -> upscale -> encode, frames of `shape` through pipes; checks that every one of the source's frames
-    came through. Raises TinySRError naming the file at fault; always leaves both FFmpeg processes ended."""
+    came through. encoder_fds: descriptors the encoder inherits (the file it writes). Raises TinySRError naming
+    the file at fault; always leaves both FFmpeg processes ended."""
     with tempfile.TemporaryFile() as decode_log, tempfile.TemporaryFile() as encode_log:
         decoder = spawn(decode_cmd, stdout=subprocess.PIPE, stderr=decode_log)
-        encoder = spawn(encode_cmd, stdin=subprocess.PIPE, stderr=encode_log)
+        encoder = spawn(encode_cmd, stdin=subprocess.PIPE, stderr=encode_log, pass_fds=encoder_fds)
         widen_pipe(decoder.stdout)
         widen_pipe(encoder.stdin)
         broken, done = False, 0
         try:
             frames = frames_of(decoder.stdout, shape)
-            with tqdm(total=len(info.pts), unit="frame", desc=info.path.name, disable=not progress) as bar:
+            with tqdm(total=len(info.pts), unit="frame", desc=one_line(info.path.name), disable=not progress) as bar:
                 done = run_frames(frames, upscale_frame, lambda sr: encoder.stdin.write(np.ascontiguousarray(sr)),
                                   workers=workers, on_frame=bar.update)
             encoder.stdin.close()
@@ -137,7 +148,7 @@ def transcode(*, decode_cmd: list[str], encode_cmd: list[str], shape: tuple[int,
             encoder_rc, decoder_rc = encoder.wait(), decoder.wait()
         if broken or encoder_rc != 0:
             why = first_error(_log(encode_log)) or f"FFmpeg exit {encoder_rc}"
-            raise TinySRError(f"{shown(out)}: FFmpeg could not write it ({why})")
+            raise TinySRError(f"{one_line(out)}: FFmpeg could not write it ({one_line(why)})")
         if decoder_rc != 0 or done != len(info.pts):
             why = first_error(_log(decode_log)) or f"{done} frames decoded of {len(info.pts)}"
-            raise TinySRError(f"{shown(info.path)}: decoding failed ({why})")
+            raise TinySRError(f"{one_line(info.path)}: decoding failed ({one_line(why)})")
