@@ -239,6 +239,10 @@ def add_export_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", required=True, choices=EXPORT_FORMATS,
                    help="onnx: float, dynamic H and W; onnx-int8: quantised (needs --calibration); numpy: for "
                         "the torch-free runtime (tinysr.runtime)")
+    p.add_argument("--convention", choices=("tinysr", "chainner", "upscayl"), default="tinysr",
+                   help="tinysr: RGB 0..255 in and out, tinysr's names; chainner (onnx): the 0..1 file chaiNNer "
+                        "loads; upscayl (ncnn): 0..1, blobs data/output, for Upscayl's custom models folder "
+                        "(OUT models/NAME.param, NAME naming the scale, e.g. tiny-x2)")
     p.add_argument("--scale", type=int, choices=SCALES, help="check that the model upscales by this factor")
     p.add_argument("--calibration", metavar="FOLDER", help="LR images to calibrate int8 on (onnx-int8 only)")
     p.add_argument("--seed", type=int, default=0, help="seed of the calibration crops")

@@ -6,6 +6,11 @@ the output not clamped (round half to even and clip, as `tinysr.upscale` does). 
 two input shapes), any H, W >= 2. The layers are ncnn's own: Convolution (with fused ReLU), Crop and Concat (the
 anchor's symmetric pad), BinaryOp (add), PixelShuffle (torch's channel order, mode 0), PReLU / ReLU.
 
+`convention="upscayl"` (`tinysr export --convention upscayl models/NAME.param`) writes the pair Upscayl loads
+from its custom-models folder (`tinysr.export.apps`): blobs "data" in and "output" out, CHW float32 RGB 0..1 (the
+app multiplies by 1/255 before and by 255 after), and NAME must carry the model's scale as Upscayl reads it (x2 or
+2x, x3 or 3x; x4 or none for x4), or the export is refused.
+
 Weights are stored in fp32 (`fp16=0`). ncnn computes in fp16 by default where the CPU has it (ARM phones): for the
 tinysr parity rule set `net.opt.use_fp16_storage = use_fp16_packed = use_fp16_arithmetic = False`, as
 `ncnn_net` does.
@@ -25,6 +30,7 @@ from torch import nn
 
 from tinysr.atomic import atomic_write_bytes
 from tinysr.errors import TinySRError
+from tinysr.export.apps import UPSCAYL_BLOBS, app_net, check_convention, check_upscayl
 from tinysr.export.phone_form import phone_net
 
 INPUT_NAME, OUTPUT_NAME = "in0", "out0"
@@ -36,12 +42,14 @@ def bin_path(param: str | os.PathLike) -> Path:
     return Path(param).with_suffix(".bin")
 
 
-def _trace(model: nn.Module, path: Path) -> None:
-    """torch.jit.trace of the phone form, saved for pnnx (an explicit generator leaves the global RNG be)."""
-    dummy = torch.rand(TRACE_SHAPES[0], generator=torch.Generator().manual_seed(0)) * 255
+def _trace(module: nn.Module, path: Path, *, peak: float = 255.0) -> None:
+    """torch.jit.trace of a phone-form module, saved for pnnx (`peak`: the input's white; an explicit generator
+    leaves the global RNG be)."""
+    dummy = torch.rand(TRACE_SHAPES[0], generator=torch.Generator().manual_seed(0)) * peak
     with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript on purpose: it is what pnnx reads
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        torch.jit.trace(phone_net(model), (dummy,)).save(str(path))
+        torch.jit.trace(module, (dummy,)).save(str(path))
 
 
 def _shape_arg(shape: tuple[int, ...]) -> str:
@@ -73,16 +81,49 @@ def check_ncnn_layers(param_text: str) -> None:
         raise TinySRError(f"pnnx left ops ncnn cannot run: {', '.join(foreign)}")
 
 
-def export_ncnn(model: nn.Module, path: str | os.PathLike) -> None:
-    """Write `model` as ncnn `path` (NAME.param) and its NAME.bin (see the module docstring), each atomically."""
+def rename_blobs(param_text: str, names: dict[str, str]) -> str:
+    """The .param text with blobs (and Input layers) renamed old -> new. Each layer line reads: type, name, bottom
+    count, top count, the bottoms, the tops, then key=value params; tokens are rejoined by single spaces."""
+    lines = param_text.splitlines()
+    taken = {b for line in lines[2:] if line.split() for b in _blobs(line.split())}
+    clash = sorted(taken & (set(names.values()) - set(names)))
+    if clash or not set(names) <= taken:
+        raise TinySRError(f"cannot rename the ncnn blobs {sorted(names)} to {sorted(names.values())}: "
+                          f"{'already used: ' + ', '.join(clash) if clash else 'not all in the graph'}")
+    renamed = lines[:2]
+    for line in lines[2:]:
+        fields = line.split()
+        if fields:
+            n_blobs = len(_blobs(fields))
+            fields[4:4 + n_blobs] = [names.get(b, b) for b in fields[4:4 + n_blobs]]
+            if fields[0] == "Input":
+                fields[1] = names.get(fields[1], fields[1])
+            renamed.append(" ".join(fields))
+    return "\n".join(renamed) + "\n"
+
+
+def _blobs(fields: list[str]) -> list[str]:
+    return fields[4:4 + int(fields[2]) + int(fields[3])]
+
+
+def export_ncnn(model: nn.Module, path: str | os.PathLike, *, convention: str = "tinysr") -> None:
+    """Write `model` as ncnn `path` (NAME.param) and its NAME.bin (see the module docstring), each atomically;
+    `convention` "upscayl" writes Upscayl's 0..1 pair with its blob names."""
     if Path(path).suffix != ".param":
         raise TinySRError(f"{path}: an ncnn export is written as NAME.param and NAME.bin; give a .param name")
+    check_convention("ncnn", convention)
+    if convention == "upscayl":
+        check_upscayl(path, model)
+    module, peak = (app_net(model), 1.0) if convention == "upscayl" else (phone_net(model), 255.0)
     with tempfile.TemporaryDirectory(prefix="tinysr-ncnn-") as tmp:
-        _trace(model, Path(tmp) / "model.pt")
+        _trace(module, Path(tmp) / "model.pt", peak=peak)
         param, weights = convert_with_pnnx(Path(tmp) / "model.pt", Path(tmp))
-        check_ncnn_layers(param.read_text())
+        text = param.read_text()
+        check_ncnn_layers(text)
+        if convention == "upscayl":
+            text = rename_blobs(text, UPSCAYL_BLOBS)
         atomic_write_bytes(bin_path(path), weights.read_bytes())
-        atomic_write_bytes(path, param.read_bytes())
+        atomic_write_bytes(path, text.encode())
 
 
 def ncnn_net(param: str | os.PathLike, *, threads: int = 1):

@@ -9,6 +9,11 @@ symmetric pad of 2 and periodic 5-tap sums) traces to plain Gather/Slice/Mul/Add
 graph is the torch forward itself, borders included, for images of at least 2x2 pixels. (An earlier export swapped
 in ONNX `Resize`; ORT's cubic Resize made the graph 5x slower on CPU.)
 
+`convention="chainner"` (`tinysr export --convention chainner`) writes the file chaiNNer loads as it loads other
+people's models (`tinysr.export.apps`): input `input` (N x 3 x H x W float32 RGB 0..1), output `output` (0..1, not
+clamped), H and W dynamic, the phone form's plain ops (Conv, Slice, Concat, Add, DepthToSpace), whose sizes ONNX's
+shape inference resolves, so that chaiNNer finds the scale; `tinysr_convention` says so.
+
 Export uses torch's TorchScript-based exporter (`dynamo=False`): the default `torch.export` exporter needs the
 `onnxscript` package, which tinysr does not depend on; the legacy exporter handles these conv/shuffle nets fully.
 """
@@ -29,42 +34,58 @@ from torch import nn
 
 from tinysr.atomic import atomic_write_bytes
 from tinysr.errors import TinySRError
+from tinysr.export.apps import app_net, check_convention
 from tinysr.infer.tiling import WindowFn
 from tinysr.models import config_to_dict, deployed
 
 ONNX_OPSET = 17
 INPUT_NAME, OUTPUT_NAME = "lr", "sr"
 CONVENTION = "NCHW float32 RGB 0..255 in and out, output not clamped"
+#: --convention chainner: the names chaiNNer's own PyTorch -> ONNX converter gives (convert_to_onnx_impl.py)
+CHAINNER_NAMES = ("input", "output")
+CHAINNER_CONVENTION = "chaiNNer's: NCHW float32 RGB 0..1 in and out, output not clamped"
 
 
 def _exportable(model: nn.Module) -> nn.Module:
     """The module to trace: the deployed network (a re-parameterised tiny net folded into plain convs)."""
-    return deployed(model).eval()
+    return deployed(model).eval().cpu()
 
 
-def _trace_to_onnx(model: nn.Module, *, opset: int) -> bytes:
-    """The legacy exporter's ONNX bytes, with batch, height and width dynamic."""
+def _trace_to_onnx(model: nn.Module, *, opset: int, names: tuple[str, str] = (INPUT_NAME, OUTPUT_NAME),
+                   peak: float = 255.0) -> bytes:
+    """The legacy exporter's ONNX bytes, with batch, height and width dynamic (`peak`: the input's white)."""
     buffer = io.BytesIO()
-    dummy = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 255  # leaves the global RNG be
-    dynamic = {INPUT_NAME: {0: "batch", 2: "height", 3: "width"},
-               OUTPUT_NAME: {0: "batch", 2: "sr_height", 3: "sr_width"}}
+    dummy = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * peak  # leaves the global RNG be
+    source, target = names
+    dynamic = {source: {0: "batch", 2: "height", 3: "width"}, target: {0: "batch", 2: "sr_height", 3: "sr_width"}}
     with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
         warnings.simplefilter("ignore", DeprecationWarning)  # the legacy exporter, chosen on purpose (see above)
         warnings.simplefilter("ignore", torch.jit.TracerWarning)  # shape checks and constant matrices: expected
-        torch.onnx.export(model.eval().cpu(), (dummy,), buffer, dynamo=False, opset_version=opset,
-                          input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], dynamic_axes=dynamic)
+        torch.onnx.export(model.eval(), (dummy,), buffer, dynamo=False, opset_version=opset,
+                          input_names=[source], output_names=[target], dynamic_axes=dynamic)
     return buffer.getvalue()
 
 
-def export_onnx(model: nn.Module, path: str | os.PathLike, *, opset: int = ONNX_OPSET) -> None:
-    """Write `model` as an ONNX file (opset >= 17, dynamic H/W, config in metadata_props), atomically."""
+def _traced(model: nn.Module, *, opset: int, convention: str) -> tuple[bytes, str]:
+    """(ONNX bytes, the `tinysr_convention` text) of `model` in `convention` ("tinysr" or "chainner")."""
+    check_convention("onnx", convention)
+    if convention == "chainner":
+        return _trace_to_onnx(app_net(model), opset=opset, names=CHAINNER_NAMES, peak=1.0), CHAINNER_CONVENTION
+    return _trace_to_onnx(_exportable(model), opset=opset), CONVENTION
+
+
+def export_onnx(model: nn.Module, path: str | os.PathLike, *, opset: int = ONNX_OPSET,
+                convention: str = "tinysr") -> None:
+    """Write `model` as an ONNX file (opset >= 17, dynamic H/W, config in metadata_props), atomically; `convention`
+    "chainner" writes chaiNNer's 0..1 file (see the module docstring)."""
     import onnx
 
     if opset < ONNX_OPSET:
         raise TinySRError(f"--opset must be >= {ONNX_OPSET}, got {opset}")
-    proto = onnx.load_from_string(_trace_to_onnx(_exportable(model), opset=opset))
+    graph, text = _traced(model, opset=opset, convention=convention)
+    proto = onnx.load_from_string(graph)
     metadata = {"tinysr_config": json.dumps(config_to_dict(model.config)),
-                "tinysr_scale": str(model.config.scale), "tinysr_convention": CONVENTION}
+                "tinysr_scale": str(model.config.scale), "tinysr_convention": text}
     for key, value in metadata.items():
         proto.metadata_props.add(key=key, value=value)
     proto.metadata_props.add(key=DIGEST, value=graph_digest(proto))
