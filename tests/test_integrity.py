@@ -1,18 +1,20 @@
-"""Nothing silently wrong: damaged weights and checkpoints are one-line errors naming the file, NaN weights are
-refused, and a malformed config costs nothing to refuse (tinysr.integrity, models.weights, train.runs)."""
+"""Nothing silently wrong: damaged weights and checkpoints are one-line errors naming the file, NaN and huge weights
+are refused, weights without a digest need trust, and a malformed config costs nothing to refuse (tinysr.integrity,
+models.weights, train.runs). The issue-25 adversarial cases are in test_reliability_inputs.py."""
 
 import json
 import struct
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import save
 
 from tinysr.cli import main
 from tinysr.errors import TinySRError
-from tinysr.integrity import check_finite, digest
+from tinysr.integrity import MAX_MAGNITUDE, check_number, check_weight_values, digest
 from tinysr.models.weights import load_model, save_weights
 from tinysr.pretrained import pretrained_path
 from tinysr.train import runs
@@ -64,13 +66,23 @@ def test_nan_weights_are_refused(tmp_path):
     with pytest.raises(TinySRError, match=r"nan\.safetensors: weights '.*' hold NaN or infinity"):
         load_model(tmp_path / "nan.safetensors")
     with pytest.raises(TinySRError, match="hold NaN"):
-        check_finite({"x": torch.tensor([1.0, float("inf")])}, path="p")
+        check_weight_values({"x": torch.tensor([1.0, float("inf")])}, path="p")
+
+
+def test_weight_and_config_bounds_are_inclusive_and_name_the_value():
+    check_weight_values({"x": torch.tensor([-MAX_MAGNITUDE, MAX_MAGNITUDE]), "i": torch.tensor([10**9])}, path="p")
+    with pytest.raises(TinySRError, match=r"^p: weights 'x' reach 1\.5e\+04, beyond the 10000"):
+        check_weight_values({"x": np.array([0.5, -1.5e4], np.float32)}, path="p")
+    check_number(MAX_MAGNITUDE, what="config res_scale", path="p")
+    check_number(10**9, what="config n_feats", path="p")  # ints are the config's own checks' business
+    with pytest.raises(TinySRError, match=r"^p: config res_scale is -inf; a finite number within 10000 expected$"):
+        check_number(float("-inf"), what="config res_scale", path="p")
 
 
 def _with_config(tmp_path, config_text):
     state = {k: v.contiguous() for k, v in random_edsr("edsr-tiny").state_dict().items()}
     path = tmp_path / "bad.safetensors"
-    path.write_bytes(save(state, metadata={"tinysr_config": config_text}))
+    path.write_bytes(save(state, metadata={"tinysr_config": config_text, "tinysr_sha256": digest(state)}))
     return path
 
 
@@ -112,10 +124,9 @@ def test_a_flipped_byte_in_last_pt_is_refused_on_resume(tmp_path):
         runs.load_last(tmp_path)
 
 
-def test_bundled_weights_carry_a_digest_or_load_unchecked():
-    # files written before digests existed still load; the bundled ones are re-checked by test_pretrained's PSNRs
+def test_bundled_weights_load_through_their_digest(recwarn):
     model, _ = load_model(pretrained_path("tiny-1k-x2"))
-    assert sum(p.numel() for p in model.parameters()) > 0
+    assert sum(p.numel() for p in model.parameters()) == 940 and not recwarn.list  # checked, not trusted
 
 
 def test_cli_one_line_for_damaged_weights(weights):

@@ -11,16 +11,18 @@ import json
 import numpy as np
 import pytest
 import torch
+from safetensors import safe_open
 
 import tinysr.pretrained as pretrained
 from tinysr.infer import fused
+from tinysr.integrity import Tensors, digest
 from tinysr.models.weights import save_weights
 from tinysr.cli import main
 from tinysr.data.io import read_image
 from tinysr.errors import TinySRError
 from tinysr.infer.upscale import upscale
 from tinysr.models import count_params, create_model
-from tinysr.pretrained import PRETRAINED_DIR, list_pretrained, pretrained_path, read_table
+from tinysr.pretrained import PRETRAINED_DIR, file_sha256, list_pretrained, pretrained_path, read_table
 from tinysr.data.folder import decode_all, image_folder
 from tinysr.evaluate import evaluate
 from tinysr.infer.load import load_network, resolve_upscaler
@@ -31,6 +33,12 @@ def test_table_and_files_agree():
     rows = read_table()
     assert {r.file for r in rows} == {p.name for p in PRETRAINED_DIR.glob("*.safetensors")}
     assert list_pretrained() == [r.name for r in rows]
+    for row in rows:  # the table's size and sha256 are the file's, and the file records its tensors' digest
+        path = PRETRAINED_DIR / row.file
+        assert (path.stat().st_size, file_sha256(path)) == (row.bytes, row.sha256), row.name
+        with safe_open(str(path), framework="np") as f:
+            tensors = Tensors({key: f.get_tensor(key) for key in f.keys()})
+            assert f.metadata()["tinysr_sha256"] == digest(tensors), row.name
 
 
 @pytest.mark.parametrize("name", list_pretrained())
@@ -75,7 +83,8 @@ def fake_root(tmp_path):
     model = create_model("edsr-tiny")
     save_weights(tmp_path / "demo-x2.safetensors", model)
     row = {"name": "demo-x2", "file": "demo-x2.safetensors", "scale": 2, "params": count_params(model),
-           "bytes": (tmp_path / "demo-x2.safetensors").stat().st_size, "train_command": "tinysr train ...",
+           "bytes": (tmp_path / "demo-x2.safetensors").stat().st_size,
+           "sha256": file_sha256(tmp_path / "demo-x2.safetensors"), "train_command": "tinysr train ...",
            "protocol": "standard", "psnr": {"Set5": 33.0}}
     (tmp_path / "models.json").write_text(json.dumps({"format": 1, "models": [row]}))
     return tmp_path
@@ -93,13 +102,26 @@ def test_machinery_on_a_temporary_table(fake_root, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "demo-x2" in out and "963" in out and "Set5 33.00 (standard)" in out
     assert main(["models", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)[0]["params"] == 963
+    row = json.loads(capsys.readouterr().out)[0]
+    assert row["params"] == 963 and row["sha256"] == file_sha256(fake_root / "demo-x2.safetensors")
 
 
 def test_damaged_or_malformed_tables(fake_root):
-    (fake_root / "demo-x2.safetensors").write_bytes(b"short")
+    path = fake_root / "demo-x2.safetensors"
+    data = bytearray(path.read_bytes())
+    data[30] ^= 0x20  # inside the header: the tensors' digest cannot see it, the table's sha256 does
+    path.write_bytes(bytes(data))
+    with pytest.raises(TinySRError, match=r"demo-x2\.safetensors: content does not match the sha256 that models\.json "
+                                          r"records for 'demo-x2' \(a damaged install; reinstall tinysr\)$"):
+        pretrained_path("demo-x2", root=fake_root)
+    path.write_bytes(b"short")
     with pytest.raises(TinySRError, match="5 bytes, but the table says"):
         pretrained_path("demo-x2", root=fake_root)
+    table = json.loads((fake_root / "models.json").read_text())
+    table["models"][0]["sha256"] = "0" * 63
+    (fake_root / "models.json").write_text(json.dumps(table))
+    with pytest.raises(TinySRError, match=r"model 'demo-x2' has sha256 '0{63}', not 64 hex digits"):
+        list_pretrained(root=fake_root)
     (fake_root / "models.json").write_text(json.dumps({"format": 1, "models": [{"name": "x"}]}))
     with pytest.raises(TinySRError, match="models.json: each model needs exactly the fields"):
         list_pretrained(root=fake_root)

@@ -144,8 +144,10 @@ def test_load_errors_are_one_line(tmp_path):
     program = {"format": 1, "input": "lr", "output": "sr", "ops": [{"op": "gelu", "in": ["lr"], "out": "sr"}]}
     np.savez(tmp_path / "op.npz", tinysr_program=np.array(json.dumps(program)),
              tinysr_config=np.array(json.dumps({"scale": 2})))
-    with pytest.raises(TinySRError, match="unknown op 'gelu'"):
+    with pytest.raises(TinySRError, match=r"op\.npz: no sha256 digest, .* pass --trust \(API: trust=True\)$"):
         runtime.load(tmp_path / "op.npz")
+    with pytest.raises(TinySRError, match="unknown op 'gelu'"), pytest.warns(UserWarning, match="loaded unchecked"):
+        runtime.load(tmp_path / "op.npz", trust=True)
     model = exported(random_edsr(**CONFIGS[0]), tmp_path)
     with pytest.raises(TinySRError, match=r"^upscale needs HW, HWx1, HWx3 or HWx4 uint8, got shape \(4, 4, 2\)$"):
         runtime.upscale(np.zeros((4, 4, 2), np.uint8), model)
@@ -212,8 +214,9 @@ def test_damaged_or_hostile_exports_are_one_line(tmp_path):
         program = json.loads(str(z["tinysr_program"]))
     shuffle = next(op for op in program["ops"] if op["op"] == "pixel_shuffle")
     shuffle["factor"] = 0
-    with pytest.raises(TinySRError, match=r"op pixel_shuffle has factor=0, outside 1\.\.8"):
-        runtime.load(_rewrite(path, tmp_path / "zero.npz", program=program, drop_digest=True))
+    with pytest.raises(TinySRError, match=r"op pixel_shuffle has factor=0, outside 1\.\.8"), pytest.warns(UserWarning):
+        runtime.load(_rewrite(path, tmp_path / "zero.npz", program=program, drop_digest=True), trust=True)
     huge = np.zeros((300_000, 1, 1, 1), np.float32)
-    with pytest.raises(TinySRError, match=r"op conv2d has a weight of shape \(300000, 1, 1, 1\)"):
-        runtime.load(_rewrite(path, tmp_path / "huge.npz", drop_digest=True, **{name: huge}))
+    with pytest.raises(TinySRError, match=r"op conv2d has a weight of shape \(300000, 1, 1, 1\)"), \
+            pytest.warns(UserWarning):
+        runtime.load(_rewrite(path, tmp_path / "huge.npz", drop_digest=True, **{name: huge}), trust=True)

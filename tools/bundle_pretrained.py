@@ -4,9 +4,14 @@ For each `NAME=RUN` it loads RUN/best.safetensors (the checkpoint chosen on the 
 a re-parameterised tiny model into its deployed form, writes `src/tinysr/pretrained/NAME.safetensors`, measures it
 and bicubic on the test sets under the `standard` protocol (evaluation only: nothing is selected on them), and
 replaces those models' rows in `models.json` (other rows are kept). The training command of each row is read from the run's
-`command.txt` if present, else rebuilt from its config.json.
+`command.txt` if present, else rebuilt from its config.json. Every row records its file's size and sha256, which
+`tinysr.pretrained` checks before loading.
 
     python tools/bundle_pretrained.py tiny-1k-x2=runs/cpu/tiny-pareto/tiny-1k-x2 ... [--data ../shared/data]
+    python tools/bundle_pretrained.py --seal
+
+--seal writes the tensors' digest into every bundled file whose header lacks one (the header only: the tensors'
+bytes stay as they are, so every output and PSNR is unchanged) and refreshes each row's bytes and sha256.
 """
 
 from __future__ import annotations
@@ -18,14 +23,17 @@ import os
 from dataclasses import asdict
 from pathlib import Path
 
-from tinysr.models.weights import load_model, save_weights
+from safetensors import safe_open
+
+from tinysr.integrity import Tensors, digest
+from tinysr.models.weights import canonical_safetensors, load_model, save_weights
 from tinysr.data.folder import decode_all, image_folder
 from tinysr.evaluate import bicubic_upscaler, evaluate
 from tinysr.models.window import upscale_array
 from tinysr.metrics import PROTOCOLS
 from tinysr.models import count_params, deployed
 from tinysr.train.polish import PolishConfig
-from tinysr.pretrained import PRETRAINED_DIR, TABLE, TABLE_FORMAT, read_table
+from tinysr.pretrained import PRETRAINED_DIR, TABLE, TABLE_FORMAT, file_sha256, read_table
 from tinysr.train.runs import read_json
 
 TEST_SETS = ("Set5", "Set14", "BSD100", "Urban100")
@@ -67,11 +75,55 @@ def measure_all(upscalers: dict, scale: int, data: Path) -> dict[str, dict[str, 
     return out
 
 
+def seal(path: Path) -> bool:
+    """Write the tensors' digest (`tinysr.integrity.digest`) into `path`'s header if it has none; True if it was
+    written. Only the JSON header changes: the tensor bytes, and their offsets (relative to the data), stay."""
+    with safe_open(str(path), framework="np") as f:
+        metadata = f.metadata() or {}
+        tensors = Tensors({key: f.get_tensor(key) for key in f.keys()})
+    found, wanted = metadata.get("tinysr_sha256"), digest(tensors)
+    if found is not None:
+        if found != wanted:
+            raise SystemExit(f"{path}: records a digest its tensors do not have; re-bundle it from its run")
+        return False
+    data = path.read_bytes()
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + n])
+    header["__metadata__"] = {**header["__metadata__"], "tinysr_sha256": wanted}
+    text = json.dumps(header).encode()
+    sealed = canonical_safetensors(len(text).to_bytes(8, "little") + text + data[8 + n:])
+    assert sealed.endswith(data[8 + n:])  # the tensors' bytes, unchanged
+    path.write_bytes(sealed)
+    return True
+
+
+def write_table(rows: list[dict]) -> None:
+    """models.json with `rows`, each row's bytes and sha256 taken from its file as it is now."""
+    for row in rows:
+        path = PRETRAINED_DIR / row["file"]
+        row.update(bytes=path.stat().st_size, sha256=file_sha256(path))
+    table = {"format": TABLE_FORMAT, "models": rows}
+    (PRETRAINED_DIR / TABLE).write_text(json.dumps(table, indent=2) + "\n")
+
+
+def seal_all() -> None:
+    rows = [asdict(row) for row in read_table()]
+    for row in rows:
+        print(f"{row['file']}: {'digest written' if seal(PRETRAINED_DIR / row['file']) else 'has its digest'}")
+    write_table(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("models", nargs="+", metavar="NAME=RUN")
+    parser.add_argument("models", nargs="*", metavar="NAME=RUN")
     parser.add_argument("--data", default=os.environ.get("TINYSR_DATA", str(REPO.parent / "shared" / "data")))
+    parser.add_argument("--seal", action="store_true", help="digest every bundled file and refresh the table")
     args = parser.parse_args()
+    if args.seal:
+        seal_all()
+        return
+    if not args.models:
+        parser.error("give NAME=RUN pairs, or --seal")
     rows, by_scale = [], {}
     for item in args.models:
         name, run = item.split("=", 1)
@@ -80,7 +132,7 @@ def main() -> None:
         path = PRETRAINED_DIR / f"{name}.safetensors"
         save_weights(path, model, meta={"source_run_step": meta.get("step"), "val_psnr": meta.get("val_psnr")})
         rows.append({"name": name, "file": path.name, "scale": model.config.scale, "params": count_params(model),
-                     "bytes": path.stat().st_size, "train_command": train_command(Path(run)),
+                     "bytes": 0, "sha256": "", "train_command": train_command(Path(run)),
                      "protocol": "standard", "psnr": {}})
         by_scale.setdefault(model.config.scale, {})[name] = functools.partial(upscale_array, model)
     for scale, upscalers in by_scale.items():
@@ -91,8 +143,7 @@ def main() -> None:
                 row["psnr"].update({f"bicubic {k}": v for k, v in results[f"bicubic-x{scale}"].items()})
     new = {row["name"]: row for row in rows}  # a named model's row is replaced in place, the others kept as they are
     old = [new.pop(row.name, None) or asdict(row) for row in read_table()]
-    table = {"format": TABLE_FORMAT, "models": old + list(new.values())}
-    (PRETRAINED_DIR / TABLE).write_text(json.dumps(table, indent=2) + "\n")
+    write_table(old + list(new.values()))
 
 
 if __name__ == "__main__":

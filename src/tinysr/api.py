@@ -29,10 +29,13 @@ from tinysr.infer.network import Network
 log = logging.getLogger("tinysr")
 
 
-def load_model(spec: str | os.PathLike, *, scale: int | None = None) -> Network:
+def load_model(spec: str | os.PathLike, *, scale: int | None = None, trust: bool = False) -> Network:
     """The deployed network that `spec` names (bundled name, run folder or weights file); `scale`, when given, must
-    be the model's. Runs without torch; `.to_torch()` gives the torch module."""
-    return load_network(os.fspath(spec), scale=scale)[0]
+    be the model's. Runs without torch; `.to_torch()` gives the torch module.
+
+    A weights file must carry its sha256 digest (tinysr writes one into every file); `trust=True` loads one without,
+    with a warning, for a file whose origin you know. Bundled models are always checked."""
+    return load_network(os.fspath(spec), scale=scale, trust=trust)[0]
 
 
 def upscale(image: np.ndarray, model: Network | str | os.PathLike, *, source: str | os.PathLike | None = None,

@@ -28,6 +28,7 @@ import numpy as np
 
 from tinysr.errors import TinySRError
 from tinysr.infer import fused as fused_stage
+from tinysr.integrity import check_number, check_weight_values, require_digest
 from tinysr.infer.channels import split_channels, upscale_with
 from tinysr.infer.program import (  # noqa: F401 (the interpreter, re-exported as the runtime's API)
     OPS,
@@ -70,16 +71,33 @@ def _read_npz(path: str | os.PathLike) -> tuple[str, str, str | None, dict[str, 
                                                   for k, v in arrays.items()}
 
 
-def load(path: str | os.PathLike) -> Program:
+def _check_values(program: dict, config: dict, weights: dict[str, np.ndarray], path: str | os.PathLike) -> None:
+    """The numbers a net computes with: every weight, and every float attribute of an op (a scale's factor, a
+    leaky ReLU's slope) and of the config, finite and within `tinysr.integrity.MAX_MAGNITUDE`."""
+    check_weight_values(weights, path=path)
+    for op in program["ops"]:
+        for key, value in op.items():
+            check_number(value, what=f"op {op['op']} {key}", path=path)
+    for key, value in config.items():
+        check_number(value, what=f"config {key}", path=path)
+
+
+def load(path: str | os.PathLike, *, trust: bool = False) -> Program:
     """Read a `.npz` written by `tinysr.export.numpy_export.export_numpy` (never unpickles); a damaged, truncated or
-    malformed file is one TinySRError naming it (the digest, then the program's structure and bounds)."""
-    program_text, config_text, _, weights = _read_npz(path)
+    malformed file is one TinySRError naming it (the digest, then the program's structure, bounds and values).
+
+    trust: load a file without a digest (with a warning); every export tinysr writes has one."""
+    program_text, config_text, recorded, weights = _read_npz(path)
+    require_digest(recorded, path=path, trust=trust)
     try:
         program, config = json.loads(program_text), json.loads(config_text)
     except json.JSONDecodeError as exc:
         raise TinySRError(f"{path}: not a tinysr NumPy export (bad JSON: {exc.msg})") from None
     check_program(program, weights, str(path))
-    scale = config.get("scale") if isinstance(config, dict) else None
+    if not isinstance(config, dict):
+        raise TinySRError(f"{path}: config is a {type(config).__name__}, not an object")
+    _check_values(program, config, weights, path)
+    scale = config.get("scale")
     if not isinstance(scale, int) or not 1 <= scale <= MAX_FACTOR:
         raise TinySRError(f"{path}: config scale {scale!r} is not an upscaling factor")
     return Program(ops=tuple(program["ops"]), weights=weights, config=config, input=program["input"],

@@ -48,29 +48,32 @@ def resolve_weights(spec: str) -> Path:
     return path
 
 
-def load_weights_file(path: str | Path, *, scale: int | None = None) -> Network:
-    """The deployed `Network` of a weights file; `scale`, when given, must be the file's."""
-    state, config_dict, _ = read_weights(path)
+def load_weights_file(path: str | Path, *, scale: int | None = None, trust: bool = False) -> Network:
+    """The deployed `Network` of a weights file; `scale`, when given, must be the file's; `trust`: load a file
+    without a digest (with a warning; `tinysr.integrity.require_digest`)."""
+    state, config_dict, _ = read_weights(path, trust=trust)
     config = parse_config(path, config_dict)
     if scale is not None and config.scale != scale:
         raise TinySRError(f"{path}: the model is x{config.scale}, but x{scale} was requested")
     return network_from_state(config, state, source=str(path))
 
 
-def load_network(spec: str, *, scale: int | None) -> tuple[Network, str]:
+def load_network(spec: str, *, scale: int | None, trust: bool = False) -> tuple[Network, str]:
     """(network, description) for a weights file, run folder or bundled name; the network is the deployed (folded)
-    one, which gives the same output with fewer convs."""
+    one, which gives the same output with fewer convs. trust: the caller vouches for a weights file without a
+    digest (a bundled model is always checked, against the digest `models.json` records for its file)."""
     path = resolve_weights(spec)
-    return load_weights_file(path, scale=scale), str(path)
+    return load_weights_file(path, scale=scale, trust=trust), str(path)
 
 
-def resolve_upscaler(spec: str, *, scale: int | None, device: str = "cpu",
-                     self_ensemble: bool = False) -> tuple[Upscaler, str, int]:
+def resolve_upscaler(spec: str, *, scale: int | None, device: str = "cpu", self_ensemble: bool = False,
+                     trust: bool = False) -> tuple[Upscaler, str, int]:
     """(upscaler, description, scale) for a `--model` value; `scale` None takes the network's own (bicubic, which
     has none, needs it given). The upscaler returns HWC float32 0..255, unrounded (the protocol rounds).
 
     self_ensemble: average the network's outputs over the 8 flips/rotations of the input (EDSR's "+": 8x the
     multiply-adds); the description says so, so that a report never passes it off as a single pass.
+    trust: as `load_network`'s.
     """
     if spec == "bicubic":
         if self_ensemble:
@@ -78,7 +81,7 @@ def resolve_upscaler(spec: str, *, scale: int | None, device: str = "cpu",
         if scale is None:
             raise TinySRError("--model bicubic needs --scale (a network knows its own)")
         return bicubic_upscaler(scale), "bicubic", scale
-    model, desc = load_network(spec, scale=scale)
+    model, desc = load_network(spec, scale=scale, trust=trust)
     if self_ensemble:
         window = network_window_fn(model, device=device, self_ensemble=True, fused=False)
         return window, f"{desc} + self-ensemble (x8)", model.scale

@@ -20,6 +20,7 @@ from tinysr.families import FAMILIES, config_to_dict
 from tinysr.infer import fused as fused_stage
 from tinysr.infer.program import Program, check_program, receptive_radius
 from tinysr.infer.weights import TORCH_EXTRA, as_float32, torch_available
+from tinysr.integrity import check_config_values, check_weight_values
 
 
 @dataclass(frozen=True, eq=False)
@@ -83,8 +84,11 @@ class Network:
 
 
 def network_from_state(config: Any, state: dict[str, np.ndarray], *, source: str = "") -> Network:
-    """A `Network` from a family config and its trained state dict (NumPy arrays), after checking every tensor's
-    shape against the config (before any array is built from it) and folding it into the deployed form."""
+    """A `Network` from a family config and its trained state dict (NumPy arrays), after checking the config's floats
+    and every tensor's shape against the config (before any array is built from it), folding it into the deployed
+    form, and checking the deployed arrays' values (finite, within `tinysr.integrity.MAX_MAGNITUDE`): whatever built
+    the state dict, a net that would upscale to black is refused here."""
+    check_config_values(config, path=source or "weights")
     family = FAMILIES[config.family]
     expected = family.shapes(config)
     found = {k: tuple(v.shape) for k, v in state.items()}
@@ -92,6 +96,7 @@ def network_from_state(config: Any, state: dict[str, np.ndarray], *, source: str
         bad = sorted(set(expected) ^ set(found)) or [k for k in expected if expected[k] != found[k]]
         raise TinySRError(f"{source or 'weights'}: weights do not match the config (first difference: {bad[0]!r})")
     deployed, arrays = family.fold_arrays(config, as_float32(state))
+    check_weight_values(arrays, path=source or "weights")
     arrays |= as_float32(family.constants(deployed))
     ops = family.program(deployed)
     program = {"format": 1, "input": "lr", "output": ops[-1]["out"], "ops": ops}

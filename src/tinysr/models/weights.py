@@ -2,9 +2,10 @@
 
 Format: a `.safetensors` file whose metadata holds `tinysr_config` (the model config as JSON), `tinysr_meta`
 (free JSON metadata such as the training step or validation PSNR) and `tinysr_sha256` (the tensors' digest,
-`tinysr.integrity`: checked on load, so a damaged file is an error naming it; files written before the digest
-existed load unchecked). A config is checked against the tensors on the meta device before any memory is allocated,
-and weights holding NaN or infinity are refused. Loading never unpickles code: safetensors holds
+`tinysr.integrity`: checked on load, so a damaged file is an error naming it; a file without one, such as a torch
+`.pt` file, loads only with `trust=True` (--trust), with a warning). A config is checked against the tensors on the
+meta device before any memory is allocated, and weights or config floats holding NaN, infinity or magnitudes beyond
+`tinysr.integrity.MAX_MAGNITUDE` are refused. Loading never unpickles code: safetensors holds
 tensors only, and `.pt`/`.pth` files go through `torch.load(weights_only=True)`, which refuses a pickle that would
 run code. Writes are atomic (`tinysr.atomic`).
 """
@@ -27,7 +28,7 @@ from tinysr import __version__
 from tinysr.atomic import atomic_write_bytes
 from tinysr.errors import TinySRError, one_line
 from tinysr.models import config_from_dict, config_to_dict, model_from_config
-from tinysr.integrity import check_digest, check_finite, digest
+from tinysr.integrity import check_config_values, check_digest, check_weight_values, digest, require_digest
 
 
 def save_weights(path: str | os.PathLike, model: nn.Module, *, meta: dict[str, Any] | None = None) -> None:
@@ -59,7 +60,7 @@ EXPORTED = {".onnx": "an ONNX export: run it with onnxruntime", ".npz": "a NumPy
             "tinysr.runtime", ".tflite": "a LiteRT export", ".param": "an ncnn export"}
 
 
-def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
+def _read_safetensors(path: Path, *, trust: bool) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
     try:
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
@@ -68,6 +69,7 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, An
         raise TinySRError(f"{path}: not a readable safetensors file ({one_line(exc)})") from None
     if "tinysr_config" not in metadata:
         raise TinySRError(f"{path}: safetensors file without a tinysr config")
+    require_digest(metadata.get("tinysr_sha256"), path=path, trust=trust)
     check_digest(state, metadata.get("tinysr_sha256"), path=path)
     try:
         config, meta = json.loads(metadata["tinysr_config"]), json.loads(metadata.get("tinysr_meta", "{}"))
@@ -76,7 +78,7 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, An
     return state, config, meta
 
 
-def _read_torch(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
+def _read_torch(path: Path, *, trust: bool) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
     try:
         with warnings.catch_warnings():  # torch warns about pickle protocols first: the error must stay one line
             warnings.simplefilter("ignore", UserWarning)
@@ -90,27 +92,32 @@ def _read_torch(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any], di
         raise TinySRError(f"{path}: not a readable weights file ({type(exc).__name__})") from None
     if not isinstance(obj, dict) or "config" not in obj or "model" not in obj:
         raise TinySRError(f"{path}: a torch file without tinysr 'config' and 'model' entries")
+    require_digest(None, path=path, trust=trust)  # tinysr writes no torch weights files: none records a digest
     return obj["model"], obj["config"], obj.get("meta", {})
 
 
-def read_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
-    """(state dict, config dict, meta dict) of a weights file; safetensors, or a weights-only torch file."""
+def read_weights(path: str | os.PathLike, *,
+                 trust: bool = False) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
+    """(state dict, config dict, meta dict) of a weights file; safetensors, or a weights-only torch file. `trust`:
+    the caller vouches for a file without a digest."""
     path = Path(path)
     if not path.is_file():
         raise TinySRError(f"{path}: no such weights file")
     if path.suffix.lower() in EXPORTED:
         raise TinySRError(f"{path}: {EXPORTED[path.suffix.lower()]}; --model takes tinysr weights (.safetensors or "
                           ".pt), a run folder or a bundled name")
-    return _read_safetensors(path) if path.suffix == ".safetensors" else _read_torch(path)
+    return _read_safetensors(path, trust=trust) if path.suffix == ".safetensors" else _read_torch(path, trust=trust)
 
 
 def _config(path: Path, config_dict: Any) -> Any:
     try:
-        return config_from_dict(config_dict)
+        config = config_from_dict(config_dict)
     except TinySRError as exc:
         raise TinySRError(f"{path}: {exc}") from None
     except (TypeError, ValueError, KeyError, AttributeError) as exc:  # a malformed config: not a dict, bad fields
         raise TinySRError(f"{path}: malformed tinysr config ({one_line(exc)})") from None
+    check_config_values(config, path=path)
+    return config
 
 
 def _check_shapes(path: Path, config: Any, state: dict[str, torch.Tensor]) -> None:
@@ -123,15 +130,17 @@ def _check_shapes(path: Path, config: Any, state: dict[str, torch.Tensor]) -> No
         raise TinySRError(f"{path}: weights do not match the config (first difference: {bad[0]!r})")
 
 
-def load_model(path: str | os.PathLike, *, scale: int | None = None) -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild a model from a weights file; `scale`, when given, must match the file's config."""
+def load_model(path: str | os.PathLike, *, scale: int | None = None,
+               trust: bool = False) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild a model from a weights file; `scale`, when given, must match the file's config; `trust`: load a file
+    without a digest (with a warning)."""
     path = Path(path)
-    state, config_dict, meta = read_weights(path)
+    state, config_dict, meta = read_weights(path, trust=trust)
     config = _config(path, config_dict)
     if scale is not None and config.scale != scale:
         raise TinySRError(f"{path}: the model is x{config.scale}, but x{scale} was requested")
     _check_shapes(path, config, state)
-    check_finite(state, path=path)
+    check_weight_values(state, path=path)
     model = model_from_config(config)
     model.load_state_dict(state)
     return model.eval(), meta

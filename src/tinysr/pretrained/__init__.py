@@ -7,6 +7,9 @@ is not offered. Each entry holds
     scale          the upscaling factor the weights were trained for
     params         trainable parameters (`tinysr.models.count_params`)
     bytes          the file's size, checked before loading
+    sha256         the hex sha256 of the file's bytes, checked before loading: a flipped byte anywhere, header
+                   (config, metadata) or tensors, is an error naming the file (the file also records its tensors'
+                   digest, `tinysr.integrity`, which every weights file must)
     train_command  the exact command that produced the weights
     protocol       the evaluation protocol of `psnr` (e.g. "standard")
     psnr           {dataset: mean PSNR in dB} under that protocol, e.g. {"Set5": 33.1, "BSD100": 29.9}
@@ -15,7 +18,9 @@ Nothing here imports torch; loading goes through `tinysr.infer.load` / `tinysr.m
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -35,6 +40,7 @@ class PretrainedModel:
     scale: int
     params: int
     bytes: int
+    sha256: str
     train_command: str
     protocol: str
     psnr: dict[str, float]
@@ -55,6 +61,8 @@ def read_table(*, root: Path | None = None) -> list[PretrainedModel]:
         if not isinstance(entry, dict) or set(entry) != names:
             got = sorted(entry) if isinstance(entry, dict) else type(entry).__name__
             raise TinySRError(f"{path}: each model needs exactly the fields {sorted(names)}, got {got}")
+        if not isinstance(entry["sha256"], str) or not re.fullmatch(r"[0-9a-f]{64}", entry["sha256"]):
+            raise TinySRError(f"{path}: model {entry['name']!r} has sha256 {entry['sha256']!r}, not 64 hex digits")
         rows.append(PretrainedModel(**entry))
     duplicates = {r.name for r in rows if [x.name for x in rows].count(r.name) > 1}
     if duplicates:
@@ -70,8 +78,14 @@ def list_pretrained(*, root: Path | None = None) -> list[str]:
     return [row.name for row in read_table(root=root)]
 
 
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file's bytes (the bundled files are a few KB)."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def pretrained_path(name: str, *, root: Path | None = None) -> Path:
-    """The weights file of bundled model `name`, after checking it exists with the size the table states."""
+    """The weights file of bundled model `name`, after checking it exists with the size and sha256 the table
+    states."""
     rows = {row.name: row for row in read_table(root=root)}
     if name not in rows:
         raise TinySRError(f"unknown pretrained model {name!r}; bundled: {', '.join(rows) or 'none yet'}")
@@ -81,7 +95,10 @@ def pretrained_path(name: str, *, root: Path | None = None) -> Path:
         raise TinySRError(f"{path}: the weights of pretrained model {name!r} are missing from the package")
     if path.stat().st_size != row.bytes:
         raise TinySRError(f"{path}: {path.stat().st_size} bytes, but the table says {row.bytes}; a damaged install?")
+    if file_sha256(path) != row.sha256:
+        raise TinySRError(f"{path}: content does not match the sha256 that {TABLE} records for {name!r} (a damaged "
+                          "install; reinstall tinysr)")
     return path
 
 
-__all__ = ["PRETRAINED_DIR", "PretrainedModel", "list_pretrained", "pretrained_path", "read_table"]
+__all__ = ["PRETRAINED_DIR", "PretrainedModel", "file_sha256", "list_pretrained", "pretrained_path", "read_table"]
