@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 from skimage import data as skdata
 
 from tinysr.cli import main
@@ -14,6 +15,8 @@ from tinysr.delivery.auto import (
     AUTO_FAMILIES,
     AUTO_MODELS,
     IDENTITY,
+    JPEG_BANDS,
+    AutoFamily,
     choose_model,
     describe_choice,
     estimate_jpeg_quality,
@@ -86,7 +89,7 @@ def test_record_round_trips_through_the_file(tmp_path, fmt):
     record = Record(scale=3, width=127, height=125)
     Image.fromarray(CROP[:42, :43]).save(tmp_path / "r", format=fmt, quality=80, **save_options(fmt, record))
     info = inspect_source(tmp_path / "r")
-    assert info.record == record and parse_record("x tinysr:scale=3;size=127x125") == record
+    assert info.record == record and parse_record("tinysr:scale=3;size=127x125") == record
     assert choose_model(info, scale=2) == "tiny-1k-x3"  # the record wins over the caller's scale
     result = upscale_file(tmp_path / "r")
     assert result.image.shape == (125, 127, 3)  # 43 x 42 LR -> 129 x 126, cropped to the recorded size
@@ -99,10 +102,55 @@ def test_recorded_scale_1_passes_pixels_through(tmp_path):
     assert np.array_equal(result.image, np.asarray(Image.open(tmp_path / "r.jpg")))
 
 
-def test_recorded_scale_without_a_model_is_an_error(tmp_path):
-    Image.fromarray(CROP).save(tmp_path / "r.jpg", **save_options("JPEG", Record(8, 1024, 1024)))
-    with pytest.raises(TinySRError, match=r"r.jpg: records scale x8 .*x2, x3, x4 only"):
-        choose_model(inspect_source(tmp_path / "r.jpg"))
+@pytest.mark.parametrize("text, why", [
+    ("x tinysr:scale=3;size=127x125", "is not exactly a tinysr record"),
+    ("tinysr:scale=3;size=127x125\n", "is not exactly a tinysr record"),
+    ("tinysr:scale=03;size=127x125", "is not exactly a tinysr record"),
+    ("tinysr:scale=8;size=344x336", "scale x8 is not one of x1, x2, x3, x4"),
+    ("tinysr:scale=0;size=0x0", "scale x0 is not one of"),
+    ("tinysr:scale=3;size=130x125", "an original of 130x125 sent at x3 is 44x42, not this 43x42 image"),
+    ("tinysr:scale=1;size=5x5", "an original of 5x5 sent at x1 is 5x5, not this 43x42 image"),
+])
+def test_a_record_that_does_not_fit_is_ignored_with_why(tmp_path, text, why):
+    Image.fromarray(CROP[:42, :43]).save(tmp_path / "r.jpg", quality=80, comment=text.encode("latin-1"))
+    info = inspect_source(tmp_path / "r.jpg")
+    assert info.record is None and why in info.ignored and info.ignored.startswith("record ignored (")
+    assert choose_model(info) == choose_model(inspect_source_without_record(tmp_path, CROP[:42, :43]))
+    with pytest.warns(UserWarning, match=r"r\.jpg: record ignored .*; upscaled as a file without one"):
+        assert upscale_file(tmp_path / "r.jpg").image.shape == (84, 86, 3)
+
+
+def inspect_source_without_record(tmp_path, image):
+    Image.fromarray(image).save(tmp_path / "plain.jpg", quality=80)
+    return inspect_source(tmp_path / "plain.jpg")
+
+
+def test_an_ordinary_comment_is_no_record_and_no_warning(tmp_path, recwarn):
+    Image.fromarray(CROP[:42, :43]).save(tmp_path / "r.jpg", quality=80, comment=b"made with a camera")
+    info = inspect_source(tmp_path / "r.jpg")
+    assert (info.record, info.ignored) == (None, None)
+    upscale_file(tmp_path / "r.jpg")
+    assert not recwarn.list
+
+
+def test_only_a_jpeg_comment_or_an_exif_description_holds_a_record(tmp_path):
+    """A PNG text chunk named "comment" is what Pillow calls a comment too, but encode never writes one there."""
+    text = PngInfo()
+    text.add_text("comment", Record(2, 86, 84).text())
+    Image.fromarray(CROP[:42, :43]).save(tmp_path / "r.png", pnginfo=text)
+    info = inspect_source(tmp_path / "r.png")
+    assert Image.open(tmp_path / "r.png").info["comment"] == Record(2, 86, 84).text()
+    assert (info.record, info.ignored) == (None, None) and choose_model(info) == "tiny-1k-x2"
+
+
+def test_a_recorded_scale_the_family_lacks_is_ignored(tmp_path, monkeypatch):
+    only_x2 = AutoFamily("auto", 1000, {2: AUTO_MODELS[2]}, {2: JPEG_BANDS[2]})
+    monkeypatch.setitem(AUTO_FAMILIES, "auto", only_x2)
+    Image.fromarray(CROP[:42, :43]).save(tmp_path / "r.jpg", quality=80, **save_options("JPEG", Record(3, 127, 125)))
+    with pytest.warns(UserWarning, match=r"record ignored \(tinysr:scale=3;size=127x125: --model auto has models "
+                                         r"for x2 only\)"):
+        result = upscale_file(tmp_path / "r.jpg")
+    assert result.image.shape == (84, 86, 3) and result.info.record is None
 
 
 def test_a_bundled_jpeg_aware_model_plugs_in_by_name(tmp_path, monkeypatch):

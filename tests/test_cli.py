@@ -324,3 +324,46 @@ def test_light_checks_word_each_error_as_its_runner_does(tmp_path):
                                                            self_ensemble=self_ensemble)
     args = argparse.Namespace(model="auto", lr_data=a_file, data=[".", "."])
     assert message(checks.check_eval, args) == message(eval_runner.run, args)
+
+
+def test_the_light_checks_copies_of_library_names_are_their_owners():
+    from tinysr.cli import checks
+    from tinysr.data.io import IMAGE_SUFFIXES
+    from tinysr.runfolder import RUN_BEST
+    from tinysr.video.upscale import MUXERS
+
+    assert (checks.IMAGE_SUFFIXES, checks.VIDEO_SUFFIXES, checks.RUN_BEST) == (IMAGE_SUFFIXES, tuple(MUXERS), RUN_BEST)
+
+
+def test_trust_vouches_for_the_files_one_command_names(tmp_path, capsys):
+    """--trust covers the --model of its own command line (a file, or a run folder's best weights), nothing else,
+    and ends with the command."""
+    from helpers import random_edsr
+    from tinysr.models.weights import save_weights
+    from tinysr.runfolder import RUN_BEST
+
+    def unsigned(path):
+        save_weights(path, random_edsr("edsr-tiny", std=0.05))
+        data = path.read_bytes()
+        n = int.from_bytes(data[:8], "little")
+        header = json.loads(data[8:8 + n])
+        del header["__metadata__"]["tinysr_sha256"]
+        text = json.dumps(header).encode()
+        path.write_bytes(len(text).to_bytes(8, "little") + text + data[8 + n:])
+        return path
+
+    a, b = unsigned(tmp_path / "a.safetensors"), unsigned(tmp_path / "b.safetensors")
+    (tmp_path / "run").mkdir()
+    unsigned(tmp_path / "run" / RUN_BEST)
+
+    def export(spec, *trust):
+        status = main(["export", str(tmp_path / f"{len(list(tmp_path.iterdir()))}.npz"), "--model", spec,
+                       "--format", "numpy", *trust])
+        return status, capsys.readouterr().err
+
+    status, err = export(str(a), "--trust")
+    assert status == 0 and err == f"tinysr: warning: {a}: no sha256 digest; loaded unchecked (--trust)\n"
+    assert export(str(tmp_path / "run"), "--trust")[0] == 0
+    for spec in (b, a):  # another file, and the same one on a later command line without --trust
+        status, err = export(str(spec))
+        assert status == 2 and err.startswith(f"tinysr: error: {spec}: no sha256 digest")

@@ -85,11 +85,32 @@ def test_budget_too_small_is_one_line_and_writes_nothing(tmp_path):
     assert done.stderr.rstrip().endswith("bytes (x4, q1)")
 
 
-def test_auto_refuses_a_recorded_scale_without_a_model(tmp_path):
+def test_auto_ignores_a_recorded_scale_without_a_model_and_still_upscales(tmp_path):
     Image.fromarray(HR).save(tmp_path / "r.jpg", quality=80, **save_options("JPEG", Record(8, 1000, 1016)))
     done = run_cli("upscale", "--model", "auto", str(tmp_path / "r.jpg"), "-o", str(tmp_path / "out"))
-    assert done.returncode != 0 and not list((tmp_path / "out").glob("*"))
-    assert done.stderr.count("\n") == 1 and "r.jpg: records scale x8" in done.stderr
+    assert done.returncode == 0 and np.asarray(Image.open(tmp_path / "out" / "r.jpg")).shape == (254, 250, 3)
+    assert done.stderr == (f"tinysr: warning: {tmp_path / 'r.jpg'}: record ignored (tinysr:scale=8;size=1000x1016: "
+                           "scale x8 is not one of x1, x2, x3, x4); upscaled as a file without one\n")
+
+
+def test_encode_writes_into_a_new_folder_and_refuses_one_under_a_file(tmp_path):
+    Image.fromarray(HR).save(tmp_path / "photo.png")
+    best, _ = encode_file(tmp_path / "photo.png", tmp_path / "a" / "b" / "sent.jpg", budget=5000)
+    assert (tmp_path / "a" / "b" / "sent.jpg").read_bytes() == best.data
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(TinySRError, match=r"sent.jpg: .*file is a file, not a folder$"):
+        encode_file(tmp_path / "photo.png", tmp_path / "file" / "sent.jpg", budget=5000)
+
+
+@pytest.mark.parametrize("side, ok", [(8, False), (9, True)])
+def test_the_smallest_image_encode_takes_has_pixels_inside_the_border(side, ok):
+    hr = np.ascontiguousarray(HR[:side, :side])
+    if ok:
+        best, _ = encode_image(hr, budget=5000)
+        assert best.scale == 1 and best.psnr > 40  # one pixel inside the border (here exact: inf dB)
+    else:
+        with pytest.raises(TinySRError, match=r"^the image: 8x8 pixels is too small to encode: .* at least 9 pixels$"):
+            encode_image(hr, budget=5000)
 
 
 def test_suffix_must_match_the_codec(tmp_path):

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 from playwright import sync_api
 
 from tinysr.cli.web import families, set5_psnr, web_models
@@ -310,15 +311,96 @@ def test_auto_restores_the_size_encode_recorded(page, sent, tmp_path):
     assert_parity(got, upscale_file(sent["encoded"]).image)
 
 
-def test_auto_refuses_a_recorded_scale_without_a_model(page, images, tmp_path):
+def test_auto_ignores_a_record_that_does_not_fit_and_still_upscales(page, tmp_path):
+    """Issue 25, case 8 in the page: a comment that merely holds a record, or an exact one of a scale with no model,
+    is ignored (the status line says why) and the file is upscaled at x2, as `tinysr upscale --model auto` does."""
     from tinysr.delivery.record import Record, save_options
 
-    path = tmp_path / "x8.jpg"
-    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(path, quality=80, **save_options("JPEG", Record(8, 128, 128)))
-    choose_model(page, "auto")
-    page.set_input_files("#file", str(path))
-    assert_error_then_usable(page, "the file records scale x8 but auto has models for x2, x3, x4 only", images,
-                             tmp_path)
+    cases = {"loose.jpg": ({"comment": b"hello tinysr:scale=1;size=5x5 world"},
+                           '"hello tinysr:scale=1;size=5x5 world" is not exactly a tinysr record'),
+             "x8.jpg": (save_options("JPEG", Record(8, 128, 128)),
+                        "tinysr:scale=8;size=128x128: scale x8 is not one of x1, x2, x3, x4")}
+    for name, (options, why) in cases.items():
+        path = tmp_path / name
+        Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(path, quality=80, **options)
+        picked, got = run_auto(page, path, "auto", tmp_path)
+        assert got.shape == (32, 32, 4) and f"record ignored ({why})" in page.inner_text("#status")
+        with pytest.warns(UserWarning, match="record ignored"):
+            want = upscale_file(path)
+        assert picked == want.model
+        assert_parity(got, want.image)
+
+
+def _record_files(folder: Path) -> dict[str, Path]:
+    """Files whose comments and EXIF descriptions test the record rule: exact or not, fitting or not, JPEG and WebP."""
+    from tinysr.delivery.record import EXIF_IMAGE_DESCRIPTION
+
+    def exif(text: str) -> bytes:
+        data = Image.Exif()
+        data[EXIF_IMAGE_DESCRIPTION] = text
+        return data.tobytes()
+
+    pixels = Image.fromarray(np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8))
+    png_text = PngInfo()
+    png_text.add_text("comment", "tinysr:scale=2;size=32x32")  # a PNG's text chunk is no record, here or there
+    files = {
+        "exact-x2.jpg": {"comment": b"tinysr:scale=2;size=31x32"},
+        "exact-x1.jpg": {"comment": b"tinysr:scale=1;size=16x16"},
+        "loose.jpg": {"comment": b"hello tinysr:scale=1;size=5x5 world"},
+        "zero.jpg": {"comment": b"tinysr:scale=2;size=0x0"},
+        "x8.jpg": {"comment": b"tinysr:scale=8;size=128x128"},
+        "zeros.jpg": {"comment": b"tinysr:scale=02;size=32x32"},
+        "too-big.jpg": {"comment": b"tinysr:scale=2;size=40x40"},
+        "newline.jpg": {"comment": b"tinysr:scale=2;size=32x32\n"},
+        "long.jpg": {"comment": b"tinysr:" + b"x" * 100},
+        "camera.jpg": {"comment": b"made with a camera"},
+        "exif-x3.jpg": {"exif": exif("tinysr:scale=3;size=48x46")},
+        "exif-loose.jpg": {"exif": exif("see tinysr:scale=2;size=32x32")},
+        "exif-x4.webp": {"exif": exif("tinysr:scale=4;size=64x61")},
+        "exif-bad.webp": {"exif": exif("tinysr:scale=4;size=64x70")},
+        "plain.png": {},
+        "text.png": {"pnginfo": png_text},
+    }
+    paths = {}
+    for name, options in files.items():
+        paths[name] = folder / name
+        pixels.save(paths[name], quality=80, **options)
+    data = paths["exact-x2.jpg"].read_bytes()  # a second comment, before Pillow's: the last one counts, as in Pillow
+    comment = b"tinysr:scale=8;size=128x128"
+    paths["two-comments.jpg"] = folder / "two-comments.jpg"
+    paths["two-comments.jpg"].write_bytes(data[:2] + b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment
+                                          + data[2:])
+    return paths
+
+
+def test_the_page_applies_the_record_rule_as_python_does(page, tmp_path):
+    """page/auto.js's record rule against `tinysr.delivery.auto`'s, file by file: which record counts, and the
+    reason a text naming tinysr is ignored (word for word)."""
+    from tinysr.delivery.auto import checked_record
+
+    paths = _record_files(tmp_path)
+    python = {}
+    for name, path in paths.items():
+        info = inspect_source(path)
+        width, height = Image.open(path).size
+        info = checked_record(info, height=height, width=width, family="auto")
+        record = info.record and [info.record.scale, info.record.width, info.record.height]
+        python[name] = [record, info.ignored]
+    page_result = page.evaluate("""async (files) => {
+        const auto = await import("./auto.js");
+        const family = window.tinysr.families.get("auto");
+        const out = {};
+        for (const [name, bytes] of Object.entries(files)) {
+          const info = auto.checkedRecord(auto.inspectBytes(new Uint8Array(bytes)), 16, 16, family);
+          out[name] = [info.record && [info.record.scale, info.record.width, info.record.height], info.ignored];
+        }
+        return out;
+    }""", {name: list(path.read_bytes()) for name, path in paths.items()})
+    assert page_result == python
+    counted = {name for name, (record, _) in python.items() if record}
+    assert counted == {"exact-x2.jpg", "exact-x1.jpg", "exif-x3.jpg", "exif-x4.webp", "two-comments.jpg"}
+    ignored = {name for name, (_, why) in python.items() if why}
+    assert ignored == set(paths) - counted - {"camera.jpg", "plain.png", "text.png"}
 
 
 # ---------------------------------------------------------------------------------------------------- screenshot

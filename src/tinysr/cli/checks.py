@@ -9,11 +9,16 @@ or looks like a path; a folder's contents; a mix of present and missing inputs.
 
 The one heavy check comes last: a degradation name is parsed by `tinysr.data.degrade`, which imports numpy and
 Pillow, so that a bad model or folder on the same command line is still reported without them.
+
+Two rules live here only, for the command line: `-o` of `tinysr upscale` with a suffix that is neither an image's nor
+a video's is refused (it would become a folder of that name), and `--trust` vouches for exactly the weights files the
+command names (`trust_models`; the runners load them by name, and `tinysr.integrity` asks).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -23,6 +28,12 @@ from tinysr.pretrained import list_pretrained
 
 #: A --model value with one of these suffixes, or with a "/", names a weights path (`tinysr.infer.load.weights_path`).
 WEIGHTS_SUFFIXES = (".safetensors", ".pt", ".pth")
+#: The suffixes `tinysr upscale -o FILE` writes: `tinysr.data.io.IMAGE_SUFFIXES` and the keys of
+#: `tinysr.video.upscale.MUXERS` (copied: their modules import numpy; tests/test_cli.py keeps them equal).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm")
+#: The run folder's weights (`tinysr.runfolder.RUN_BEST`, a standard-library leaf).
+RUN_BEST = "best.safetensors"
 
 
 def unknown_model(spec: str, *, per_file: Sequence[str] = ()) -> TinySRError:
@@ -77,10 +88,22 @@ def check_degradation(name: str | None) -> None:
     parse_degradation(name, option="--degradation")
 
 
+def check_output_name(output: str) -> None:
+    """`tinysr upscale -o`: a folder (no suffix, a trailing "/", or one that exists), or a file with an image or
+    video suffix; any other suffix (out.txt) is a mistake that would otherwise become a folder of that name."""
+    path = Path(output)
+    suffix = path.suffix.lower()
+    folder = output.endswith(("/", os.sep)) or path.is_dir()
+    if suffix and suffix not in IMAGE_SUFFIXES + VIDEO_SUFFIXES and not folder:
+        raise TinySRError(f"-o {output}: {suffix} is neither an image suffix ({', '.join(IMAGE_SUFFIXES)}) nor a "
+                          f"video one ({', '.join(VIDEO_SUFFIXES)}); for a folder of that name, create it first")
+
+
 def check_upscale(args: argparse.Namespace) -> None:
     if args.model not in AUTO_FAMILY_NAMES:
         check_model(args.model, per_file=AUTO_FAMILY_NAMES)
     check_inputs(args.inputs)
+    check_output_name(args.output)
 
 
 def check_eval(args: argparse.Namespace) -> None:
@@ -131,8 +154,38 @@ CHECKS: dict[str, Callable[[argparse.Namespace], None]] = {
 }
 
 
+def weights_files(spec: str) -> list[Path]:
+    """The weights file a --model or --init value names, as `tinysr.infer.load.weights_path` finds it: a file, or a
+    run folder's best weights; none for a bundled name (whose digest is always checked)."""
+    path = Path(spec)
+    return [path / RUN_BEST] if path.is_dir() else [path] if path.is_file() else []
+
+
+#: verb -> the --model / --init values its command line loads weights from.
+MODEL_SPECS: dict[str, Callable[[argparse.Namespace], list[str]]] = {
+    "upscale": lambda args: [args.model],
+    "eval": lambda args: [args.model],
+    "export": lambda args: [args.model],
+    "web": lambda args: list(args.model or ()),
+    "train": lambda args: [args.init] if args.init else [],
+}
+
+
+def trust_models(args: argparse.Namespace) -> None:
+    """--trust: the weights files this command names load without a digest (`tinysr.integrity.trust_files`); each
+    command line replaces what an earlier one trusted (imports numpy: called after the light checks passed)."""
+    if args.command not in MODEL_SPECS:
+        return
+    from tinysr.integrity import trust_files
+
+    specs = MODEL_SPECS[args.command](args) if args.trust else []
+    trust_files(path for spec in specs for path in weights_files(spec))
+
+
 def check_args(args: argparse.Namespace) -> None:
-    """Raise the first mistake the light checks find in `args`, a parsed `tinysr` command line."""
+    """Raise the first mistake the light checks find in `args`, a parsed `tinysr` command line; then note what its
+    --trust vouches for."""
     check = CHECKS.get(args.command)
     if check is not None:
         check(args)
+    trust_models(args)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 
 from tinysr.delivery.encode import BORDER, encode_file
+from tinysr.errors import one_line
 
 
 def run(args: argparse.Namespace) -> int:
@@ -19,6 +20,6 @@ def run(args: argparse.Namespace) -> int:
                               receiver=args.receiver)
     for c in found:
         print(("* " if c is best else "  ") + c.describe())
-    print(f"wrote {args.output}: {len(best.data)} of {args.budget} bytes, x{best.scale} q{best.quality}, receiver "
-          f"PSNR-Y {best.psnr:.2f} dB (standard protocol, {BORDER}-pixel border) with {best.model}")
+    print(one_line(f"wrote {args.output}: {len(best.data)} of {args.budget} bytes, x{best.scale} q{best.quality}, "
+                   f"receiver PSNR-Y {best.psnr:.2f} dB (standard protocol, {BORDER}-pixel border) with {best.model}"))
     return 0

@@ -51,6 +51,15 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+#: --trust's help: a weights file without a digest loads only when the user vouches for it (`tinysr.integrity`).
+TRUST_HELP = ("load {what} even if it carries no sha256 digest (made by another tool or an old tinysr), with a "
+              "warning; without it such a file is refused, since a damaged or altered one cannot be told apart")
+
+
+def add_trust_option(p: argparse.ArgumentParser, what: str = "the --model weights file") -> None:
+    p.add_argument("--trust", action="store_true", help=TRUST_HELP.format(what=what))
+
+
 def add_eval_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="bicubic, a weights file, a run folder, a bundled model, or auto / "
                    "auto-5k (per image, the model tinysr upscale --model auto picks for its LR)")
@@ -71,6 +80,7 @@ def add_eval_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-pixels", type=int, default=None, help="raise Pillow's decompression-bomb limit")
     p.add_argument("--self-ensemble", action="store_true",
                    help="average the network over the 8 flips/rotations (EDSR's '+'; 8x the multiply-adds)")
+    add_trust_option(p)
 
 
 def add_demo_options(p: argparse.ArgumentParser) -> None:
@@ -110,6 +120,7 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     d.add_argument("--init", metavar="WEIGHTS",
                    help="a new run starts from these weights (a weights file or bundled model; its architecture "
                         "unless --model/fields are given), e.g. to fine-tune for another --degradation")
+    add_trust_option(d, "the --init weights file")
     d.add_argument("--force", action="store_true", help="overwrite --out, or resume despite disagreeing options")
     d.add_argument("--max-pixels", type=int_at_least(1),
                    help="raise Pillow's decompression-bomb limit for the training images (default about 89.5 million "
@@ -207,6 +218,7 @@ def add_upscale_options(p: argparse.ArgumentParser) -> None:
     v.add_argument("--no-yuv", action="store_true", help="always go through RGB (default: Y-only nets take the "
                    "decoded Y plane directly)")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    add_trust_option(p)
 
 
 def add_encode_options(p: argparse.ArgumentParser) -> None:
@@ -230,15 +242,20 @@ def add_web_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", action="append", metavar="SPEC",
                    help="a weights file, run folder or bundled model to offer (repeatable; default: every bundled "
                         "model)")
-    p.add_argument("--force", action="store_true", help="write into an existing non-empty DIR")
+    p.add_argument("--force", action="store_true",
+                   help="write over DIR only if it is a site tinysr built (it holds tinysr-site.json)")
+    add_trust_option(p, "the --model weights files")
 
 
 def add_export_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("output", metavar="OUT", help="the file to write (.onnx or .npz)")
+    p.add_argument("output", metavar="OUT",
+                   help="what to write, with the format's suffix: .onnx, .npz, .tflite, .param (ncnn: NAME.param and "
+                        "NAME.bin beside it) or .mlpackage (coreml, a folder)")
     p.add_argument("--model", required=True, help="a weights file, a run folder, or a bundled model")
     p.add_argument("--format", required=True, choices=EXPORT_FORMATS,
                    help="onnx: float, dynamic H and W; onnx-int8: quantised (needs --calibration); numpy: for "
-                        "the torch-free runtime (tinysr.runtime)")
+                        "the torch-free runtime (tinysr.runtime); tflite: LiteRT, for phones; ncnn: the ncnn "
+                        "runtime's .param and .bin; coreml: a Core ML package for Apple devices")
     p.add_argument("--convention", choices=("tinysr", "chainner", "upscayl"), default="tinysr",
                    help="tinysr: RGB 0..255 in and out, tinysr's names; chainner (onnx): the 0..1 file chaiNNer "
                         "loads; upscayl (ncnn): 0..1, blobs data/output, for Upscayl's custom models folder "
@@ -246,7 +263,10 @@ def add_export_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scale", type=int, choices=SCALES, help="check that the model upscales by this factor")
     p.add_argument("--calibration", metavar="FOLDER", help="LR images to calibrate int8 on (onnx-int8 only)")
     p.add_argument("--seed", type=int, default=0, help="seed of the calibration crops")
-    p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing OUT of the format's own kind (a regular file, or a Core ML package "
+                        "tinysr exported); never a folder, a link or the model")
+    add_trust_option(p)
 
 
 def add_prepare_options(p: argparse.ArgumentParser) -> None:
@@ -323,7 +343,8 @@ GRAMMAR = {
     "upscale": ("upscale image files and folders with a network", add_upscale_options),
     "encode": ("downscale + compress an image to a byte budget, for `upscale --model auto`", add_encode_options),
     "models": ("list the bundled pretrained models", add_models_options),
-    "export": ("export a network to ONNX (float or int8) or to the NumPy runtime", add_export_options),
+    "export": ("export a network: ONNX (float or int8), the NumPy runtime, LiteRT (tflite), ncnn or Core ML",
+               add_export_options),
     "prepare": ("download / build training data (DIV2K, CINIC-10 subset)", add_prepare_options),
     "experiment": ("the study's tables as experiments: list, run, report", add_experiment_options),
     "report": ("tables (Markdown, CSV) and figures rebuilt from run folders", add_report_options),

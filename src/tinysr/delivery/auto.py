@@ -5,7 +5,9 @@ AVIF, JPEG-in-TIFF) to the JPEG-aware one, or to the clean one while no JPEG-awa
 (the note says so). The decision reads the file's content, never its suffix: a PNG named .jpg is lossless.
 
 The scale is the one `tinysr encode` recorded in the file (`tinysr.delivery.record`), else the caller's, else 2. A
-recorded scale of 1 means "sent at full size": the decoded pixels come back unchanged (`IDENTITY`).
+recorded scale of 1 means "sent at full size": the decoded pixels come back unchanged (`IDENTITY`). A record counts
+only when it is exactly what `tinysr encode` writes and fits the image (`tinysr.delivery.record.check_record`); any
+other is ignored with a warning (`SourceInfo.ignored`), and the file is upscaled as one without a record.
 
 API: `upscale_file(path)` returns an `AutoResult` (the image, the chosen model's name, the `SourceInfo`);
 `upscale_auto(image, info=...)` does the same for pixels already read. `family` picks the budget: "auto" (the
@@ -16,8 +18,10 @@ Convention: images are HW grey, HWC RGB or HWC RGBA uint8, 0..255, as `tinysr.in
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import struct
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,10 +29,10 @@ import numpy as np
 from PIL import Image
 
 from tinysr.data.codecs import CODECS
-from tinysr.data.io import PILLOW_FORMATS, read_image
-from tinysr.errors import TinySRError
+from tinysr.data.io import PILLOW_FORMATS, _pillow_pixel_limit, read_image
+from tinysr.errors import TinySRError, one_line
 from tinysr.infer.load import bundled_names, load_network
-from tinysr.delivery.record import Record, read_record
+from tinysr.delivery.record import Record, check_record, read_record
 from tinysr.infer.upscale import upscale
 
 #: scale -> (clean model, JPEG-aware model or None). A JPEG-aware model not (yet) bundled falls back to the clean one.
@@ -102,13 +106,15 @@ STD_LUMINANCE = (16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55,
 
 @dataclass(frozen=True)
 class SourceInfo:
-    """What an image file is: Pillow format, lossy or not, estimated JPEG quality (JPEG only), `encode`'s record."""
+    """What an image file is: Pillow format, lossy or not, estimated JPEG quality (JPEG only), `encode`'s record, and
+    why a record-like text in it was ignored (None: none was)."""
 
     path: Path
     format: str
     lossy: bool
     quality: int | None = None
     record: Record | None = None
+    ignored: str | None = None
 
 
 # ---------------------------------------------------------------------------------------------------- inspecting
@@ -151,18 +157,24 @@ def webp_is_lossy(path: Path) -> bool:
     raise TinySRError(f"{path}: WebP without an image chunk")
 
 
-def inspect_source(path: str | os.PathLike) -> SourceInfo:
-    """Open the file's header (pixels are not decoded) and say what it is; a one-line TinySRError if unreadable."""
+def inspect_source(path: str | os.PathLike, *, max_pixels: int | None = None) -> SourceInfo:
+    """Open the file's header (pixels are not decoded) and say what it is; a one-line TinySRError if unreadable.
+
+    max_pixels: the decompression-bomb limit, as `tinysr.data.io.read_image`'s (None: Pillow's): an image up to it
+    is inspected, one over it is refused with the same advice (--max-pixels)."""
     path = Path(path)
     try:
-        with Image.open(path, formats=INSPECTED_FORMATS) as im:
-            fmt, record = im.format or "unknown", read_record(im)
+        with _pillow_pixel_limit(max_pixels), Image.open(path, formats=INSPECTED_FORMATS) as im:
+            fmt, (record, ignored) = im.format or "unknown", read_record(im)
             quality = estimate_jpeg_quality(getattr(im, "quantization", None)) if fmt == "JPEG" else None
             tiff_jpeg = fmt == "TIFF" and "jpeg" in str(im.info.get("compression", ""))
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError as exc:
+        raise TinySRError(f"{path}: cannot read image ({exc}; pass max_pixels= (CLI --max-pixels) to raise the "
+                          "limit)") from None
+    except (OSError, ValueError) as exc:
         raise TinySRError(f"{path}: cannot read image ({exc})") from None
     lossy = fmt in ("JPEG", "MPO", "AVIF") or tiff_jpeg or (fmt == "WEBP" and webp_is_lossy(path))
-    return SourceInfo(path=path, format=fmt, lossy=lossy, quality=quality, record=record)
+    return SourceInfo(path=path, format=fmt, lossy=lossy, quality=quality, record=record, ignored=ignored)
 
 
 def coded_source(codec: str, quality: int, *, name: str = "lr") -> SourceInfo:
@@ -214,7 +226,8 @@ def band_model(quality: int, *, scale: int, family: str = AUTO) -> str | None:
 
 
 def describe_choice(info: SourceInfo, name: str) -> str:
-    """One line: what the file is and which model `auto` took, and why when it is not the obvious one."""
+    """One line (control characters escaped, `tinysr.errors.one_line`): what the file is and which model `auto`
+    took, and why when it is not the obvious one."""
     what = info.format + (f" q~{info.quality}" if info.quality is not None else "") + (
         " (lossy)" if info.lossy else " (lossless)")
     if info.record is not None:
@@ -229,7 +242,7 @@ def describe_choice(info: SourceInfo, name: str) -> str:
             line += " (near lossless: the clean model)"
         else:
             line += f" ({lossy} not bundled: the clean model)" if lossy else " (no JPEG-aware model of this scale)"
-    return line
+    return one_line(line)
 
 
 # ---------------------------------------------------------------------------------------------------- upscaling
@@ -244,6 +257,22 @@ def restore_size(sr: np.ndarray, record: Record | None) -> np.ndarray:
         raise TinySRError(f"output {sr.shape[1]}x{sr.shape[0]} is smaller than the recorded size "
                           f"{record.width}x{record.height}; the file was not made by tinysr encode")
     return np.ascontiguousarray(sr[: record.height, : record.width])
+
+
+def checked_record(info: SourceInfo, *, height: int, width: int, family: str = AUTO) -> SourceInfo:
+    """`info`, or a copy without its record (and why, in `ignored`) when the record does not fit the decoded
+    `height` x `width` pixels (`check_record`: e.g. a file turned by its EXIF orientation) or `family` has no model
+    of its scale."""
+    record = info.record
+    if record is None:
+        return info
+    problem = check_record(record, width=width, height=height)
+    models = auto_family(family).models
+    if problem is None and record.scale != 1 and record.scale not in models:
+        problem = f"--model {family} has models for {', '.join(f'x{s}' for s in models)} only"
+    if problem is None:
+        return info
+    return dataclasses.replace(info, record=None, ignored=f"record ignored ({record.text()}: {problem})")
 
 
 @dataclass(frozen=True)
@@ -272,7 +301,12 @@ def upscale_auto(image: np.ndarray, *, info: SourceInfo, scale: int | None = Non
 
     The keywords are `tinysr.infer.upscale.upscale`'s. For a file without a record this is exactly
     `upscale(image, <chosen model>, ...)`: same network, same call, so lossless input gives the clean model's pixels.
+    A record that does not fit the decoded pixels, or whose scale `family` has no model for, is ignored; every
+    ignored record is a warning naming the file.
     """
+    info = checked_record(info, height=image.shape[0], width=image.shape[1], family=family)
+    if info.ignored is not None:
+        warnings.warn(f"{info.path}: {info.ignored}; upscaled as a file without one", stacklevel=2)
     name = choose_model(info, scale=scale, family=family)
     if name == IDENTITY:
         return AutoResult(image=restore_size(image, info.record), model=name, info=info)
@@ -282,9 +316,10 @@ def upscale_auto(image: np.ndarray, *, info: SourceInfo, scale: int | None = Non
 
 
 def upscale_file(path: str | os.PathLike, *, scale: int | None = None, tile: int | None = None,
-                 device: str = "cpu", fused: bool | None = None, family: str = AUTO) -> AutoResult:
-    """Read an image file (HWC RGB uint8, `tinysr.data.io.read_image`) and `upscale_auto` it with `family`'s models
-    ("auto": <= 1,000 parameters, "auto-5k": <= 5,000)."""
-    info = inspect_source(path)
-    rgb, _ = read_image(info.path)
+                 device: str = "cpu", fused: bool | None = None, family: str = AUTO,
+                 max_pixels: int | None = None) -> AutoResult:
+    """Read an image file (HWC RGB uint8, `tinysr.data.io.read_image`, up to `max_pixels`) and `upscale_auto` it
+    with `family`'s models ("auto": <= 1,000 parameters, "auto-5k": <= 5,000)."""
+    info = inspect_source(path, max_pixels=max_pixels)
+    rgb, _ = read_image(info.path, max_pixels=max_pixels)
     return upscale_auto(rgb, info=info, scale=scale, tile=tile, device=device, fused=fused, family=family)

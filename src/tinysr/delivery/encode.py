@@ -41,6 +41,8 @@ NEIGHBOURS = 3  # qualities above the bisection's answer that are also tried (si
 #: largest scale cropped, so that an x1 candidate is not judged on 3 more border pixels than an x4 one.
 PROTOCOL = PROTOCOLS["standard"]
 BORDER = max(SCALES)
+#: The smallest side an original may have: the PSNR that chooses a candidate needs pixels inside the border.
+MIN_SIDE = 2 * BORDER + 1
 
 
 @dataclass(frozen=True)
@@ -141,16 +143,25 @@ def smallest_file(hr: np.ndarray, *, codec: str, scales: tuple[int, ...]) -> tup
     return min(sizes)
 
 
+def check_size(hr: np.ndarray, *, name: str = "the image") -> None:
+    """A one-line TinySRError naming `name` for an original too small to judge candidates on (`MIN_SIDE`)."""
+    height, width = hr.shape[:2]
+    if min(height, width) < MIN_SIDE:
+        raise TinySRError(f"{name}: {width}x{height} pixels is too small to encode: candidates are judged by PSNR "
+                          f"inside a {BORDER}-pixel border, so each side needs at least {MIN_SIDE} pixels")
+
+
 def encode_image(hr: np.ndarray, *, budget: int, codec: str = "jpeg", scales: tuple[int, ...] = SCALES,
                  receiver: str = AUTO) -> tuple[Candidate, list[Candidate]]:
     """(best, all fitting candidates, one per scale) for HWC RGB uint8 `hr` within `budget` bytes, judged as
     `tinysr upscale --model RECEIVER` will see them.
 
     A scale whose LR would be under 8 pixels on a side is skipped. Raises a one-line TinySRError naming --budget
-    when nothing fits."""
+    when nothing fits, and one for an image under `MIN_SIDE` pixels on a side."""
     if codec not in CODECS:
         raise TinySRError(f"--codec {codec}: choose one of {', '.join(CODECS)}")
     auto_family(receiver)
+    check_size(hr)
     scales = tuple(s for s in scales if min(hr.shape[:2]) >= 8 * s) or (1,)
     found = [c for s in scales
              if (c := candidate(hr, scale=s, codec=codec, budget=budget, receiver=receiver)) is not None]
@@ -162,7 +173,8 @@ def encode_image(hr: np.ndarray, *, budget: int, codec: str = "jpeg", scales: tu
 
 
 def check_output(src: Path, dst: Path, *, codec: str, force: bool) -> None:
-    """Refuse an OUT that is the input, exists (without `force`), or has a suffix other than the codec's."""
+    """Refuse an OUT that is the input, exists (without `force`), has a suffix other than the codec's, or lies
+    under a file (a missing folder is created when the file is written)."""
     suffixes = {"jpeg": (".jpg", ".jpeg"), "webp": (".webp",)}[codec]
     if dst.suffix.lower() not in suffixes:
         raise TinySRError(f"{dst}: --codec {codec} writes {' or '.join(suffixes)} files; rename -o or change --codec")
@@ -170,8 +182,9 @@ def check_output(src: Path, dst: Path, *, codec: str, force: bool) -> None:
         raise TinySRError(f"{dst}: is the input image; refusing to overwrite it")
     if dst.exists() and not force:
         raise TinySRError(f"{dst}: exists; pass --force to overwrite")
-    if not dst.parent.is_dir():
-        raise TinySRError(f"{dst}: no such folder {dst.parent}")
+    above = next((p for p in dst.parents if p.exists()), None)
+    if above is not None and not above.is_dir():
+        raise TinySRError(f"{dst}: {above} is a file, not a folder")
 
 
 def encode_file(src: str | os.PathLike, dst: str | os.PathLike, *, budget: int, codec: str = "jpeg",
@@ -187,8 +200,10 @@ def encode_file(src: str | os.PathLike, dst: str | os.PathLike, *, budget: int, 
     hr, notes = read_image(src)
     for note in notes:  # e.g. alpha dropped, grey expanded to RGB: say so (the CLI prints one warning line each)
         warnings.warn(f"{src}: {note}", stacklevel=2)
+    check_size(hr, name=str(src))
     best, found = encode_image(hr, budget=budget, codec=codec, receiver=receiver)
     try:
+        dst.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(dst, best.data)
     except OSError as exc:
         raise TinySRError(f"{dst}: cannot write ({exc.strerror or exc})") from None

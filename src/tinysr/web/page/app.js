@@ -2,7 +2,7 @@
 // Models come from models/index.json and models/<name>.json (written by `tinysr web`), or from a model file the
 // user opens; the index's families ("auto", "auto-5k") pick a model per file, as `tinysr upscale --model auto`
 // does (auto.js). Status for people and for tests: #status (data-state idle | working | done | error), #error.
-import { IDENTITY, chooseModel, inspectBytes } from "./auto.js";
+import { IDENTITY, checkedRecord, chooseModel, inspectBytes } from "./auto.js";
 import { decodeFile, encodePng, imageSize } from "./image_io.js";
 import { PROGRAM_OPS } from "./engine.js";
 import { WorkerPool, sizeError, upscaleImage } from "./upscaler.js";
@@ -99,12 +99,14 @@ function run() {
   return state.queue;
 }
 
-/** {model or null (x1: the decoded pixels as they are), auto: the family's line or null, record or null}. */
-async function pickModel() {
+/** {model or null (x1: the decoded pixels as they are), auto: the family's line or null, record or null} for the
+ *  chosen file, whose decoded size is `size` ({w, h}): a record that does not fit it is ignored (auto.js). */
+async function pickModel(size) {
   const chosen = $("model").value;
   if (!state.families.has(chosen)) return { model: state.models.get(chosen), auto: null, record: null };
-  const info = inspectBytes(new Uint8Array(await state.file.arrayBuffer()));
-  const pick = chooseModel(state.families.get(chosen), info, (name) => state.models.has(name));
+  const family = state.families.get(chosen);
+  const info = checkedRecord(inspectBytes(new Uint8Array(await state.file.arrayBuffer())), size.w, size.h, family);
+  const pick = chooseModel(family, info, (name) => state.models.has(name));
   return { model: pick.name === IDENTITY ? null : state.models.get(pick.name), auto: `${chosen}: ${pick.line}`,
     record: info.record };
 }
@@ -125,8 +127,8 @@ async function runOnce(mine) {
   const started = performance.now();
   try {
     setStatus("Reading the image…", "working");
-    const { model, auto, record } = await pickModel();
     const size = await imageSize(state.file);
+    const { model, auto, record } = await pickModel(size);
     const tooBig = model && sizeError(size.w, size.h, model.scale);
     if (tooBig) throw new Error(tooBig);
     state.image = await decodeFile(state.file);
@@ -242,5 +244,8 @@ function wire() {
 wire();
 loadBundledModels().then(
   () => setStatus("Choose an image to start.", "ready"),
-  (err) => showError(`cannot load the models: ${err.message}`),
+  (err) => showError(location.protocol === "file:"
+    ? "this page cannot load its models from file://: serve its folder (tinysr web, or python3 -m http.server) "
+      + "and open it over http://"
+    : `cannot load the models: ${err.message}`),
 );
