@@ -249,3 +249,36 @@ def test_sigterm_during_an_upscale_leaves_no_partial_file(tmp_path):
     assert proc.returncode == 130, err
     assert err.strip().splitlines()[-1] == "tinysr: interrupted"
     assert list(out.iterdir()) == []  # neither the temporary file nor a half image
+
+
+def test_the_next_image_computes_while_this_one_is_written(photos, tmp_path, capsys, monkeypatch):
+    """Reading and computing overlap with writing: a.png's write waits until the next image's upscale has started on
+    the worker thread (without the overlap it would wait forever: the 20 s timeout fails the test). The files are
+    one-at-a-time run's, byte for byte."""
+    import threading
+
+    import tinysr.cli.upscale as cli_upscale
+
+    started, real_upscale, real_write = threading.Event(), cli_upscale.upscale_loaded, cli_upscale.write_job
+    computed_on, overlapped = [], []
+
+    def upscale_loaded(loaded, *args, **kwargs):
+        computed_on.append(threading.current_thread().name)
+        if len(computed_on) == 2:
+            started.set()
+        return real_upscale(loaded, *args, **kwargs)
+
+    def write_job(job, sr, args):
+        if job.src.name == "a.png":
+            overlapped.append(started.wait(timeout=20))
+        return real_write(job, sr, args)
+
+    monkeypatch.setattr(cli_upscale, "upscale_loaded", upscale_loaded)
+    monkeypatch.setattr(cli_upscale, "write_job", write_job)
+    assert run(["upscale", "--model", "tiny-1k-x2", photos, "-o", tmp_path / "piped"], capsys)[0] == 0
+    assert overlapped == [True] and all(name.startswith("tinysr-upscale") for name in computed_on)
+    monkeypatch.undo()
+    monkeypatch.setattr(cli_upscale.Pipeline, "_start_next", lambda self, i: None)  # one image at a time
+    assert run(["upscale", "--model", "tiny-1k-x2", photos, "-o", tmp_path / "plain"], capsys)[0] == 0
+    for path in sorted((tmp_path / "plain").rglob("*.png")):
+        assert path.read_bytes() == (tmp_path / "piped" / path.relative_to(tmp_path / "plain")).read_bytes()

@@ -21,9 +21,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from tqdm import tqdm
 
@@ -32,6 +37,7 @@ from tinysr.data.io import read_for_upscale, write_image
 from tinysr.errors import TinySRError, one_line
 from tinysr.delivery.auto import (
     AUTO_FAMILIES,
+    SourceInfo,
     describe_choice,
     inspect_source,
     resolve_scale,
@@ -42,22 +48,52 @@ from tinysr.infer.upscale import choose_engine, upscale
 from tinysr.plan import Job, check_output, gather, plan, remove_leftovers
 from tinysr.video.upscale import resolve_model, upscale_video
 
+#: Output pixels above which the next image is not computed while this one is written (an 8000x8000 image's x2
+#: output is 768 MB; two of them in memory at once would double the peak that tiles and the streamed PNG writer
+#: keep down).
+OVERLAP_MAX_OUTPUT_PIXELS = 64_000_000
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """An image job's input, read (on the worker thread while the previous image is written): the pixels, what
+    `--model auto` knows of the file, and the conversions to report."""
+
+    image: np.ndarray
+    info: SourceInfo | None
+    changed: list[str]
+
+
+def read_job(job: Job, model, args: argparse.Namespace) -> Loaded:
+    info = inspect_source(job.src, max_pixels=args.max_pixels) if model is None else None
+    image, changed = read_for_upscale(job.src, max_pixels=args.max_pixels)
+    return Loaded(image, info, changed)
+
+
+def upscale_loaded(loaded: Loaded, model, args: argparse.Namespace, *,
+                   fused: bool | None) -> tuple[np.ndarray, str | None]:
+    """(the upscaled image, --model auto's line saying which model it chose) of an image read by `read_job`."""
+    options = {"tile": args.tile, "overlap": args.overlap, "self_ensemble": args.self_ensemble,
+               "device": args.device, "fused": fused}
+    if loaded.info is not None:
+        result = upscale_auto(loaded.image, info=loaded.info, scale=args.scale, family=args.model, **options)
+        return result.image, describe_choice(loaded.info, result.model)
+    return upscale(loaded.image, model, **options), None
+
+
+def write_job(job: Job, sr: np.ndarray, args: argparse.Namespace) -> None:
+    """Write one result atomically (on the main thread, while the next image computes)."""
+    job.dst.parent.mkdir(parents=True, exist_ok=True)
+    write_image(job.dst, sr, replace=args.force)  # without --force, a file that appeared meanwhile is kept
+
 
 def upscale_image(job: Job, model, args: argparse.Namespace, *, fused: bool | None) -> str | None:
     """Read, upscale and atomically write one image; returns --model auto's line saying which model it chose."""
-    info = inspect_source(job.src, max_pixels=args.max_pixels) if model is None else None
-    image, changed = read_for_upscale(job.src, max_pixels=args.max_pixels)
-    for note in changed:
-        tqdm.write(f"tinysr: warning: {one_line(job.src)}: {note}", file=sys.stderr)
-    options = {"tile": args.tile, "overlap": args.overlap, "self_ensemble": args.self_ensemble,
-               "device": args.device, "fused": fused}
-    if info is not None:
-        result = upscale_auto(image, info=info, scale=args.scale, family=args.model, **options)
-        sr, note = result.image, describe_choice(info, result.model)
-    else:
-        sr, note = upscale(image, model, **options), None
-    job.dst.parent.mkdir(parents=True, exist_ok=True)
-    write_image(job.dst, sr, replace=args.force)  # without --force, a file that appeared meanwhile is kept
+    loaded = read_job(job, model, args)
+    for line in loaded.changed:
+        tqdm.write(f"tinysr: warning: {one_line(job.src)}: {line}", file=sys.stderr)
+    sr, note = upscale_loaded(loaded, model, args, fused=fused)
+    write_job(job, sr, args)
     return note
 
 
@@ -77,10 +113,11 @@ def upscale_clip(job: Job, model, args: argparse.Namespace, *, fused: bool | Non
     return note
 
 
-def run_job(job: Job, model, args: argparse.Namespace, *, fused: bool | None) -> str | None:
-    """One file; every failure becomes a TinySRError naming it."""
+@contextlib.contextmanager
+def failure_named(job: Job) -> Iterator[None]:
+    """Every failure of a job's step becomes a TinySRError naming its file."""
     try:
-        return (upscale_clip if job.video else upscale_image)(job, model, args, fused=fused)
+        yield
     except TinySRError as exc:  # e.g. a grey image with --engine fused: name the file, keep going
         text = str(exc)
         raise TinySRError(text if str(job.src) in text else f"{job.src}: {text}") from None
@@ -89,6 +126,12 @@ def run_job(job: Job, model, args: argparse.Namespace, *, fused: bool | None) ->
         raise TinySRError(f"{job.src}: upscaling failed ({first}); try --tile 256") from None
     except OSError as exc:
         raise TinySRError(f"{job.src}: {exc.strerror or exc}") from None
+
+
+def run_job(job: Job, model, args: argparse.Namespace, *, fused: bool | None) -> str | None:
+    """One file, start to end; every failure becomes a TinySRError naming it."""
+    with failure_named(job):
+        return (upscale_clip if job.video else upscale_image)(job, model, args, fused=fused)
 
 
 def prepare(args: argparse.Namespace) -> tuple[object, str, bool | None]:
@@ -136,17 +179,65 @@ def run(args: argparse.Namespace) -> int:
                 _check_auto(job.src, scale=args.scale, family=args.model, max_pixels=args.max_pixels)
     done = 0
     inputs, planned = {job.src.resolve() for job in jobs}, set()
-    for job in tqdm(jobs, desc="upscale", unit="file", disable=len(jobs) < 2):
-        try:
-            check_output(job, inputs=inputs, planned=planned, force=args.force)
-            planned.add(job.dst.resolve())
-            note = run_job(job, model, args, fused=fused)
-            done += 1
-            if note:
-                tqdm.write(note)
-        except TinySRError as exc:
-            failures.append(str(exc))
+    with Pipeline(jobs, model, args, fused=fused) as pipeline:
+        for i, job in enumerate(tqdm(jobs, desc="upscale", unit="file", disable=len(jobs) < 2)):
+            try:
+                check_output(job, inputs=inputs, planned=planned, force=args.force)
+                planned.add(job.dst.resolve())
+                if job.video:
+                    note = run_job(job, model, args, fused=fused)
+                else:
+                    with failure_named(job):
+                        changed, sr, note = pipeline.result(i)
+                        for line in changed:
+                            tqdm.write(f"tinysr: warning: {one_line(job.src)}: {line}", file=sys.stderr)
+                        write_job(job, sr, args)
+                done += 1
+                if note:
+                    tqdm.write(note)
+            except TinySRError as exc:
+                failures.append(str(exc))
     return report(done, jobs, failures, model=model, description=description, output=args.output)
+
+
+class Pipeline:
+    """Reading and computing overlap with writing: while image i is written (on the main thread, where an interrupt
+    removes the write in progress), image i + 1 is read and upscaled on a worker thread (Pillow's decoders, the
+    kernels and zlib release the GIL). Memory: one result computed ahead at most, and none after an image over
+    `OVERLAP_MAX_OUTPUT_PIXELS`. An output that exists (without --force) is not computed ahead; videos run alone."""
+
+    def __init__(self, jobs: list[Job], model, args: argparse.Namespace, *, fused: bool | None) -> None:
+        self.jobs, self.model, self.args, self.fused = jobs, model, args, fused
+        self.ahead: dict[int, Future] = {}
+
+    def __enter__(self) -> Pipeline:
+        self.worker = ThreadPoolExecutor(1, thread_name_prefix="tinysr-upscale")
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.worker.shutdown(cancel_futures=True)
+
+    def _compute(self, i: int) -> tuple[list[str], np.ndarray, str | None]:
+        loaded = read_job(self.jobs[i], self.model, self.args)
+        sr, note = upscale_loaded(loaded, self.model, self.args, fused=self.fused)
+        return loaded.changed, sr, note
+
+    def _start_next(self, i: int) -> None:
+        """Start computing the first image job after i whose output is still to be written."""
+        for k in range(i + 1, len(self.jobs)):
+            job = self.jobs[k]
+            if not job.video:
+                if self.args.force or not job.dst.exists():
+                    self.ahead[k] = self.worker.submit(self._compute, k)
+                return
+
+    def result(self, i: int) -> tuple[list[str], np.ndarray, str | None]:
+        """(conversions to report, the upscaled image, --model auto's line) of image job i; the next one starts."""
+        future = self.ahead.pop(i, None) or self.worker.submit(self._compute, i)
+        changed, sr, note = future.result()
+        if sr.shape[0] * sr.shape[1] <= OVERLAP_MAX_OUTPUT_PIXELS:  # larger outputs are written alone
+            self._start_next(i)
+        return changed, sr, note
 
 
 def _check_auto(src: Path, *, scale: int | None, family: str, max_pixels: int | None) -> None:
