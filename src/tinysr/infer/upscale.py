@@ -117,6 +117,10 @@ def network_window_fn(model: Network | Any, *, device: str = "cpu", self_ensembl
     0..255, or with `quantize` HWC uint8 already rounded (the same pixels; for RGB, where no channel mean follows).
     The fused kernels always round, so they serve only `quantize` callers (`upscale`); others get a float engine."""
     engine = choose_engine(model, self_ensemble=self_ensemble, device=device, rgb=rgb and quantize, fused=fused)
+    return _window_fn(model, engine, device=device, self_ensemble=self_ensemble, quantize=quantize)
+
+
+def _window_fn(model: Network | Any, engine: str, *, device: str, self_ensemble: bool, quantize: bool) -> WindowFn:
     if engine == "fused":  # windows thinner than 2 pixels (rare: a 1-pixel image or tile edge) take another engine
 
         def fallback(window: np.ndarray) -> np.ndarray:
@@ -152,8 +156,8 @@ def upscale(image: np.ndarray, model: Network | Any, *, tile: int | None = None,
     overlap = receptive_radius(model) if overlap is None else overlap
     # grey output averages the float channels, so only RGB(A) windows may come back rounded
     rgb_only = getattr(image, "ndim", 0) == 3 and image.shape[2] in (3, 4)
-    fn = network_window_fn(model, device=device, self_ensemble=self_ensemble, quantize=rgb_only, fused=fused)
     engine = choose_engine(model, self_ensemble=self_ensemble, device=device, rgb=rgb_only, fused=fused)
+    fn = _window_fn(model, engine, device=device, self_ensemble=self_ensemble, quantize=rgb_only)
     if engine == "fused":
         workers = cores() if workers is None else workers
         if tile is None and workers > 1 and max(image.shape[:2]) > AUTO_TILE:
