@@ -72,13 +72,19 @@ def test_fixture_covers_every_quality_family_catalog_scale_and_file(tool):
                                                      "tiny-1k-x2-jpeg-high", "tiny-1k-x2"]
     records = [f["python"]["record"] for f in stored["files"] if f["name"].startswith("record-")]
     assert any(r is None for r in records) and any(r is not None for r in records)
+    assert any(f["python"]["ignored"] for f in stored["files"])
+    assert any(check["ignored"] for f in stored["files"] for check in f["decoded"])
+    decoded = [check["record"] for f in stored["files"] for check in f["decoded"]]
+    assert any(r is None for r in decoded) and any(r is not None for r in decoded)
 
 
-def test_node_tests_pass_on_the_fixture(node):
+def test_node_tests_pass_on_the_fixture(node, tool):
     result = _run_node_tests(node)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-6000:]
-    assert _count(output, "fail") == 0 and _count(output, "pass") >= 56
+    stored = tool.read_fixture()
+    every_case = 4 + len(stored["choices"]) + len(stored["files"])  # the 4 quality tests, one per choice and file
+    assert _count(output, "fail") == 0 and _count(output, "pass") == every_case
 
 
 def test_node_tests_fail_on_an_answer_python_did_not_give(node, tool, tmp_path):

@@ -10,7 +10,9 @@ and writes them, with the cases, to one fixture that the node tests read (`web/t
    picks for lossless input, for lossy input of unknown quality and for a JPEG of each quality 1..100 (stored as
    quality ranges), or that it refuses.
 3. **Files and the record rule**: small JPEG, WebP and PNG files (base64) and what `inspect_source` reads from each:
-   the format, lossy or not, the JPEG quality and the `tinysr:` record taken from the comment or EXIF description.
+   the format, lossy or not, the JPEG quality and the `tinysr:` record taken from the comment or EXIF description
+   (checked against the header's size), or why a text naming tinysr was ignored; then `checked_record` of that
+   record against decoded pixels of the file's size and of that size turned a quarter, per family.
 
 `python tools/web_contracts.py` checks the committed fixture against Python today (exit 1, naming the parts that
 differ); `--write` rewrites it. Files whose case is unchanged keep their bytes, so a rewrite after a change of rule
@@ -33,7 +35,8 @@ from PIL import Image
 
 from tinysr.cli.web import families
 from tinysr.delivery import auto
-from tinysr.delivery.auto import SourceInfo, choose_model, estimate_jpeg_quality, inspect_source, libjpeg_table_sum
+from tinysr.delivery.auto import (SourceInfo, checked_record, choose_model, estimate_jpeg_quality, inspect_source,
+                                  libjpeg_table_sum)
 from tinysr.delivery.record import EXIF_IMAGE_DESCRIPTION, Record
 from tinysr.errors import TinySRError
 from tinysr.infer.load import bundled_names
@@ -63,6 +66,7 @@ FILES: dict[str, FileCase] = {
     "record-x3.jpg": ("JPEG", (16, 16), 90, ("tinysr:scale=3;size=48x46",), {}),
     "record-x4.jpg": ("JPEG", (16, 16), 90, ("tinysr:scale=4;size=64x61",), {}),
     "record-x1.jpg": ("JPEG", (16, 16), 90, ("tinysr:scale=1;size=16x16",), {}),
+    "record-x2-wide.jpg": ("JPEG", (24, 16), 90, ("tinysr:scale=2;size=47x32",), {}),
     "record-x8.jpg": ("JPEG", (16, 16), 90, ("tinysr:scale=8;size=128x128",), {}),
     "record-inside-text.jpg": ("JPEG", (16, 16), 90, ("hello tinysr:scale=1;size=5x5 world",), {}),
     "record-trailing-space.jpg": ("JPEG", (16, 16), 90, ("tinysr:scale=2;size=31x32 ",), {}),
@@ -72,11 +76,18 @@ FILES: dict[str, FileCase] = {
     "record-upper-case.jpg": ("JPEG", (16, 16), 90, ("TINYSR:scale=2;size=32x32",), {}),
     "record-no-size.jpg": ("JPEG", (16, 16), 90, ("tinysr:scale=2",), {}),
     "record-latin1.jpg": ("JPEG", (16, 16), 90, ("tinysr:scale=2;size=32x32\u00e9",), {}),
+    "record-control-chars.jpg": ("JPEG", (16, 16), 90, ("tinysr:scale=2;size=32x32\n\x01\x7f",), {}),
+    "record-long-text.jpg": ("JPEG", (16, 16), 90, ("tinysr:scale=2;size=32x32 " + "and so on, " * 8,), {}),
     "comment-only.jpg": ("JPEG", (16, 16), 90, ("made with care",), {}),
     "record-x2.webp": ("WEBP", (16, 16), 80, (), {DESCRIPTION: "tinysr:scale=2;size=32x32"}),
     "record-x4-lossless.webp": ("WEBP", (16, 16), None, (), {DESCRIPTION: "tinysr:scale=4;size=61x64"}),
+    "record-x3-tall.webp": ("WEBP", (16, 24), 80, (), {DESCRIPTION: "tinysr:scale=3;size=48x70"}),
     "record-wrong-size.webp": ("WEBP", (16, 16), 80, (), {DESCRIPTION: "tinysr:scale=2;size=40x40"}),
     "record-inside-text.webp": ("WEBP", (16, 16), 80, (), {DESCRIPTION: "sent by tinysr:scale=2;size=32x32 today"}),
+    "record-in-artist.webp": ("WEBP", (16, 16), 80, (), {0x013B: "tinysr:scale=2;size=32x32"}),
+    "record-exif-only.jpg": ("JPEG", (16, 16), 90, (), {DESCRIPTION: "tinysr:scale=2;size=32x32"}),
+    "record-two-comments.jpg": ("JPEG", (16, 16), 90, ("tinysr:scale=4;size=64x64", "tinysr:scale=2;size=32x32"), {}),
+    "record-exif.png": ("PNG", (16, 16), None, (), {DESCRIPTION: "tinysr:scale=2;size=32x32"}),
 }
 
 
@@ -190,14 +201,34 @@ def make_file(name: str) -> bytes:
     return data
 
 
-def python_reads(name: str, data: bytes) -> dict:
-    """What `inspect_source` reads from the file: format, lossy, JPEG quality, record (or None)."""
+def python_reads(name: str, data: bytes) -> tuple[SourceInfo, dict]:
+    """What `inspect_source` reads from the file (the record checked against the header's size), and it as JSON:
+    format, lossy, JPEG quality, record (or None), and why a text naming tinysr was ignored (or None), word for
+    word: the page shows the warning the CLI prints."""
     with tempfile.TemporaryDirectory(prefix="tinysr-contracts-") as folder:
         path = Path(folder) / name
         path.write_bytes(data)
         info = inspect_source(path)
-    record = info.record and {"scale": info.record.scale, "width": info.record.width, "height": info.record.height}
-    return {"format": info.format, "lossy": info.lossy, "quality": info.quality, "record": record}
+    return info, {"format": info.format, "lossy": info.lossy, "quality": info.quality,
+                  "record": _record_json(info.record), "ignored": info.ignored}
+
+
+def python_checks(info: SourceInfo, size: tuple[int, int]) -> list[dict]:
+    """`checked_record` of a file's record against decoded pixels of its own size and of the size turned a quarter
+    (as an EXIF orientation turns them), in each family: the record kept, or dropped and why."""
+    if info.record is None:
+        return []
+    sizes = dict.fromkeys([size, size[::-1]])
+    checks = []
+    for (width, height), family in ((s, family) for s in sizes for family in auto.AUTO_FAMILIES):
+        checked = checked_record(info, width=width, height=height, family=family)
+        checks.append({"size": [width, height], "family": family, "record": _record_json(checked.record),
+                       "ignored": checked.ignored})
+    return checks
+
+
+def _record_json(record: Record | None) -> dict | None:
+    return None if record is None else {"scale": record.scale, "width": record.width, "height": record.height}
 
 
 def file_cases(stored: list[dict]) -> list[dict]:
@@ -208,8 +239,9 @@ def file_cases(stored: list[dict]) -> list[dict]:
         old = kept.get(name)
         same = old is not None and old["case"] == case_dict(name)
         data = base64.b64decode(old["bytes"]) if same else make_file(name)
+        info, reads = python_reads(name, data)
         cases.append({"name": name, "case": case_dict(name), "bytes": base64.b64encode(data).decode("ascii"),
-                      "python": python_reads(name, data)})
+                      "python": reads, "decoded": python_checks(info, FILES[name][1])})
     return cases
 
 

@@ -1,12 +1,15 @@
 // The page's "auto" (src/tinysr/web/page/auto.js) against tinysr's Python (tinysr.delivery.auto), on the cases and
 // answers that tools/web_contracts.py wrote into contracts.json: JPEG quality estimation, the band table, and what
-// is read from a file (format, lossy or not, quality, the `tinysr:` record). Run: `npm test` in web/, or
+// is read from a file (format, lossy or not, quality, the `tinysr:` record, checked against the header's size and
+// then the decoded pixels' size). Run: `npm test` in web/, or
 // `node --test web/test` from the repository root (tests/test_web_contracts.py does, and checks the fixture).
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, test } from "node:test";
 
-import { chooseModel, estimateQuality, inspectBytes, libjpegTableSum } from "../../src/tinysr/web/page/auto.js";
+import {
+  checkedRecord, chooseModel, estimateQuality, inspectBytes, libjpegTableSum,
+} from "../../src/tinysr/web/page/auto.js";
 
 // TINYSR_CONTRACTS names another fixture (tests/test_web_contracts.py feeds one altered answer to see a failure).
 const contracts = JSON.parse(readFileSync(process.env.TINYSR_CONTRACTS || new URL("./contracts.json", import.meta.url),
@@ -79,10 +82,20 @@ describe("the band table: the model each family picks", () => {
 });
 
 describe("files: format, lossy, quality and the tinysr: record", () => {
-  for (const { name, bytes, python } of contracts.files) {
+  const families = new Map(contracts.families.map((family) => [family.name, family]));
+  for (const { name, bytes, python, decoded } of contracts.files) {
     test(name, () => {
+      // the header, as inspect_source reads it (the record checked against the header's size)
       const info = inspectBytes(new Uint8Array(Buffer.from(bytes, "base64")));
-      assert.deepEqual({ format: info.format, lossy: info.lossy, quality: info.quality, record: info.record }, python);
+      const read = { format: info.format, lossy: info.lossy, quality: info.quality, record: info.record,
+        ignored: info.ignored };
+      assert.deepEqual(read, python); // `ignored`: the warning, word for word
+      // then the decoded pixels, as checked_record: their own size, and turned a quarter
+      for (const { size: [width, height], family, record, ignored } of decoded) {
+        const checked = checkedRecord(info, width, height, families.get(family));
+        assert.deepEqual({ record: checked.record, ignored: checked.ignored }, { record, ignored },
+          `${family}, decoded ${width}x${height}`);
+      }
     });
   }
 });
