@@ -25,6 +25,10 @@ LOSS_NAMES = ("l1", "l1-y", "mse-y")  # tinysr.train.config.LOSS_NAMES
 DIV2K_SPLITS = ("train", "valid")  # tinysr.data.div2k.SPLITS
 DIV2K_SCALES = (2, 3, 4)  # tinysr.data.div2k.OFFICIAL_SCALES
 DIV2K_BASE_URL = "https://data.vision.ee.ethz.ch/cvl/DIV2K"  # tinysr.data.div2k.OFFICIAL_BASE_URL
+# tinysr.data.testsets.SETS, DEFAULT_SETS and RAW_BASE_URL (tests/test_testsets_download.py keeps them equal)
+TESTSETS = ("Set5", "Set14", "BSD100", "Urban100", "Manga109", "T91", "BSD200", "matlab_imresize")
+TESTSETS_DEFAULT = ("Set5", "Set14", "BSD100", "Urban100", "T91", "BSD200", "matlab_imresize")
+TESTSETS_BASE_URL = "https://raw.githubusercontent.com"
 
 
 class HelpFormatter(argparse.HelpFormatter):
@@ -270,7 +274,7 @@ def add_export_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_prepare_options(p: argparse.ArgumentParser) -> None:
-    """`prepare div2k` and `prepare cinic`."""
+    """`prepare div2k`, `prepare cinic` and `prepare testsets`."""
     datasets = p.add_subparsers(dest="dataset", required=True, parser_class=type(p))
 
     d = datasets.add_parser("div2k", help="download, verify (SHA-256) and unpack the official DIV2K zips")
@@ -292,6 +296,19 @@ def add_prepare_options(p: argparse.ArgumentParser) -> None:
     c.add_argument("--seed", type=int, default=0, help="seed of the draw")
     c.add_argument("--max-pixels", type=int, default=None, help="decompression-bomb limit per source image")
     c.add_argument("--force", action="store_true", help="replace a non-empty --out")
+
+    t = datasets.add_parser("testsets", help="download, convert, verify (SHA-256) and lay out the benchmark test "
+                                             "sets (Set5, Set14, BSD100, Urban100, T91, BSD200, ...)")
+    t.add_argument("--out", required=True, help="the data folder: DIR/Set5/*.png, DIR/Urban100/*.webp, ... (what "
+                                                "TINYSR_DATA names); files already there are checked and skipped")
+    t.add_argument("--sets", nargs="+", default=list(TESTSETS_DEFAULT), choices=TESTSETS, metavar="SET",
+                   help=f"which sets, of {', '.join(TESTSETS)} (Manga109, 141 MiB and for academic use only, is "
+                        "fetched only when named)")
+    t.add_argument("--if-missing", action="store_true",
+                   help="do nothing when every file of --sets is already in --out (without reading them)")
+    t.add_argument("--base-url", default=TESTSETS_BASE_URL,
+                   help="where <owner>/<repo>/<commit>/<path> is served (a mirror of raw.githubusercontent.com)")
+    t.add_argument("--timeout", type=float, default=60.0, help="seconds without data before a download fails")
 
 
 def _add_report_args(p: argparse.ArgumentParser) -> None:
@@ -345,7 +362,8 @@ GRAMMAR = {
     "models": ("list the bundled pretrained models", add_models_options),
     "export": ("export a network: ONNX (float or int8), the NumPy runtime, LiteRT (tflite), ncnn or Core ML",
                add_export_options),
-    "prepare": ("download / build training data (DIV2K, CINIC-10 subset)", add_prepare_options),
+    "prepare": ("download / build training data (DIV2K, CINIC-10 subset) and the benchmark test sets",
+                add_prepare_options),
     "experiment": ("the study's tables as experiments: list, run, report", add_experiment_options),
     "report": ("tables (Markdown, CSV) and figures rebuilt from run folders", add_report_options),
     "web": ("serve the browser page (the nets run on the viewer's device) or build it", add_web_options),

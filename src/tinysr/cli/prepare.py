@@ -1,4 +1,4 @@
-"""`tinysr prepare div2k|cinic`: each sub-command makes one library call and prints a summary.
+"""`tinysr prepare div2k|cinic|testsets`: each sub-command makes one library call and prints a summary.
 
 Warnings from the library (skipped files, unverified archives, generated LR) are printed as one line each,
 ``tinysr: warning: <message>``, as they happen.
@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from tinysr.data.cinic import prepare_cinic
 from tinysr.data.div2k import div2k, prepare_div2k
+from tinysr.data.testsets import prepare_testsets
 
 
 def _run_div2k(args: argparse.Namespace) -> int:
@@ -34,7 +35,20 @@ def _run_cinic(args: argparse.Namespace) -> int:
     return 0
 
 
-PREPARE: dict[str, Callable[[argparse.Namespace], int]] = {"div2k": _run_div2k, "cinic": _run_cinic}
+def _run_testsets(args: argparse.Namespace) -> int:
+    laid_out = prepare_testsets(args.out, sets=tuple(args.sets), if_missing=args.if_missing,
+                                base_url=args.base_url, timeout=args.timeout)
+    fetched = ", ".join(f"{name} {n}" for name, n in laid_out.items() if n)
+    if args.if_missing and not fetched:
+        print(f"{args.out}: {', '.join(args.sets)} already in place (--if-missing: not read again)")
+    else:
+        print(f"{args.out}: {', '.join(args.sets)} in place and checked"
+              + (f" (files laid out now: {fetched})" if fetched else " (nothing downloaded)"))
+    return 0
+
+
+PREPARE: dict[str, Callable[[argparse.Namespace], int]] = {"div2k": _run_div2k, "cinic": _run_cinic,
+                                                           "testsets": _run_testsets}
 
 
 def run(args: argparse.Namespace) -> int:
