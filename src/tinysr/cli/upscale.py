@@ -14,7 +14,8 @@
 - A failing file is reported on one line naming it, the others still run; the exit status is 1 if any failed.
 - --model auto (`tinysr.delivery.auto`): each file gets the bundled model its content calls for (one line per file says
   which), at the scale `tinysr encode` recorded in it (else --scale, else 2), cropped to the recorded original size.
-  A recorded scale without a model fails the run before any file is written. A video takes the JPEG-aware model
+  A record that does not fit (a scale without a model, a size the image does not have) is ignored with a warning,
+  and the file is still upscaled. A video takes the JPEG-aware model
   (compressed video blocks as JPEG does). --model auto-5k does the same with the <= 5,000-parameter nets.
 """
 
@@ -26,7 +27,6 @@ import sys
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -40,7 +40,6 @@ from tinysr.delivery.auto import (
     SourceInfo,
     describe_choice,
     inspect_source,
-    resolve_scale,
     upscale_auto,
 )
 from tinysr.infer.load import load_network
@@ -173,10 +172,6 @@ def run(args: argparse.Namespace) -> int:
         raise TinySRError(failures[0] if len(failures) == 1 else f"nothing to upscale: {'; '.join(failures)}")
     jobs = plan(found, args.output, n_inputs=len(args.inputs))
     remove_leftovers(jobs)  # what killed runs left in the output folders
-    if model is None:
-        for job in jobs:
-            if not job.video:
-                _check_auto(job.src, scale=args.scale, family=args.model, max_pixels=args.max_pixels)
     done = 0
     inputs, planned = {job.src.resolve() for job in jobs}, set()
     with Pipeline(jobs, model, args, fused=fused) as pipeline:
@@ -238,13 +233,3 @@ class Pipeline:
         if sr.shape[0] * sr.shape[1] <= OVERLAP_MAX_OUTPUT_PIXELS:  # larger outputs are written alone
             self._start_next(i)
         return changed, sr, note
-
-
-def _check_auto(src: Path, *, scale: int | None, family: str, max_pixels: int | None) -> None:
-    """--model auto (or auto-5k): a file that records a scale no model has fails the run before any file is written (an
-    unreadable file is left to fail, named, when its turn comes)."""
-    try:
-        info = inspect_source(src, max_pixels=max_pixels)
-    except TinySRError:
-        return
-    resolve_scale(info, scale=scale, family=family)
