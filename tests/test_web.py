@@ -452,3 +452,16 @@ def test_build_writes_a_static_site_and_keeps_an_existing_folder(tmp_path):
     assert (out / "kernels.wasm").read_bytes()[:4] == b"\0asm"
     with pytest.raises(TinySRError, match="exists and is not empty"):
         build_site(out, [])
+
+
+def test_a_built_page_opened_from_a_file_says_how_to_serve_it(browser, tmp_path):
+    """Issue 25, case 12: opened from file:// (module scripts blocked there), the page used to show an empty model
+    list and "Choose an image to start."; now its static status says to serve the folder."""
+    root = build_site(tmp_path / "site", web_models(["tiny-1k-x2"]), families=families())
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto((root / "index.html").as_uri())
+    page.wait_for_timeout(1000)  # give the (blocked) module scripts their chance
+    text = page.inner_text("#status")
+    context.close()
+    assert "tinysr web" in text and "python3 -m http.server" in text, text
