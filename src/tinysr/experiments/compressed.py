@@ -23,19 +23,11 @@ from tinysr.delivery.auto import band_model
 from tinysr.infer.load import load_network
 from tinysr.infer.upscale import upscale
 from tinysr.metrics import PROTOCOLS, measure, quantize
+from tinysr.showcase.figure import busiest_crop
 
 CLEAN = "tiny-1k-x2"  # the clean bundled model compared, at x2
 QUALITY = 40
 CROP, ZOOM = 48, 4  # HR pixels of the crop, and how much it is enlarged on screen
-
-
-def busiest_crop(hr: np.ndarray, size: int) -> tuple[int, int]:
-    """Top-left corner of the size x size HR window with the most gradient energy (stride size/2)."""
-    grey = hr.astype(np.float64).mean(axis=2)
-    energy = np.abs(np.diff(grey, axis=0))[:, :-1] + np.abs(np.diff(grey, axis=1))[:-1]
-    corners = [(y, x) for y in range(0, max(1, energy.shape[0] - size), size // 2)
-               for x in range(0, max(1, energy.shape[1] - size), size // 2)]
-    return max(corners, key=lambda c: energy[c[0]:c[0] + size, c[1]:c[1] + size].sum())
 
 
 def compare(hr: np.ndarray, *, quality: int = QUALITY
