@@ -1,8 +1,8 @@
 """The static site: the page (`page/`) plus one JSON per model and `models/index.json`, for any static host.
 
 Layout of a built site:
-    index.html, app.js, auto.js, engine.js, image_io.js, upscaler.js, worker.js, style.css,
-    wasm_engine.js, kernels.wasm (built from web/kernels.ts)                         (copied from `page/`)
+    index.html, app.js, tinysr.js (the public API: the npm package's entry), auto.js, engine.js, image_io.js,
+    upscaler.js, worker.js, style.css, wasm_engine.js, kernels.wasm (built from web/kernels.ts)   (copied from `page/`)
     models/index.json      {"models": [{"name", "file", "scale", "params", "set5_psnr"}], "families": [{"name",
                            "budget", "models": {scale: [clean, lossy]}, "bands": {scale: [[lowest, name]]}}]}:
                            the models in the page's menu order, and `--model auto`'s families (page/auto.js)
@@ -28,7 +28,7 @@ from tinysr.errors import TinySRError
 from tinysr.paths import refuse_overlap
 
 PAGE_DIR = Path(__file__).resolve().parent / "page"
-PAGE_FILES = ("index.html", "style.css", "app.js", "auto.js", "engine.js", "image_io.js", "upscaler.js",
+PAGE_FILES = ("index.html", "style.css", "app.js", "tinysr.js", "auto.js", "engine.js", "image_io.js", "upscaler.js",
               "worker.js", "wasm_engine.js", "kernels.wasm")
 #: The file in a built site that says tinysr built it: `force` writes over a non-empty folder only when it is there.
 MARKER = "tinysr-site.json"

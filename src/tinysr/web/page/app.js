@@ -2,14 +2,13 @@
 // Models come from models/index.json and models/<name>.json (written by `tinysr web`), or from a model file the
 // user opens; the index's families ("auto", "auto-5k") pick a model per file, as `tinysr upscale --model auto`
 // does (auto.js). Status for people and for tests: #status (data-state idle | working | done | error), #error.
-import { IDENTITY, checkedRecord, chooseModel, inspectBytes } from "./auto.js";
-import { decodeFile, encodePng, imageSize } from "./image_io.js";
-import { PROGRAM_OPS } from "./engine.js";
-import { WorkerPool, sizeError, upscaleImage } from "./upscaler.js";
+// The page is the first client of tinysr.js, the public API that the npm package (web/) exports.
+import {
+  IDENTITY, WorkerPool, autoChoice, bundledModelUrl, cropToRecord, loadIndex, loadModel, parseModel, readImage,
+  readSize, sizeError, toPng, upscale,
+} from "./tinysr.js";
 
 const $ = (id) => document.getElementById(id);
-const MODEL_FORMAT = "tinysr-web-model";
-const MODEL_VERSION = 1;
 
 const state = {
   models: new Map(), families: new Map(), file: null, image: null, result: null, scale: 1, view: { x: 0, y: 0 },
@@ -38,17 +37,6 @@ function clearError() {
 
 // ------------------------------------------------------------------------------------------------ models
 
-/** The reason a model JSON cannot run here, or null: its format, version, kind and ops are checked on opening. */
-function modelError(json) {
-  if (!json || json.format !== MODEL_FORMAT) return `not a tinysr web model (expected "format": "${MODEL_FORMAT}")`;
-  if (json.version !== MODEL_VERSION) return `model file version ${json.version}; this page reads ${MODEL_VERSION}`;
-  if (![2, 3, 4].includes(json.scale)) return `unsupported scale ${json.scale}`;
-  if (json.kind === "luma-anchor") return null;
-  if (json.kind !== "program") return `unsupported model kind ${JSON.stringify(json.kind)}`;
-  const unknown = json.program.ops.map((op) => op.op).filter((op) => !PROGRAM_OPS.includes(op));
-  return unknown.length ? `unsupported ops in the model: ${[...new Set(unknown)].join(", ")}` : null;
-}
-
 function addModel(json, label) {
   state.models.set(json.name, json);
   const option = new Option(label, json.name);
@@ -57,9 +45,9 @@ function addModel(json, label) {
 }
 
 async function loadBundledModels() {
-  const index = await (await fetch("models/index.json")).json();
+  const index = await loadIndex();
   for (const entry of index.models) {
-    const json = await (await fetch(`models/${entry.file}`)).json();
+    const json = await loadModel(bundledModelUrl(entry.name));
     const psnr = entry.set5_psnr ? `, Set5 ${entry.set5_psnr.toFixed(2)} dB` : "";
     addModel(json, `${entry.name} (x${entry.scale}, ${entry.params} parameters${psnr})`);
   }
@@ -74,14 +62,7 @@ async function loadBundledModels() {
 }
 
 async function openModelFile(file) {
-  let json;
-  try {
-    json = JSON.parse(await file.text());
-  } catch {
-    throw new Error(`${file.name}: not a tinysr web model (not JSON)`);
-  }
-  const why = modelError(json);
-  if (why) throw new Error(`${file.name}: ${why}`);
+  let json = parseModel(await file.text(), file.name);
   json = { ...json, name: `${json.name} (${file.name})` };
   addModel(json, json.name).selected = true;
 }
@@ -100,24 +81,14 @@ function run() {
 }
 
 /** {model or null (x1: the decoded pixels as they are), auto: the family's line or null, record or null} for the
- *  chosen file, whose decoded size is `size` ({w, h}): a record that does not fit it is ignored (auto.js). */
+ *  chosen file, whose decoded size is `size` ({width, height}): a record that does not fit it is ignored. */
 async function pickModel(size) {
   const chosen = $("model").value;
   if (!state.families.has(chosen)) return { model: state.models.get(chosen), auto: null, record: null };
-  const family = state.families.get(chosen);
-  const info = checkedRecord(inspectBytes(new Uint8Array(await state.file.arrayBuffer())), size.w, size.h, family);
-  const pick = chooseModel(family, info, (name) => state.models.has(name));
+  const has = (name) => state.models.has(name);
+  const pick = await autoChoice(state.file, state.families.get(chosen), { size, has });
   return { model: pick.name === IDENTITY ? null : state.models.get(pick.name), auto: `${chosen}: ${pick.line}`,
-    record: info.record };
-}
-
-/** The top-left width x height of an RGBA image: the original size `tinysr encode` recorded. */
-function cropTo({ w, h, rgba }, width, height) {
-  if (width > w || height > h) throw new Error(`the file records an original of ${width} x ${height}, larger than `
-    + `its upscaled ${w} x ${h}: it was not made by tinysr encode`);
-  const out = new Uint8Array(width * height * 4);
-  for (let r = 0; r < height; r++) out.set(rgba.subarray(r * w * 4, (r * w + width) * 4), r * width * 4);
-  return { w: width, h: height, rgba: out };
+    record: pick.record };
 }
 
 async function runOnce(mine) {
@@ -127,29 +98,30 @@ async function runOnce(mine) {
   const started = performance.now();
   try {
     setStatus("Reading the image…", "working");
-    const size = await imageSize(state.file);
+    const size = await readSize(state.file);
     const { model, auto, record } = await pickModel(size);
-    const tooBig = model && sizeError(size.w, size.h, model.scale);
+    const tooBig = model && sizeError(size.width, size.height, model.scale);
     if (tooBig) throw new Error(tooBig);
-    state.image = await decodeFile(state.file);
+    const image = await readImage(state.file);
+    const canvas = canvasOf(image);
     const decoded = performance.now();
-    let result = { w: state.image.w, h: state.image.h, rgba: state.image.rgba };
+    let result = image;
     if (model) {
-      setStatus(`Upscaling ${state.image.w} x ${state.image.h} x${model.scale} with ${model.name}…`, "working");
-      await state.pool.load(model);
+      setStatus(`Upscaling ${image.width} x ${image.height} x${model.scale} with ${model.name}…`, "working");
       const progress = (done, total) => { $("progress").value = done / total; };
-      result = await upscaleImage(state.pool, state.image, { scale: model.scale, radius: model.radius, progress });
+      result = await upscale(image, model, { workers: state.pool, progress });
     }
-    if (record) result = cropTo(result, record.width, record.height);
+    if (record) result = cropToRecord(result, record);
     if (!current()) return;
+    state.image = { imageData: image, canvas };
     state.result = result;
     state.scale = model ? model.scale : 1;
     const name = model ? model.name : IDENTITY;
     const ms = performance.now() - decoded;
     state.lastRun = { model: name, auto, ms, decodeMs: decoded - started, workers: state.pool.size,
       engine: state.pool.engine };
-    setStatus(`${auto ? `${auto}. ` : ""}${state.image.w} x ${state.image.h} -> ${state.result.w} x `
-      + `${state.result.h} with ${name} in ${(ms / 1000).toFixed(2)} s (${state.pool.engine}, `
+    setStatus(`${auto ? `${auto}. ` : ""}${image.width} x ${image.height} -> ${result.width} x `
+      + `${result.height} with ${name} in ${(ms / 1000).toFixed(2)} s (${state.pool.engine}, `
       + `${state.pool.size} workers).`, "done");
     $("download").disabled = false;
     showCompare();
@@ -160,8 +132,7 @@ async function runOnce(mine) {
 }
 
 async function download() {
-  const { w, h, rgba } = state.result;
-  const blob = await encodePng(w, h, rgba);
+  const blob = await toPng(state.result);
   const a = document.createElement("a");
   a.href = URL.createObjectURL(blob);
   a.download = `${state.file.name.replace(/\.[^.]*$/, "")}-x${state.scale}.png`;
@@ -171,16 +142,23 @@ async function download() {
 
 // ------------------------------------------------------------------------------------------------ before / after
 
+/** The image on a canvas: the "before" view's source, scaled by the browser. */
+function canvasOf(image) {
+  const canvas = new OffscreenCanvas(image.width, image.height);
+  canvas.getContext("2d").putImageData(image, 0, 0);
+  return canvas;
+}
+
 /** Canvases the size of the view, at one canvas pixel per CSS pixel (1:1 zoom on a DPR-1 screen). */
 function showCompare() {
   $("compare").hidden = false;
-  const { w, h } = state.result, view = $("view");
+  const { width: w, height: h } = state.result, view = $("view");
   state.view = { x: Math.max(0, (w - view.clientWidth) >> 1), y: Math.max(0, (h - view.clientHeight) >> 1) };
   drawCompare();
 }
 
 function drawCompare() {
-  const view = $("view"), { w, h, rgba } = state.result;
+  const view = $("view"), { width: w, height: h, data: rgba } = state.result;
   const vw = Math.min(view.clientWidth, w), vh = Math.min(view.clientHeight, h);
   const x = Math.min(Math.max(0, state.view.x), w - vw), y = Math.min(Math.max(0, state.view.y), h - vh);
   state.view = { x, y };

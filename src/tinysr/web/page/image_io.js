@@ -34,13 +34,14 @@ export async function decodeFile(file) {
   return { w, h, rgba, grey: isGrey(rgba), alpha, canvas };
 }
 
-function hasTransparency(rgba) {
+/** Some alpha < 255 (RGBA bytes). */
+export function hasTransparency(rgba) {
   for (let i = 3; i < rgba.length; i += 4) if (rgba[i] !== 255) return true;
   return false;
 }
 
 /** R = G = B on every pixel: tinysr.upscale's grey path (the net's channels averaged). */
-function isGrey(rgba) {
+export function isGrey(rgba) {
   for (let i = 0; i < rgba.length; i += 4) if (rgba[i] !== rgba[i + 1] || rgba[i] !== rgba[i + 2]) return false;
   return true;
 }
