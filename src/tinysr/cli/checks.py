@@ -143,6 +143,23 @@ def check_web(args: argparse.Namespace) -> None:
         check_model(spec)
 
 
+#: `tinysr models` options that only an --openmodeldb entry takes (`tinysr.cli.openmodeldb`).
+OPENMODELDB_OPTIONS = ("output", "url", "resource", "name", "author", "license", "date", "tag", "force", "trust")
+
+
+def check_models(args: argparse.Namespace) -> None:
+    """--openmodeldb's options without it, or beside --json, are mistakes; its model must be one `check_model`
+    accepts."""
+    given = [name for name in OPENMODELDB_OPTIONS if getattr(args, name) not in (None, False)]
+    if args.openmodeldb is None:
+        if given:
+            raise TinySRError(f"--{given[0]} belongs to an OpenModelDB entry: give --openmodeldb MODEL")
+        return
+    if args.json:
+        raise TinySRError("--json lists the table; --openmodeldb writes one entry: give one of them")
+    check_model(args.openmodeldb)
+
+
 #: verb -> its pre-check; a verb not named here has none (its runner checks all).
 CHECKS: dict[str, Callable[[argparse.Namespace], None]] = {
     "upscale": check_upscale,
@@ -151,6 +168,7 @@ CHECKS: dict[str, Callable[[argparse.Namespace], None]] = {
     "encode": check_encode,
     "train": check_train,
     "web": check_web,
+    "models": check_models,
 }
 
 

@@ -1,4 +1,5 @@
-"""`tinysr models`: the bundled pretrained models, as a table or JSON."""
+"""`tinysr models`: the bundled pretrained models, as a table or JSON; with --openmodeldb, one model's OpenModelDB
+entry (`tinysr.cli.openmodeldb`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,10 @@ from tinysr.pretrained import read_table
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.openmodeldb is not None:
+        from tinysr.cli import openmodeldb  # numpy and the engine's reader: not for the listing
+
+        return openmodeldb.run(args)
     rows = read_table()
     if args.json:
         print(json.dumps([asdict(r) for r in rows], indent=2))

@@ -238,6 +238,27 @@ def add_encode_options(p: argparse.ArgumentParser) -> None:
 
 def add_models_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the table as JSON")
+    o = p.add_argument_group("OpenModelDB entry (tinysr.openmodeldb: the data/models/ID.json file that OpenModelDB's "
+                             "contributing guide asks for; warnings say what it still lacks)")
+    o.add_argument("--openmodeldb", metavar="MODEL",
+                   help="write the entry of this bundled model, weights file or run folder (training fields from its "
+                        "recorded command or the run's config.json)")
+    o.add_argument("-o", "--output", metavar="OUT.json", help="the file to write (default: print it)")
+    o.add_argument("--url", action="append", metavar="URL",
+                   help="where the weights file is downloaded (repeatable: mirrors; default: a placeholder to replace)")
+    o.add_argument("--resource", action="append", nargs="+", metavar=("FILE", "URL"),
+                   help="one more resource: a .safetensors, .pth or .onnx file of the same net (an export), and its "
+                        "download URLs (repeatable)")
+    o.add_argument("--name", help="the entry's name (default: tinysr and the model's name less its scale)")
+    o.add_argument("--author", action="append", metavar="ID",
+                   help="an OpenModelDB user id (repeatable; default: tinysr, which data/users.json must then list)")
+    o.add_argument("--license", metavar="SPDX", help="the model's licence, an SPDX id such as MIT (default: none, "
+                                                     "null in the entry)")
+    o.add_argument("--date", metavar="YYYY-MM-DD", help="the release date (default: today)")
+    o.add_argument("--tag", action="append", metavar="TAG",
+                   help="an OpenModelDB tag beyond those derived (general-upscaler, photo, jpeg, ...), e.g. anime")
+    o.add_argument("--force", action="store_true", help="replace OUT.json if it exists")
+    add_trust_option(o, "the --openmodeldb weights file")
 
 
 def add_web_options(p: argparse.ArgumentParser) -> None:
@@ -359,7 +380,7 @@ GRAMMAR = {
     "polish": ("fit a run's best net on whole training images to mean PSNR (L-BFGS)", add_polish_options),
     "upscale": ("upscale image files and folders with a network", add_upscale_options),
     "encode": ("downscale + compress an image to a byte budget, for `upscale --model auto`", add_encode_options),
-    "models": ("list the bundled pretrained models", add_models_options),
+    "models": ("list the bundled pretrained models, or write one's OpenModelDB entry", add_models_options),
     "export": ("export a network: ONNX (float or int8), the NumPy runtime, LiteRT (tflite), ncnn or Core ML",
                add_export_options),
     "prepare": ("download / build training data (DIV2K, CINIC-10 subset) and the benchmark test sets",
