@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from tinysr.errors import TinySRError
-from tinysr.families import edsr, tiny
+from tinysr.families import compact, edsr, tiny
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,8 @@ class Family:
 
 
 FAMILIES: dict[str, Family] = {
+    "compact": Family(compact.CompactConfig, (), compact.shapes, compact.fold_arrays, compact.program,
+                      compact.constants),
     "edsr": Family(edsr.EDSRConfig, edsr.BUFFERS, edsr.shapes, edsr.fold_arrays, edsr.program, edsr.constants),
     "tiny": Family(tiny.TinyConfig, (), tiny.shapes, tiny.fold_arrays, tiny.program, tiny.constants),
 }

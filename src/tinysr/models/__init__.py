@@ -14,10 +14,12 @@ from torch import nn
 
 from tinysr.errors import TinySRError
 from tinysr.families import config_from_dict, config_to_dict  # noqa: F401 (torch-free; re-exported)
+from tinysr.models.compact import COMPACT_PRESETS, CompactConfig, CompactSR
 from tinysr.models.edsr import EDSR, EDSRConfig
 from tinysr.models.tiny import TINY_PRESETS, TinyConfig, TinySR
 
 MODELS: dict[str, tuple[type, type[nn.Module]]] = {
+    "compact": (CompactConfig, CompactSR),
     "edsr": (EDSRConfig, EDSR),
     "tiny": (TinyConfig, TinySR),
 }
@@ -35,6 +37,9 @@ PRESETS: dict[str, Any] = {
     "edsr-32x512": EDSRConfig(n_blocks=32, n_feats=512),
     # Anchored Y-only re-parameterisable nets, tiny-<budget>-x<scale>, budgets 100..5k deployed params (tiny.py).
     **TINY_PRESETS,
+    # Real-ESRGAN's SRVGGNetCompact on RGB, which spandrel loads, compact-<budget>-x<scale>, budgets 1k, 5k, 20k
+    # trainable params (families/compact.py).
+    **COMPACT_PRESETS,
 }
 
 
@@ -88,7 +93,8 @@ def count_params(model: nn.Module) -> int:
 
 
 __all__ = [
-    "EDSR", "MODELS", "PRESETS", "EDSRConfig", "TinyConfig", "TinySR", "anchor_macs_per_output", "build_config",
+    "EDSR", "MODELS", "PRESETS", "CompactConfig", "CompactSR", "EDSRConfig", "TinyConfig", "TinySR",
+    "anchor_macs_per_output", "build_config",
     "config_from_dict", "config_to_dict", "count_params", "create_model", "deployed", "list_models", "macs_per_output",
     "model_from_config", "model_from_config_dict",
 ]
