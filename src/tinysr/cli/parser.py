@@ -14,7 +14,7 @@ from tinysr import __version__
 from tinysr.cli.types import int_at_least, positive_float, positive_int
 
 SCALES = (2, 3, 4)
-EXPORT_FORMATS = ("onnx", "onnx-int8", "numpy", "tflite", "ncnn", "coreml")
+EXPORT_FORMATS = ("onnx", "onnx-int8", "numpy", "tflite", "ncnn", "coreml", "spandrel")
 
 # Names that the library owns, written here because their owners' modules import numpy (`tinysr.metrics`, and
 # `tinysr.train.config` through it) or http.client (`tinysr.data.div2k`), which the grammar must not;

@@ -21,6 +21,7 @@ from tinysr.export.ncnn import export_ncnn
 from tinysr.export.numpy_export import export_numpy
 from tinysr.export.onnx import export_onnx
 from tinysr.export.quantize import calibration_crops, quantize_onnx
+from tinysr.export.spandrel import export_spandrel
 from tinysr.export.tflite import export_tflite
 
 
@@ -43,6 +44,7 @@ EXPORTERS: dict[str, Callable[..., None]] = {
     "tflite": lambda model, out, **_: export_tflite(model, out),  # LiteRT flatbuffer, NHWC
     "ncnn": lambda model, out, convention, **_: export_ncnn(model, out, convention=convention),  # or Upscayl's
     "coreml": lambda model, out, **_: export_coreml(model, out),  # NAME.mlpackage folder
+    "spandrel": lambda model, out, **_: export_spandrel(model, out),  # a compact net's state dict, spandrel's keys
 }
 
 
