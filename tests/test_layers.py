@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "tinysr"
 #: first dotted part below `tinysr` -> layer (higher imports lower). Modules not named here are leaves (0).
 LAYERS = {"pretrained": 1, "photos": 1, "families": 1, "models": 1, "data": 1,
           "train": 2, "infer": 2, "export": 2, "evaluate": 2, "delivery": 3, "video": 3, "showcase": 3,
-          "experiments": 3, "plan": 4, "api": 4, "cli": 4, "runtime": 5, "__init__": 5, "__main__": 5}
+          "experiments": 3, "plan": 4, "api": 4, "openmodeldb": 4, "cli": 4, "runtime": 5, "__init__": 5, "__main__": 5}
 
 
 def module_name(path: Path) -> str:

@@ -64,7 +64,7 @@ def test_presets_round_trip_through_a_dict(name):
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_the_stored_dict_carries_the_family(name):
     data = config_to_dict(PRESETS[name])
-    assert data["family"] == PRESETS[name].family == ("tiny" if name.startswith("tiny") else "edsr")
+    assert data["family"] == PRESETS[name].family == name.split("-")[0]
     assert config_from_dict({k: v for k, v in data.items() if k != "family" or v != "edsr"}) == PRESETS[name]
 
 
@@ -74,7 +74,7 @@ def test_the_family_is_not_an_override(name, other):
     with pytest.raises(TinySRError) as err:
         create_model(name, family=other)
     assert str(err.value) == (f"model {name!r}: the family cannot be overridden; give a model name of that family "
-                              "(edsr, tiny or one of its presets)")
+                              "(compact, edsr, tiny or one of its presets)")
     assert all("family" not in {f.name for f in dataclasses.fields(cls)} for cls, _ in MODELS.values())
 
 

@@ -34,7 +34,9 @@ from tinysr.paths import refuse_overlap
 
 #: format -> the suffix of OUT (ncnn: the .param file; its weights go to the same name with .bin).
 SUFFIXES = {"onnx": ".onnx", "onnx-int8": ".onnx", "numpy": ".npz", "tflite": ".tflite", "ncnn": ".param",
-            "coreml": ".mlpackage"}
+            "coreml": ".mlpackage", "spandrel": ".safetensors"}
+#: format -> the other suffixes its OUT may have (spandrel also reads a torch .pth state dict).
+OTHER_SUFFIXES = {"spandrel": (".pth",)}
 FOLDER_FORMATS = frozenset({"coreml"})
 #: The file inside a Core ML package that says tinysr wrote it: `--force` replaces a package only when it is there.
 MARKER = "tinysr-export.json"
@@ -47,11 +49,11 @@ _NO_LINKS = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLIN
 
 def export_files(out: str | os.PathLike, fmt: str) -> list[Path]:
     """The paths an export in format `fmt` to OUT writes; OUT without the format's suffix is refused."""
-    out, suffix = Path(out), SUFFIXES[fmt]
-    if out.suffix != suffix:
+    out, suffixes = Path(out), (SUFFIXES[fmt], *OTHER_SUFFIXES.get(fmt, ()))
+    if out.suffix not in suffixes:
         kind = "folder" if fmt in FOLDER_FORMATS else "file"
-        what = "NAME.param and NAME.bin" if fmt == "ncnn" else f"a {suffix} {kind}"
-        raise TinySRError(f"{out}: --format {fmt} writes {what}; give OUT the suffix {suffix}")
+        what = "NAME.param and NAME.bin" if fmt == "ncnn" else f"a {' or a '.join(suffixes)} {kind}"
+        raise TinySRError(f"{out}: --format {fmt} writes {what}; give OUT the suffix {' or '.join(suffixes)}")
     return [out, out.with_suffix(".bin")] if fmt == "ncnn" else [out]
 
 
