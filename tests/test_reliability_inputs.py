@@ -360,7 +360,8 @@ def test_12_export_help_names_every_format(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert "export a network: ONNX (float or int8), the NumPy runtime, LiteRT (tflite), ncnn or Core ML" in text
+    assert ("export a network: ONNX (float or int8), the NumPy runtime, LiteRT (tflite), ncnn, Core ML or spandrel"
+            in text)
     with pytest.raises(SystemExit):
         main(["web", "--help"])
     assert "only if it is a site tinysr built (it holds tinysr-site.json)" in " ".join(

@@ -275,12 +275,13 @@ def add_web_options(p: argparse.ArgumentParser) -> None:
 def add_export_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("output", metavar="OUT",
                    help="what to write, with the format's suffix: .onnx, .npz, .tflite, .param (ncnn: NAME.param and "
-                        "NAME.bin beside it) or .mlpackage (coreml, a folder)")
+                        "NAME.bin beside it), .mlpackage (coreml, a folder) or .safetensors / .pth (spandrel)")
     p.add_argument("--model", required=True, help="a weights file, a run folder, or a bundled model")
     p.add_argument("--format", required=True, choices=EXPORT_FORMATS,
                    help="onnx: float, dynamic H and W; onnx-int8: quantised (needs --calibration); numpy: for "
                         "the torch-free runtime (tinysr.runtime); tflite: LiteRT, for phones; ncnn: the ncnn "
-                        "runtime's .param and .bin; coreml: a Core ML package for Apple devices")
+                        "runtime's .param and .bin; coreml: a Core ML package for Apple devices; spandrel: a compact "
+                        "net as spandrel's Compact state dict (chaiNNer, ComfyUI)")
     p.add_argument("--convention", choices=("tinysr", "chainner", "upscayl"), default="tinysr",
                    help="tinysr: RGB 0..255 in and out, tinysr's names; chainner (onnx): the 0..1 file chaiNNer "
                         "loads; upscayl (ncnn): 0..1, blobs data/output, for Upscayl's custom models folder "
@@ -381,7 +382,7 @@ GRAMMAR = {
     "upscale": ("upscale image files and folders with a network", add_upscale_options),
     "encode": ("downscale + compress an image to a byte budget, for `upscale --model auto`", add_encode_options),
     "models": ("list the bundled pretrained models, or write one's OpenModelDB entry", add_models_options),
-    "export": ("export a network: ONNX (float or int8), the NumPy runtime, LiteRT (tflite), ncnn or Core ML",
+    "export": ("export a network: ONNX (float or int8), the NumPy runtime, LiteRT (tflite), ncnn, Core ML or spandrel",
                add_export_options),
     "prepare": ("download / build training data (DIV2K, CINIC-10 subset) and the benchmark test sets",
                 add_prepare_options),
