@@ -29,11 +29,13 @@ Cost columns:
 * MMACs: multiply-accumulates of the convs for one 1280 x 720 output (the convention of `tinysr.models.complexity`:
   zero padding counted; biases, activations, pixel shuffle, tinysr's bicubic anchor and every model's colour
   conversion and chroma upscaling not counted). A transposed conv (FSRCNN's) counts C_in k^2 C_out per input pixel.
-* ms: one 720p output (LR 1280/s x 720/s, cut from the first image of the first set, tiled if smaller), the median of
-  --repeats runs, with the process pinned to one core (torch and OpenCV on one thread). `e2e` is the whole upscaler
-  of the table, RGB in, RGB out: tinysr's engine (`tinysr upscale`'s), OpenCV's upsample, and for edge-SR the
-  authors' module in torch plus this script's NumPy colour path. `net` is the network alone on the luma (torch for
-  edge-SR and tinysr, OpenCV's dnn for a .pb); tinysr's includes its bicubic anchor.
+* ms: one 720p output (LR 1280/s x 720/s, cut from the first image of the first set, tiled if smaller), the fastest
+  of --repeats runs (the one least disturbed by other work on a shared box), with the process pinned to one core
+  (torch and OpenCV on one thread). `e2e` is the whole upscaler of the table, RGB in, RGB out: tinysr's engine
+  (`tinysr upscale`'s), OpenCV's upsample, and for edge-SR the authors' module in torch plus this script's NumPy
+  colour path. `net` is the network alone on the luma (torch for edge-SR and tinysr, OpenCV's dnn for a .pb);
+  tinysr's includes its bicubic anchor. --time-only measures these columns alone (a second run on a quieter box,
+  merged by --from-json A.json B.json).
 
 Speed depends on the box and on what else runs on it: compare rows of one run only. Test sets are measured, never
 used to choose anything.
@@ -47,7 +49,6 @@ import json
 import os
 import platform
 import re
-import statistics
 import sys
 import tempfile
 import time
@@ -329,14 +330,14 @@ def timing_lr(image: np.ndarray, scale: int) -> np.ndarray:
     return np.ascontiguousarray(np.tile(image, reps)[:h, :w])
 
 
-def median_ms(fn: Callable[[], object], repeats: int) -> float:
+def best_ms(fn: Callable[[], object], repeats: int) -> float:
     fn()  # warm-up: compiled kernels, caches
     runs = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
         runs.append(1000.0 * (time.perf_counter() - start))
-    return statistics.median(runs)
+    return min(runs)
 
 
 def time_peers(peers: list[Peer], lr: np.ndarray, *, repeats: int) -> None:
@@ -347,9 +348,9 @@ def time_peers(peers: list[Peer], lr: np.ndarray, *, repeats: int) -> None:
     torch.set_num_threads(1)
     try:
         for peer in peers:
-            peer.ms["e2e"] = median_ms(lambda p=peer: p.upscale(lr), repeats)
+            peer.ms["e2e"] = best_ms(lambda p=peer: p.upscale(lr), repeats)
             if peer.net is not None:
-                peer.ms["net"] = median_ms(lambda p=peer: p.net(grey), repeats)
+                peer.ms["net"] = best_ms(lambda p=peer: p.net(grey), repeats)
     finally:
         os.sched_setaffinity(0, affinity)
         torch.set_num_threads(threads)
@@ -380,15 +381,23 @@ def to_json(peers: list[Peer]) -> list[dict]:
              "ms": p.ms, "psnr": p.psnr} for p in peers]
 
 
-def from_json(path: Path) -> tuple[list[Peer], list[str]]:
-    """The rows of a --json file (to redraw the table and plot without measuring) and its columns, in order."""
-    try:
-        rows = json.loads(path.read_text())["rows"]
-    except (OSError, ValueError, KeyError) as err:
-        raise TinySRError(f"{path}: not a peers.py --json file ({err})") from None
-    peers = [Peer(r["name"], r["scale"], r["source"], r["params"],
-                  r["macs_720p"] * r["scale"] ** 2 // (OUT_H * OUT_W), None, psnr=r["psnr"], ms=r["ms"]) for r in rows]
-    return peers, list(dict.fromkeys(c for p in peers for c in p.psnr))
+def from_json(paths: list[Path]) -> tuple[list[Peer], list[str]]:
+    """The rows of --json files (to redraw the tables and the plot without measuring), merged by (scale, name): a
+    later file's PSNR and ms entries replace an earlier one's. Columns: the clean sets, then the JPEG ones."""
+    peers: dict[tuple[int, str], Peer] = {}
+    for path in paths:
+        try:
+            rows = json.loads(path.read_text())["rows"]
+        except (OSError, ValueError, KeyError) as err:
+            raise TinySRError(f"{path}: not a peers.py --json file ({err})") from None
+        for r in rows:
+            peer = peers.setdefault((r["scale"], r["name"]), Peer(
+                r["name"], r["scale"], r["source"], r["params"], r["macs_720p"] * r["scale"] ** 2 // (OUT_H * OUT_W),
+                None))
+            peer.psnr.update(r["psnr"])
+            peer.ms.update(r["ms"])
+    cols = list(dict.fromkeys(c for p in peers.values() for c in p.psnr))
+    return list(peers.values()), sorted(cols, key=lambda c: " q" in c)
 
 
 def family(peer: Peer) -> str:
@@ -450,12 +459,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--jpeg", type=int, nargs="*", default=[30, 50, 75, 90], help="JPEG qualities of the LR")
     parser.add_argument("--jpeg-sets", nargs="*", default=["BSD100"], help="the sets measured on JPEG LR")
     parser.add_argument("--limit", type=int, help="the first N images of each set (a quick check)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per model (median)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per model (the fastest is kept)")
+    parser.add_argument("--time-only", action="store_true", help="measure no PSNR, only the ms columns")
     parser.add_argument("--json", type=Path, help="write every row here")
     parser.add_argument("--plot", type=Path, help="write the PSNR vs MACs plot here (PNG)")
     parser.add_argument("--plot-set", default="BSD100", help="the column the plot shows (default BSD100)")
-    parser.add_argument("--from-json", type=Path, help="measure nothing: print the tables and draw the plot of a "
-                        "--json file of an earlier run")
+    parser.add_argument("--from-json", type=Path, nargs="+", help="measure nothing: print the tables and draw the "
+                        "plot of --json files of earlier runs (a later file's PSNR and ms replace an earlier one's)")
     return parser
 
 
@@ -487,14 +497,14 @@ def run(args: argparse.Namespace) -> list[Peer]:
     if missing:
         raise TinySRError(f"--jpeg-sets {' '.join(missing)}: not among --sets")
     sets = load_sets(args.data, args.sets, args.limit)
-    cols = columns(args.sets, args.jpeg_sets if args.jpeg else [], args.jpeg)
+    cols = [] if args.time_only else columns(args.sets, args.jpeg_sets if args.jpeg else [], args.jpeg)
     if args.plot is not None and args.plot_set not in cols:
         raise TinySRError(f"--plot-set {args.plot_set}: not a column of this run ({', '.join(cols)})")
     print(f"# python {' '.join(sys.argv)}\n# {platform.node()}: {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs, torch {torch.__version__}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         for scale, rows in peers.items():
-            for name, images in sets.items():
+            for name, images in ({} if args.time_only else sets).items():
                 measure(rows, images, scale=scale, column=name, dataset=name, degradation="bicubic", tmp=Path(tmp))
                 for q in args.jpeg if name in args.jpeg_sets else []:
                     measure(rows, images, scale=scale, column=f"{name} q{q}", dataset=name,

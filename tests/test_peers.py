@@ -131,16 +131,19 @@ def test_tinysr_rows_count_like_models_json():
     assert (net.params, net.macs_per_lr_pixel) == (981, 25 * 6 + 9 * 6 * 6 + 9 * 6 * 9)  # 5x5 -> 6, 3x3 -> 6, 3x3 -> 9
 
 
-def test_json_round_trip_keeps_cost_and_columns(tmp_path):
-    rows = [bicubic_peer(3), Peer("n", 3, "x", 4_882, 4_836, None, psnr={"Set5": 30.5, "Set5 q50": 28.1},
+def test_json_round_trip_merges_files(tmp_path):
+    rows = [bicubic_peer(3), Peer("n", 3, "x", 4_882, 4_836, None, psnr={"Set5 q50": 28.1, "Set5": 30.5},
                                   ms={"e2e": 12.0})]
-    rows[0].psnr.update({"Set5": 30.4, "Set5 q50": 28.0})
-    path = tmp_path / "peers.json"
-    path.write_text(json.dumps({"rows": to_json(rows)}))
-    back, cols = from_json(path)
-    assert cols == ["Set5", "Set5 q50"]
-    assert [(p.name, p.params, p.macs_per_lr_pixel, p.ms, p.psnr) for p in back] == \
-        [(p.name, p.params, p.macs_per_lr_pixel, p.ms, p.psnr) for p in rows]
-    path.write_text("{}")
+    rows[0].psnr.update({"Set5 q50": 28.0, "Set5": 30.4})
+    first, second = tmp_path / "a.json", tmp_path / "b.json"
+    first.write_text(json.dumps({"rows": to_json(rows)}))
+    rows[1].ms, rows[1].psnr = {"e2e": 9.0, "net": 3.0}, {}
+    second.write_text(json.dumps({"rows": to_json(rows[1:])}))
+    back, cols = from_json([first, second])
+    assert cols == ["Set5", "Set5 q50"]  # clean columns first
+    assert [(p.name, p.params, p.macs_per_lr_pixel, p.ms, p.psnr) for p in back] == [
+        ("bicubic", 0, 0, {}, {"Set5 q50": 28.0, "Set5": 30.4}),
+        ("n", 4_882, 4_836, {"e2e": 9.0, "net": 3.0}, {"Set5 q50": 28.1, "Set5": 30.5})]
+    first.write_text("{}")
     with pytest.raises(TinySRError, match="not a peers.py --json file"):
-        from_json(path)
+        from_json([first])
