@@ -416,6 +416,7 @@ def plot(peers: list[Peer], path: Path, *, column: str) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     scales = sorted({p.scale for p in peers})
     fig, axes = plt.subplots(1, len(scales), figsize=(3.6 * len(scales), 3.2), squeeze=False)
@@ -431,6 +432,7 @@ def plot(peers: list[Peer], path: Path, *, column: str) -> None:
             ax.annotate(p.name.replace("OpenCV ", "cv "), (p.macs_720p / 1e6, p.psnr[column]), fontsize=5,
                         xytext=(2, 2), textcoords="offset points")
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # no 2x10^2 ... labels between the decades
         ax.set_title(f"x{scale}", fontsize=9)
         ax.set_xlabel("MMACs per 720p output", fontsize=8)
         ax.tick_params(labelsize=7)
