@@ -77,11 +77,10 @@ from tinysr.resize import imresize
 
 PROTOCOL = PROTOCOLS["standard"]
 OUT_H, OUT_W = 720, 1280  # the output the MACs and the timings are for
-CLEAN = "clean"
 
 # edge-SR ids run at each scale (`model-files/<id>.model` of the checkout). Per family, the member with the best
 # BSD100 in the authors' own table (their data/tests.pkl) among those of <= 1k parameters and among those of <= 5k
-# (eSR-TM and eSR-TR: <= 5k only, the <= 1k ones trail eSR-CNN by 0.5 dB there), plus at every scale eSR-CNN
+# (eSR-TM and eSR-TR: <= 5k only; at <= 1k they trail eSR-CNN by 0.4-0.9 dB in that table), plus at every scale eSR-CNN
 # C2D9S3 (912 parameters at x2), ESPCN D12S18 (4,882 at x4: issue 26's reference) and FSRCNN D56S12M4 (the FSRCNN
 # paper's net, 12.6k, above the budgets, for scale).
 ESR_MODELS: dict[int, tuple[str, ...]] = {
@@ -106,7 +105,7 @@ class Peer:
     """One row: a model of one scale, where it comes from, its cost, and how to run it.
 
     upscale: HWC RGB uint8 LR -> HWC RGB SR (float or uint8, 0..255), what the table measures.
-    net: the network alone on a 1HW float32 luma plane (for `net` ms), or None."""
+    net: the network alone on an HW luma plane in 0..1 (for the `net` ms column), or None."""
 
     name: str
     scale: int
