@@ -367,3 +367,25 @@ def test_trust_vouches_for_the_files_one_command_names(tmp_path, capsys):
     for spec in (b, a):  # another file, and the same one on a later command line without --trust
         status, err = export(str(spec))
         assert status == 2 and err.startswith(f"tinysr: error: {spec}: no sha256 digest")
+
+
+@pytest.mark.parametrize(("module", "verb", "extra"), [
+    ("torch", "export", "export"), ("torch", "train", "train"), ("matplotlib.pyplot", "report", "train"),
+    ("av", "upscale", "video"), ("onnxruntime", "export", "export")])
+def test_a_missing_extra_is_one_line_naming_it(module, verb, extra, monkeypatch, capsys):
+    """A runner that imports a package of an extra the install lacks ends in one line naming the extra, exit 2."""
+    import argparse
+    import importlib
+
+    import tinysr.cli as cli
+
+    def missing(name):
+        raise ModuleNotFoundError(f"No module named {module!r}", name=module)
+
+    monkeypatch.setattr(importlib, "import_module", missing)
+    monkeypatch.setattr("tinysr.cli.checks.check_args", lambda args: None)
+    assert cli.run_verb(argparse.Namespace(command=verb)) == 2
+    top = module.split(".")[0]
+    assert capsys.readouterr().err == (f"tinysr: error: tinysr {verb} needs the [{extra}] extra ({module} is not "
+                                       f"installed): pip install 'tinysr[{extra}]'\n")
+    assert cli.missing_extra("numpy", verb) is None and cli.missing_extra(top, verb) == extra

@@ -67,6 +67,20 @@ def test_the_core_venv_has_no_torch():
     assert result.returncode != 0 and "No module named 'torch'" in result.stderr
 
 
+def test_a_job_of_a_missing_extra_is_one_line_naming_it(tmp_path):
+    """In the core venv: export and train need torch; each says which extra brings it, in one line, exit 2."""
+    if not IN_CORE_VENV:
+        pytest.skip("only meaningful in the core venv (.ci/run sets TINYSR_CORE_VENV=1 there)")
+    cases = {("export", "--model", "tiny-1k-x2", "--format", "onnx", tmp_path / "x.onnx"): "export",
+             ("train", "--model", "tiny-1k-x2", "--train-data", tmp_path, "--out", tmp_path / "run"): "train"}
+    for argv, extra in cases.items():
+        result = tinysr(*argv)
+        assert result.returncode == 2 and result.stderr == (
+            f"tinysr: error: tinysr {argv[0]} needs the [{extra}] extra (torch is not installed): "
+            f"pip install 'tinysr[{extra}]'\n"), result.stderr
+    assert not (tmp_path / "x.onnx").exists() and not (tmp_path / "run").exists()
+
+
 def test_upscale_auto_of_a_png_and_a_jpeg(inputs, tmp_path):
     result = tinysr("upscale", "--model", "auto", inputs / "photo.png", inputs / "photo.jpg", "-o", tmp_path)
     assert result.returncode == 0, result.stderr

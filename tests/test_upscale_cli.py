@@ -282,3 +282,23 @@ def test_the_next_image_computes_while_this_one_is_written(photos, tmp_path, cap
     assert run(["upscale", "--model", "tiny-1k-x2", photos, "-o", tmp_path / "plain"], capsys)[0] == 0
     for path in sorted((tmp_path / "plain").rglob("*.png")):
         assert path.read_bytes() == (tmp_path / "piped" / path.relative_to(tmp_path / "plain")).read_bytes()
+
+
+def test_without_the_video_extra_a_clip_names_it_and_a_folder_s_images_still_run(photos, tmp_path, capsys,
+                                                                                  monkeypatch):
+    """Without PyAV (the [video] extra) a clip given alone is one line naming the extra (not "neither an image nor
+    a video"); in a folder, the images still run and a note names the extra for the videos it skips."""
+    import tinysr.video.probe as probe
+    from tinysr.errors import TinySRError
+
+    def no_av():
+        raise TinySRError("video needs PyAV: pip install 'tinysr[video]' (av)")
+
+    monkeypatch.setattr(probe, "_av", no_av)
+    clip = photos / "clip.mp4"
+    clip.write_bytes(b"\0" * 64)
+    code, _, err = run(["upscale", "--model", "tiny-1k-x2", clip, "-o", tmp_path / "one"], capsys)
+    assert code == 2 and err.strip() == f"tinysr: error: {clip}: video needs PyAV: pip install 'tinysr[video]' (av)"
+    code, out, err = run(["upscale", "--model", "tiny-1k-x2", photos, "-o", tmp_path / "all"], capsys)
+    assert code == 0 and "upscaled 4 of 4 images" in out
+    assert f"tinysr: warning: {photos}: its videos are skipped: video needs PyAV" in err

@@ -22,6 +22,9 @@ from tinysr.errors import TinySRError
 from tinysr.video.probe import is_video
 from tinysr.video.upscale import MUXERS, output_name
 
+#: Suffixes a user's videos usually carry: in a folder read without the [video] extra, these make the note name it.
+VIDEO_SUFFIXES = frozenset({*MUXERS, ".avi", ".mpg", ".mpeg", ".ts", ".m2ts", ".wmv", ".flv", ".3gp"})
+
 
 @dataclass(frozen=True)
 class Job:
@@ -34,10 +37,19 @@ def _folder_jobs(root: Path) -> tuple[list[tuple[Path, Path, bool]], list[str]]:
     """(files of a folder INPUT as (src, path relative to it, video?), warnings for what is neither)."""
     images, others = scan_folder(root, recursive=True)
     visible = [p for p in images + others if not any(part.startswith(".") for part in p.relative_to(root).parts)]
-    videos = [p for p in visible if not is_image_file(p) and is_video(p)]
+    videos, no_video_extra = [], None
+    for p in visible:
+        if not is_image_file(p):
+            try:
+                if is_video(p):
+                    videos.append(p)
+            except TinySRError as exc:  # PyAV missing: the folder's images still run, its videos are named
+                no_video_extra = exc
     media = set(videos) | {p for p in visible if is_image_file(p)}
     neither = [p for p in visible if p not in media]
     notes = [skipped_files_message(neither, root)] if neither else []
+    if no_video_extra is not None and any(p.suffix.lower() in VIDEO_SUFFIXES for p in neither):
+        notes.append(f"{root}: its videos are skipped: {no_video_extra}")
     return [(p, p.relative_to(root), p in set(videos)) for p in sorted(media)], notes
 
 
@@ -55,10 +67,16 @@ def gather(inputs: list[str]) -> tuple[list[tuple[Path, Path, bool]], list[str],
         elif path.is_file():
             if is_image_file(path):
                 found.append((path, Path(path.name), False))
-            elif is_video(path):
-                found.append((path, Path(path.name), True))
             else:
-                failures.append(f"{path}: neither an image nor a video tinysr reads")
+                try:
+                    video = is_video(path)
+                except TinySRError as exc:  # PyAV missing (the [video] extra): say so, not "neither"
+                    failures.append(f"{path}: {exc}")
+                    continue
+                if video:
+                    found.append((path, Path(path.name), True))
+                else:
+                    failures.append(f"{path}: neither an image nor a video tinysr reads")
         else:
             failures.append(f"{path}: no such file or folder")
     return found, failures, notes

@@ -71,6 +71,30 @@ def run_verb(args: argparse.Namespace) -> int:
         except TinySRError as exc:
             print(f"tinysr: error: {one_line(exc)}", file=sys.stderr)
             return EXIT_ERROR
+        except ModuleNotFoundError as exc:  # a job of an extra the install lacks: one line naming the extra
+            extra = missing_extra(exc.name or "", args.command)
+            if extra is None:
+                raise
+            print(f"tinysr: error: tinysr {args.command} needs the [{extra}] extra ({exc.name} is not installed): "
+                  f"pip install 'tinysr[{extra}]'", file=sys.stderr)
+            return EXIT_ERROR
+
+
+#: top-level module of a package an extra brings -> that extra (`pyproject.toml`'s optional dependencies); torch is
+#: in several, so the verb decides (`TORCH_EXTRA`).
+EXTRA_OF_MODULE = {"matplotlib": "train", "skimage": "train", "scipy": "train", "onnx": "export",
+                   "onnxruntime": "export", "av": "video", "imageio_ffmpeg": "video", "flatbuffers": "tflite",
+                   "ai_edge_litert": "tflite", "pnnx": "ncnn", "ncnn": "ncnn", "coremltools": "coreml"}
+#: verb -> the extra that brings torch for it.
+TORCH_EXTRA = {"export": "export"}
+
+
+def missing_extra(module: str, verb: str) -> str | None:
+    """The extra whose package `module` belongs to (None: not one of tinysr's extras, a real bug)."""
+    top = module.split(".")[0]
+    if top == "torch":
+        return TORCH_EXTRA.get(verb, "train")
+    return EXTRA_OF_MODULE.get(top)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -208,10 +208,10 @@ def add_upscale_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--self-ensemble", action="store_true", help="average the 8 flips/rotations (8x slower)")
     p.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, mps")
     p.add_argument("--engine", choices=tuple(ENGINES), default="auto",
-                   help="fused: Y-only tiny nets as compiled CPU kernels (needs Numba: pip install 'tinysr[fast]'; "
-                        "same pixels up to float rounding, ~2x faster, ~1 s to start); torch: always torch; auto "
-                        "(default): fused where it applies, Numba is installed and the batch repays the start "
-                        "(about 12 megapixels in all)")
+                   help="auto (default): the fastest engine that applies, whatever the size: the compiled Numba "
+                        "kernels for Y-only tiny nets (every bundled one), else torch where installed, else NumPy; "
+                        "fused: require the kernels (an error where they cannot run); torch: never the kernels "
+                        "(torch where installed, else NumPy)")
     p.add_argument("--max-pixels", type=int_at_least(1),
                    help="raise Pillow's decompression-bomb limit (default about 89.5 million pixels per image)")
     v = p.add_argument_group("video (a clip given as INPUT, recognised by its content)")

@@ -44,6 +44,7 @@ from tinysr.delivery.auto import (
 )
 from tinysr.infer.load import load_network
 from tinysr.infer.upscale import choose_engine, upscale
+from tinysr.infer.weights import torch_available
 from tinysr.plan import Job, check_output, gather, plan, remove_leftovers
 from tinysr.video.upscale import resolve_model, upscale_video
 
@@ -135,6 +136,8 @@ def run_job(job: Job, model, args: argparse.Namespace, *, fused: bool | None) ->
 
 def prepare(args: argparse.Namespace) -> tuple[object, str, bool | None]:
     """(model or None for auto, its description, the fused choice); a model the options rule out fails here."""
+    if getattr(args, "device", "cpu") != "cpu" and not torch_available():
+        raise TinySRError(f"--device {args.device} needs torch: pip install 'tinysr[train]'")
     if args.model in AUTO_FAMILIES:
         return None, f"--model {args.model}", ENGINES[args.engine]
     try:

@@ -169,10 +169,12 @@ def _video_stream(path: Path, container):
 
 def is_video(path: Path | str) -> bool:
     """Whether FFmpeg reads `path` as a video, judged by its content: a demuxer other than an image's, and a video
-    stream that is not cover art. Images, audio-only files, text and missing files give False."""
+    stream that is not cover art. Images, audio-only files, text and missing files give False; without PyAV (the
+    [video] extra) a TinySRError says to install it."""
     path = Path(path)
     if not path.is_file():
         return False
+    _av()  # without the [video] extra nothing can be judged a video: say so (one line naming the extra)
     try:
         with contextlib.closing(_open(path, pixel_limit(None))) as container:
             _video_stream(path, container)
