@@ -378,12 +378,13 @@ def test_a_missing_extra_is_one_line_naming_it(module, verb, extra, monkeypatch,
     import importlib
 
     import tinysr.cli as cli
+    import tinysr.cli.checks as checks
 
     def missing(name):
         raise ModuleNotFoundError(f"No module named {module!r}", name=module)
 
-    monkeypatch.setattr(importlib, "import_module", missing)
-    monkeypatch.setattr("tinysr.cli.checks.check_args", lambda args: None)
+    monkeypatch.setattr(checks, "check_args", lambda args: None)
+    monkeypatch.setattr(importlib, "import_module", missing)  # last: monkeypatch itself imports with it
     assert cli.run_verb(argparse.Namespace(command=verb)) == 2
     top = module.split(".")[0]
     assert capsys.readouterr().err == (f"tinysr: error: tinysr {verb} needs the [{extra}] extra ({module} is not "
