@@ -429,7 +429,8 @@ def test_screenshot(page, data_dir, tmp_path):
 def test_tinysr_web_serves_the_page(tmp_path):
     """`tinysr web` prints its URL and serves the page and every bundled model from 127.0.0.1."""
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
-    proc = subprocess.Popen([sys.executable, "-m", "tinysr", "web"], stdout=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen([sys.executable, "-m", "tinysr", "web"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
     try:
         line = proc.stdout.readline()
         address = line.split()[2]
@@ -440,6 +441,8 @@ def test_tinysr_web_serves_the_page(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+    assert proc.returncode == 130  # SIGTERM ends it as Ctrl-C does every command (README, Reliability)
+    assert proc.stderr.read().strip().splitlines()[-1] == "tinysr: interrupted"
 
 
 def test_build_writes_a_static_site_and_keeps_an_existing_folder(tmp_path):

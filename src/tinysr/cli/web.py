@@ -66,9 +66,6 @@ def run(args: argparse.Namespace) -> int:
         server = serve(root, port=args.port)
         print(f"tinysr web: {url(server)} (Ctrl-C stops)", flush=True)
         try:
-            threading.Event().wait()
-        except KeyboardInterrupt:
-            pass
+            threading.Event().wait()  # until Ctrl-C or SIGTERM: `tinysr: interrupted`, exit 130, as every command
         finally:
             server.shutdown()
-    return 0
