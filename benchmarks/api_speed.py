@@ -24,7 +24,8 @@ import numpy as np
 from PIL import Image
 
 import tinysr
-from tinysr.infer.upscale import choose_engine, cores
+from tinysr.cpu import cores
+from tinysr.infer.upscale import choose_engine
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -31,7 +31,8 @@ import numpy as np
 import PIL
 from PIL import Image, features
 
-from tinysr.data.png import default_workers, write_png
+from tinysr.cpu import cores
+from tinysr.data.png import write_png
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -103,7 +104,7 @@ def machine() -> str:
               if line.startswith("model name")] if cpuinfo.exists() else []
     pillow_zlib = (f"zlib-ng {features.version_feature('zlib_ng')}" if features.check_feature("zlib_ng")
                    else f"zlib {features.version('zlib')}")
-    return (f"{models[0] if models else platform.processor()}, {os.cpu_count()} cores ({default_workers()} usable), "
+    return (f"{models[0] if models else platform.processor()}, {os.cpu_count()} cores ({cores()} usable), "
             f"Python {platform.python_version()} (zlib {zlib.ZLIB_RUNTIME_VERSION}), Pillow {PIL.__version__} "
             f"({pillow_zlib}), NumPy {np.__version__}")
 
@@ -115,7 +116,7 @@ def main() -> None:
     args = parser.parse_args()
     print(f"machine: {machine()}")
     print(f"load average at the start: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    coders = encoders(default_workers())
+    coders = encoders(cores())
     baseline = "Pillow default (6)"
     print("\n| image | encoder | ms | MB | time x Pillow | size x Pillow |\n|---|---|---|---|---|---|")
     for label, img in images(Path(args.data)).items():

@@ -31,7 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tinysr.infer.upscale import cores, upscale
+from tinysr.cpu import cores
+from tinysr.infer.upscale import upscale
 from tinysr.infer.load import load_network
 from tinysr.video.upscale import SWS_FLAGS, upscale_video
 from tinysr.video.probe import ffmpeg_exe

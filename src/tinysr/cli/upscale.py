@@ -87,16 +87,6 @@ def write_job(job: Job, sr: np.ndarray, args: argparse.Namespace) -> None:
     write_image(job.dst, sr, replace=args.force)  # without --force, a file that appeared meanwhile is kept
 
 
-def upscale_image(job: Job, model, args: argparse.Namespace, *, fused: bool | None) -> str | None:
-    """Read, upscale and atomically write one image; returns --model auto's line saying which model it chose."""
-    loaded = read_job(job, model, args)
-    for line in loaded.changed:
-        tqdm.write(f"tinysr: warning: {one_line(job.src)}: {line}", file=sys.stderr)
-    sr, note = upscale_loaded(loaded, model, args, fused=fused)
-    write_job(job, sr, args)
-    return note
-
-
 def upscale_clip(job: Job, model, args: argparse.Namespace, *, fused: bool | None) -> str | None:
     """One video through `upscale_video`; with --model auto, the model `choose_model` gives lossy input of unknown
     quality (the scale's JPEG-aware one where bundled, else the clean one)."""
@@ -128,10 +118,10 @@ def failure_named(job: Job) -> Iterator[None]:
         raise TinySRError(f"{job.src}: {exc.strerror or exc}") from None
 
 
-def run_job(job: Job, model, args: argparse.Namespace, *, fused: bool | None) -> str | None:
-    """One file, start to end; every failure becomes a TinySRError naming it."""
+def run_clip(job: Job, model, args: argparse.Namespace, *, fused: bool | None) -> str | None:
+    """One video, start to end (images go through `Pipeline`); every failure becomes a TinySRError naming it."""
     with failure_named(job):
-        return (upscale_clip if job.video else upscale_image)(job, model, args, fused=fused)
+        return upscale_clip(job, model, args, fused=fused)
 
 
 def prepare(args: argparse.Namespace) -> tuple[object, str, bool | None]:
@@ -183,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
                 check_output(job, inputs=inputs, planned=planned, force=args.force)
                 planned.add(job.dst.resolve())
                 if job.video:
-                    note = run_job(job, model, args, fused=fused)
+                    note = run_clip(job, model, args, fused=fused)
                 else:
                     with failure_named(job):
                         changed, sr, note = pipeline.result(i)

@@ -42,7 +42,6 @@ Urban100, a 3840x2160 BSD100 mosaic and scikit-image's astronaut at 3840x2160), 
 
 from __future__ import annotations
 
-import os
 import struct
 import zlib
 from collections import deque
@@ -51,6 +50,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import BinaryIO
 
 import numpy as np
+
+from tinysr.cpu import cores
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 COLOUR_TYPE = {1: 0, 3: 2, 4: 6}  # channels -> PNG colour type
@@ -150,11 +151,6 @@ def _zlib_header() -> bytes:
     return bytes([0x78, flags])
 
 
-def default_workers() -> int:
-    """CPU cores this process may use (its affinity where the OS has one)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
 def _strips(pixels: np.ndarray, workers: int) -> Iterator[tuple[bytes, int, int]]:
     """Yield (deflate bytes, Adler-32, length) per strip in order, computing up to 2 * workers strips ahead."""
     height, width, channels = pixels.shape
@@ -177,7 +173,7 @@ def _strips(pixels: np.ndarray, workers: int) -> Iterator[tuple[bytes, int, int]
 def write_png(f: BinaryIO, img: np.ndarray, *, workers: int | None = None) -> None:
     """Write `img` (HW, HWx3 or HWx4 uint8, any strides) to the binary file `f` as an 8-bit PNG.
 
-    `workers` threads deflate strips of rows (default: `default_workers()`); the file's bytes do not depend on it.
+    `workers` threads deflate strips of rows (default: `cores()`); the file's bytes do not depend on it.
     """
     pixels = img[:, :, None] if img.ndim == 2 else img
     if img.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] not in COLOUR_TYPE or 0 in pixels.shape:
@@ -186,7 +182,7 @@ def write_png(f: BinaryIO, img: np.ndarray, *, workers: int | None = None) -> No
     f.write(SIGNATURE)
     f.write(_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, COLOUR_TYPE[channels], 0, 0, 0)))
     adler, header = 1, _zlib_header()
-    for data, strip_adler, length in _strips(pixels, workers or default_workers()):
+    for data, strip_adler, length in _strips(pixels, workers or cores()):
         f.write(_chunk(b"IDAT", header + data))  # one IDAT per strip, the first with the zlib header
         adler, header = _adler32_combine(adler, strip_adler, length), b""
     f.write(_chunk(b"IDAT", struct.pack(">I", adler)))  # the zlib trailer: 12 bytes more as its own chunk

@@ -17,12 +17,12 @@ Tiling (see `tinysr.infer.tiling`) and self-ensemble live here, not in the model
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from tinysr.cpu import cores
 from tinysr.errors import TinySRError
 from tinysr.infer import fused as fused_stage
 from tinysr.infer.channels import upscale_with
@@ -36,11 +36,6 @@ ENGINES = ("fused", "torch", "numpy")
 AUTO_TILE = 512
 #: The 8 symmetries of the square as (quarter turns, mirror), identity first (`tinysr.models.window.DIHEDRAL`).
 DIHEDRAL: tuple[tuple[int, bool], ...] = tuple((k, flip) for flip in (False, True) for k in range(4))
-
-
-def cores() -> int:
-    """CPU cores this process may use (its affinity where the OS has one)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def is_torch_module(model: Any) -> bool:

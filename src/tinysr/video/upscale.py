@@ -37,11 +37,12 @@ from pathlib import Path
 import numpy as np
 
 from tinysr.atomic import claim, remove_dead_temps, temp_file
+from tinysr.cpu import cores
 from tinysr.delivery.auto import AUTO_FAMILIES, SourceInfo, choose_model, network
 from tinysr.errors import TinySRError, one_line
 from tinysr.infer.load import load_network
 from tinysr.infer.network import Network
-from tinysr.infer.upscale import choose_engine, cores, upscale
+from tinysr.infer.upscale import choose_engine, upscale
 from tinysr.video.pipes import sigterm_as_interrupt, transcode
 from tinysr.video.probe import VideoInfo, ffmpeg_exe, is_video, pixel_limit, probe_video
 from tinysr.video.yuv import eligible, luma_net, upscale_yuv420_frame
