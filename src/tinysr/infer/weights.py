@@ -23,10 +23,8 @@ import numpy as np
 from tinysr.errors import TinySRError, one_line
 from tinysr.families import config_from_dict
 from tinysr.integrity import Tensors, check_config_values, check_digest, check_weight_values, require_digest
+from tinysr.weights_file import weights_file
 
-#: Files that --model cannot load, with where they do run.
-EXPORTED = {".onnx": "an ONNX export: run it with onnxruntime", ".npz": "a NumPy-runtime export: run it with "
-            "tinysr.runtime", ".tflite": "a LiteRT export", ".param": "an ncnn export"}
 #: The extra that brings torch, named in every error of a job that needs it.
 TORCH_EXTRA = "pip install 'tinysr[train]'"
 
@@ -61,12 +59,7 @@ def _read_torch_file(path: Path, *, trust: bool) -> tuple[Tensors, dict[str, Any
 def read_weights(path: str | os.PathLike, *, trust: bool = False) -> tuple[Tensors, dict[str, Any], dict[str, Any]]:
     """(state dict of NumPy arrays, config dict, meta dict) of a weights file, checked (see the module doc); `trust`:
     the caller vouches for a file without a digest."""
-    path = Path(path)
-    if not path.is_file():
-        raise TinySRError(f"{path}: no such weights file")
-    if path.suffix.lower() in EXPORTED:
-        raise TinySRError(f"{path}: {EXPORTED[path.suffix.lower()]}; --model takes tinysr weights (.safetensors or "
-                          ".pt), a run folder or a bundled name")
+    path = weights_file(path)
     if path.suffix != ".safetensors":
         return _read_torch_file(path, trust=trust)
     state, metadata = _read_safetensors(path)

@@ -29,6 +29,7 @@ from tinysr.atomic import atomic_write_bytes
 from tinysr.errors import TinySRError, one_line
 from tinysr.models import config_from_dict, config_to_dict, model_from_config
 from tinysr.integrity import check_config_values, check_digest, check_weight_values, digest, require_digest
+from tinysr.weights_file import weights_file
 
 
 def save_weights(path: str | os.PathLike, model: nn.Module, *, meta: dict[str, Any] | None = None) -> None:
@@ -53,11 +54,6 @@ def canonical_safetensors(data: bytes) -> bytes:
     header = json.dumps(json.loads(data[8:8 + n]), sort_keys=True, separators=(",", ":")).encode()
     header += b" " * (-len(header) % 8)
     return len(header).to_bytes(8, "little") + header + data[8 + n:]
-
-
-#: Files that --model cannot load, with where they do run.
-EXPORTED = {".onnx": "an ONNX export: run it with onnxruntime", ".npz": "a NumPy-runtime export: run it with "
-            "tinysr.runtime", ".tflite": "a LiteRT export", ".param": "an ncnn export"}
 
 
 def _read_safetensors(path: Path, *, trust: bool) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
@@ -100,12 +96,7 @@ def read_weights(path: str | os.PathLike, *,
                  trust: bool = False) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
     """(state dict, config dict, meta dict) of a weights file; safetensors, or a weights-only torch file. `trust`:
     the caller vouches for a file without a digest."""
-    path = Path(path)
-    if not path.is_file():
-        raise TinySRError(f"{path}: no such weights file")
-    if path.suffix.lower() in EXPORTED:
-        raise TinySRError(f"{path}: {EXPORTED[path.suffix.lower()]}; --model takes tinysr weights (.safetensors or "
-                          ".pt), a run folder or a bundled name")
+    path = weights_file(path)
     return _read_safetensors(path, trust=trust) if path.suffix == ".safetensors" else _read_torch(path, trust=trust)
 
 
