@@ -85,6 +85,7 @@ def fake_root(tmp_path):
     row = {"name": "demo-x2", "file": "demo-x2.safetensors", "scale": 2, "params": count_params(model),
            "bytes": (tmp_path / "demo-x2.safetensors").stat().st_size,
            "sha256": file_sha256(tmp_path / "demo-x2.safetensors"), "train_command": "tinysr train ...",
+           "train_wall_s": None,
            "protocol": "standard", "psnr": {"Set5": 33.0}}
     (tmp_path / "models.json").write_text(json.dumps({"format": 1, "models": [row]}))
     return tmp_path

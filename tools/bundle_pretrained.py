@@ -57,6 +57,20 @@ def train_command(run: Path) -> str:
     return " ".join([f"{train_command(source)} && tinysr polish {_shown(source)} --out {_shown(run)}", *options])
 
 
+def train_wall(run: Path) -> float | None:
+    """Seconds of wall time the run's own clock recorded (the last `wall_time` of its metrics.jsonl, which a resume
+    carries on), plus its source run's for a `tinysr polish` run; None where a run recorded none. An --init source
+    is not counted: it is a bundled model of its own, with its own row."""
+    metrics = run / "metrics.jsonl"
+    lines = metrics.read_text().splitlines() if metrics.is_file() else []
+    walls = [json.loads(line).get("wall_time") for line in lines if line.strip()]
+    if not walls or walls[-1] is None:
+        return None
+    polish = (read_json(run / "config.json") if (run / "config.json").is_file() else {}).get("polish")
+    source = train_wall(Path(polish["source_run"])) if polish else 0.0
+    return None if source is None else round(walls[-1] + source, 1)
+
+
 def _shown(path: Path) -> str:
     """A path as the commands show it: relative to the repository when inside it."""
     path = path.resolve()
@@ -133,6 +147,7 @@ def main() -> None:
         save_weights(path, model, meta={"source_run_step": meta.get("step"), "val_psnr": meta.get("val_psnr")})
         rows.append({"name": name, "file": path.name, "scale": model.config.scale, "params": count_params(model),
                      "bytes": 0, "sha256": "", "train_command": train_command(Path(run)),
+                     "train_wall_s": train_wall(Path(run)),
                      "protocol": "standard", "psnr": {}})
         by_scale.setdefault(model.config.scale, {})[name] = functools.partial(upscale_array, model)
     for scale, upscalers in by_scale.items():

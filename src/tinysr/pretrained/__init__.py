@@ -11,6 +11,8 @@ is not offered. Each entry holds
                    (config, metadata) or tensors, is an error naming the file (the file also records its tensors'
                    digest, `tinysr.integrity`, which every weights file must)
     train_command  the exact command that produced the weights
+    train_wall_s   its wall time in seconds (the runs' own clocks, polish included; on this project's 2-core
+                   machine, usually beside other work), or null where it was not recorded
     protocol       the evaluation protocol of `psnr` (e.g. "standard")
     psnr           {dataset: mean PSNR in dB} under that protocol, e.g. {"Set5": 33.1, "BSD100": 29.9}
 Nothing here imports torch; loading goes through `tinysr.infer.load` / `tinysr.models.weights.load_model`.
@@ -42,6 +44,7 @@ class PretrainedModel:
     bytes: int
     sha256: str
     train_command: str
+    train_wall_s: float | None
     protocol: str
     psnr: dict[str, float]
 
