@@ -1,4 +1,5 @@
-"""Numba kernels of `tinysr.infer.fused` (imported only when Numba is installed; see that module for the contract).
+"""Numba kernels of `tinysr.infer.fused` and `tinysr.infer.fused_compact` (imported only when Numba is installed; see
+those modules for the contract).
 
 Module-level functions so that Numba can cache their machine code on disk (`cache=True`): the first call in a new
 environment compiles (a few seconds), later processes load it.
@@ -101,12 +102,62 @@ def luma(lr, coeffs, offset, out):
 
 
 @jit
+def planes(lr, factor, out):
+    # (h, w, 3) uint8 -> out (3, h + 2p, w + 2p) float32, its interior (p = (out.shape[1] - h) / 2) set to
+    # float32(lr) * factor, the compact program's first op (a product by float32(1 / 255), not a division by 255);
+    # the border is left to the caller (zeros)
+    h, w = lr.shape[0], lr.shape[1]
+    p = (out.shape[1] - h) // 2
+    for c in range(3):
+        for y in range(h):
+            dst = out[c, y + p]
+            for x in range(w):
+                dst[x + p] = np.float32(lr[y, x, c]) * factor
+
+
+@jit
+def nearest_add_round(x01, phases, factor, out):
+    # out (h * s, w * s, 3) uint8 = rint(clip((shuffle(phases) + nearest(x01)) * factor)): the compact program's
+    # tail (add the input repeated s^2 times, pixel shuffle, x255) plus the rounding, in one pass per HR row.
+    # x01: (3, h + 2p, w + 2p), the padded input planes of `planes`; phases (3 s^2, h, w), channel c * s^2 + p * s + q
+    # giving output pixel (i * s + p, j * s + q) of colour c (torch's `pixel_shuffle` order). As in `fused`, the
+    # arithmetic runs on a (3, s, w) row (contiguous loops); only the uint8 store interleaves to HWC.
+    h, w = phases.shape[1], phases.shape[2]
+    s = out.shape[0] // h
+    pad = (x01.shape[1] - h) // 2
+    row = np.empty((3, s, w), np.float32)
+    for i in range(h):
+        for p in range(s):
+            for c in range(3):
+                anchor = x01[c, i + pad, pad:pad + w]
+                for q in range(s):
+                    res = phases[(c * s + p) * s + q, i]
+                    dst = row[c, q]
+                    for x in range(w):
+                        v = (res[x] + anchor[x]) * factor
+                        dst[x] = np.rint(min(max(v, np.float32(0.0)), np.float32(255.0)))
+            hr = out[i * s + p]
+            for x in range(w):
+                for q in range(s):
+                    for c in range(3):
+                        hr[x * s + q, c] = np.uint8(row[c, q, x])
+
+
+@jit
 def conv(inp, weight, bias, relu, out):
+    # `conv_prelu` with ReLU: a PReLU of slope 0 (max(v, 0) and `v if v >= 0 else 0 * v` differ only in the sign of
+    # a zero, which no later sum or rounding sees)
+    conv_prelu(inp, weight, bias, relu, np.zeros(weight.shape[0], np.float32), out)
+
+
+@jit
+def conv_prelu(inp, weight, bias, act, slope, out):
     # one conv, stride 1, 'same' size: inp (C, h + k - 1, w + k - 1) zero-padded, weight (O', C, k, k) with odd k and
     # O' >= O output filters (3x3: O' = 4k or 4k + 2, the extra filters zero; `tinysr.infer.fused.blocked`), bias
-    # (O',); out (O, h, w) (a view into the next layer's padded buffer is fine), ReLU applied if `relu`.
+    # (O',); out (O, h, w) (a view into the next layer's padded buffer is fine). If `act`, a PReLU follows with
+    # slope[o] for output o (>= O entries): `v if v >= 0 else v * slope[o]`, the program's `prelu` op exactly.
     if weight.shape[2] == 3 and weight.shape[0] % 4 in (0, 2):
-        _conv3x3_by_4(inp, weight, bias, relu, out)
+        _conv3x3_by_4(inp, weight, bias, act, slope, out)
         return
     # Other sizes (the 5x5 first conv on one channel): per output row and channel, an accumulator row in L1 takes
     # each input channel's taps, one pass per tap. The compiler vectorises these contiguous loops across x.
@@ -126,11 +177,11 @@ def conv(inp, weight, bias, relu, out):
                         seg = row[kx:kx + w]
                         for x in range(w):
                             acc[x] += wt * seg[x]
-            _store(acc, relu, out[o, y])
+            _store(acc, act, slope[o], out[o, y])
 
 
 @jit
-def _conv3x3_by_4(inp, weight, bias, relu, out):
+def _conv3x3_by_4(inp, weight, bias, act, slope, out):
     # 3x3 convs four output filters at a time: per output row and input channel, one pass over x loads the 9 input
     # taps once and adds them into 4 accumulator rows (36 multiply-adds per 9 + 4 loads and 4 stores, against 9 per
     # 9 + 1 and 1 filter by filter), with the 36 weights held in registers; a remainder of 2 filters (6 = 4 + 2)
@@ -162,7 +213,8 @@ def _conv3x3_by_4(inp, weight, bias, relu, out):
                     _add_3x3_by_4(a0, a1, a2, a3, inp[c, y], inp[c, y + 1], inp[c, y + 2], weight[o, c],
                                   weight[o + 1, c], weight[o + 2, c], weight[o + 3, c])
             for j in range(min(4, out.shape[0] - o)):
-                _store(a0 if j == 0 else a1 if j == 1 else a2 if j == 2 else a3, relu, out[o + j, y])
+                _store(a0 if j == 0 else a1 if j == 1 else a2 if j == 2 else a3, act, slope[o + j],
+                       out[o + j, y])
 
 
 @jit
@@ -205,10 +257,11 @@ def _taps(k):
 
 
 @jit
-def _store(acc, relu, dst):
-    if relu:
+def _store(acc, act, slope, dst):
+    if act:
         for x in range(acc.shape[0]):
-            dst[x] = max(acc[x], np.float32(0.0))
+            v = acc[x]
+            dst[x] = v if v >= np.float32(0.0) else v * slope
     else:
         for x in range(acc.shape[0]):
             dst[x] = acc[x]

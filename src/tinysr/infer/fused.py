@@ -13,7 +13,9 @@ Hand-rolled because no library does this fusion: Pillow's resize is fixed-point 
 MATLAB's bicubic), and neither torch eager nor ONNX Runtime fuse a resize into the ops around it. Compiled with
 Numba, a dependency of the core install: `available()` says whether it is importable, and callers fall back to
 another engine (`tinysr.infer.upscale.choose_engine`) when it is not. Numba caches the compiled code on disk (next
-to the kernels, or in the user's cache folder where the install is read-only), so only a first run compiles. The kernels release the GIL, so tiles run on a thread pool.
+to the kernels, or in the user's cache folder where the install is read-only), so only a first run compiles. The
+kernels release the GIL, so tiles run on a thread pool. Compact nets (RGB, PReLU, nearest anchor) run on the same 3x3
+conv kernels: `tinysr.infer.fused_compact`.
 
 Numerics, float32 throughout: the bicubic is `tinysr.models.ops.bicubic_upsample`'s arithmetic in its order
 (horizontal pass on the half-sample-symmetric padded input, then vertical), then ``+ gain * residual``, clipped to

@@ -7,9 +7,10 @@ Convention: images are uint8 at this boundary, HW (grey), HWC RGB or HWC RGBA; a
   (`tinysr.infer.channels`, shared with the NumPy runtime and ONNX Runtime).
 
 The engine (`choose_engine`), the fastest that applies, with no size rule:
-1. "fused": a Y-only, bicubic-anchored ReLU tiny net (every bundled one) on RGB without self-ensemble runs as
-   compiled kernels (`tinysr.infer.fused`, Numba), on every core: a whole image is cut into `AUTO_TILE` tiles with
-   the exact overlap (tiled equals untiled bit for bit), run on a thread pool;
+1. "fused": a Y-only, bicubic-anchored ReLU tiny net (every bundled one) or a compact net, on RGB without
+   self-ensemble, runs as compiled kernels (`tinysr.infer.fused`, `tinysr.infer.fused_compact`, Numba), on every
+   core: a whole image is cut into `AUTO_TILE` tiles with the exact overlap (tiled equals untiled bit for bit), run
+   on a thread pool;
 2. "torch": any other net, self-ensemble or a non-CPU device, where torch is installed;
 3. "numpy": otherwise, the net's program (`tinysr.infer.program`).
 Tiling (see `tinysr.infer.tiling`) and self-ensemble live here, not in the model.
@@ -24,13 +25,17 @@ import numpy as np
 
 from tinysr.cpu import cores
 from tinysr.errors import TinySRError
+from tinysr.families import config_to_dict
 from tinysr.infer import fused as fused_stage
+from tinysr.infer import fused_compact
 from tinysr.infer.channels import upscale_with
 from tinysr.infer.network import Network
 from tinysr.infer.tiling import WindowFn
 from tinysr.infer.weights import TORCH_EXTRA, torch_available
 
 ENGINES = ("fused", "torch", "numpy")
+#: The nets the fused engine runs (the error text of `fused=True` where it cannot apply).
+FUSED_NEEDS = f"{fused_stage.NET_NEEDS}, or {fused_compact.NET_NEEDS}"
 #: LR tile side when the fused kernels split a whole image over the cores: the overlap re-computes a few rows and
 #: columns per tile (6 of 512 for tiny-1k-x2, ~2.4 % more work), and 12 tiles of a 1080p frame keep 2-16 cores busy.
 AUTO_TILE = 512
@@ -66,10 +71,17 @@ def _float32_on_cpu(model: Network | Any) -> bool:
     return param is not None and param.device.type == "cpu" and str(param.dtype) == "torch.float32"
 
 
-def _fused_of(model: Network | Any) -> fused_stage.FusedNet | None:
+def _fused_of(model: Network | Any) -> fused_stage.FusedNet | fused_compact.CompactNet | None:
+    """The model as the compiled kernels' arrays: a Y-only tiny net's `FusedNet`, a compact net's `CompactNet`, or
+    None where neither applies."""
     if isinstance(model, Network):
-        return model.fused
-    return fused_stage.fused_net(model) if _float32_on_cpu(model) else None
+        if model.fused is not None:
+            return model.fused
+        return fused_compact.compact_net_from_arrays(config_to_dict(model.config), model.arrays)
+    if not _float32_on_cpu(model):
+        return None
+    net = fused_stage.fused_net(model)
+    return net if net is not None else fused_compact.compact_net(model)
 
 
 def choose_engine(model: Network | Any, *, self_ensemble: bool, device: str, rgb: bool, fused: bool | None) -> str:
@@ -77,7 +89,7 @@ def choose_engine(model: Network | Any, *, self_ensemble: bool, device: str, rgb
     one-line error names the first unmet need); False never takes them."""
     on_cpu = str(device) == "cpu" and _float32_on_cpu(model)
     net = _fused_of(model) if fused is not False and on_cpu else None
-    needs = [(on_cpu, "a float32 model on CPU"), (net is not None, fused_stage.NET_NEEDS),
+    needs = [(on_cpu, "a float32 model on CPU"), (net is not None, FUSED_NEEDS),
              (rgb and not self_ensemble, "RGB input without self-ensemble")]
     if fused_stage.use(fused, [why for met, why in needs if not met]):
         return "fused"
@@ -116,12 +128,16 @@ def network_window_fn(model: Network | Any, *, device: str = "cpu", self_ensembl
 
 
 def _window_fn(model: Network | Any, engine: str, *, device: str, self_ensemble: bool, quantize: bool) -> WindowFn:
-    if engine == "fused":  # windows thinner than 2 pixels (rare: a 1-pixel image or tile edge) take another engine
+    if engine == "fused":
+        net = _fused_of(model)
+        if isinstance(net, fused_compact.CompactNet):  # every window size runs there
+            return fused_compact.window_fn(net)
 
+        # a tiny net's windows thinner than 2 pixels (rare: a 1-pixel image or tile edge) take another engine
         def fallback(window: np.ndarray) -> np.ndarray:
             return network_window_fn(model, device=device, quantize=True, fused=False)(window)
 
-        return fused_stage.window_fn(_fused_of(model), fallback=fallback)
+        return fused_stage.window_fn(net, fallback=fallback)
     if engine == "torch":
         from tinysr.models.window import window_fn
 
