@@ -163,7 +163,7 @@ def test_engine_option_picks_the_path_and_refuses_what_cannot_run(weights, photo
     code, out, err = run(["upscale", "--model", weights, photos, "-o", tmp_path / "no", "--engine", "fused"], capsys)
     assert code != 0 and not (tmp_path / "no").exists()
     assert err.strip() == ("tinysr: error: --engine fused: the fused path needs a Y-only tiny net with a bicubic "
-                           "anchor and ReLU (or no) activations")
+                           "anchor and ReLU (or no) activations, or a compact net")
     code, out, err = run(["upscale", "--model", "tiny-1k-x2", photos / "sub" / "b.png", "-o", tmp_path / "grey",
                           "--engine", "fused"], capsys)
     assert code == 1 and not (tmp_path / "grey" / "b.png").exists()

@@ -209,7 +209,7 @@ def add_upscale_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, mps")
     p.add_argument("--engine", choices=tuple(ENGINES), default="auto",
                    help="auto (default): the fastest engine that applies, whatever the size: the compiled Numba "
-                        "kernels for Y-only tiny nets (every bundled one), else torch where installed, else NumPy; "
+                        "kernels for Y-only tiny nets (every bundled one) and compact nets, else torch where installed, else NumPy; "
                         "fused: require the kernels (an error where they cannot run); torch: never the kernels "
                         "(torch where installed, else NumPy)")
     p.add_argument("--max-pixels", type=int_at_least(1),
