@@ -129,7 +129,7 @@ def tinysr_worker(*, without_torch: bool) -> int:
                 continue
             if req["warm"]:
                 np.save(req["warm"], sr)
-            torch = sys.modules.get("torch")
+            torch = sys.modules.get("torch") if req["engine"] == "torch" else None
             send({"shape": list(sr.shape), "torch_threads": torch.get_num_threads() if torch else None})
         else:
             start = time.perf_counter()
@@ -414,8 +414,8 @@ def format_report(r: dict) -> str:
     lines = [f"{r['date']}; machine: {r['machine']}; load average {r['load_average'][0]:.1f} at the start, "
              f"{r['load_average'][1]:.1f} at the end",
              f"tinysr {ts['tinysr']} at {r['source']} (Python {r['python']}, NumPy {ts['numpy']}, Numba "
-             f"{ts['numba']}, torch {ts['torch']}); spandrel {sp['spandrel']} on torch {sp['torch']} (Python {sp['python']}, its own "
-             f"venv); Pillow {r['pillow']}",
+             f"{ts['numba']}, torch {ts['torch']}); spandrel {sp['spandrel']} on torch {sp['torch']} (Python "
+             f"{sp['python']}, its own venv); Pillow {r['pillow']}",
              f"LR: {LR_SIZE[0]}x{LR_SIZE[1]} RGB from {r['image']} (centre crop 16:9, LANCZOS); ms per image, median "
              f"of {r['repeats']} after a warm-up; x Pillow: over Pillow BICUBIC's median in this run; "
              "spandrel ÷ this: spandrel's ms over the row's, at the same threads (> 1: tinysr is faster)", "",
