@@ -51,7 +51,8 @@ def test_bundled_model_loads_matches_its_row_and_tiles_exactly(name, data_dir):
     with torch.backends.mkldnn.flags(enabled=False):
         whole = upscale(img, model, fused=False)
         assert np.array_equal(upscale(img, model, tile=32, fused=False), whole)
-    if fused.available() and model.fused is not None:  # the compiled path of the tiny nets
+    compiled = model.fused is not None or model.config.family == "compact"  # the kernels of tiny and compact nets
+    if fused.available() and compiled:
         fast = upscale(img, model, fused=True)
         assert np.array_equal(upscale(img, model, tile=32, fused=True), fast)
         assert np.abs(fast.astype(int) - whole).max() <= 1

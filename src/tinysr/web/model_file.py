@@ -27,8 +27,10 @@ from tinysr.resize import phase_taps
 
 FORMAT = "tinysr-web-model"
 VERSION = 1
-#: The NumPy-runtime ops `page/engine.js` implements for a "program" model (the RGB nets; EDSR needs the first 5).
-PROGRAM_OPS = ("conv2d", "relu", "add", "pixel_shuffle", "channel_shift", "scale", "prelu", "leaky_relu")
+#: The NumPy-runtime ops `page/engine.js` implements for a "program" model (the RGB nets; EDSR needs the first 5,
+#: compact nets conv2d, prelu, scale, repeat_channels, add and pixel_shuffle).
+PROGRAM_OPS = ("conv2d", "relu", "add", "pixel_shuffle", "channel_shift", "scale", "prelu", "leaky_relu",
+               "repeat_channels")
 
 
 def b64(array: np.ndarray) -> str:

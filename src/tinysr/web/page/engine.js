@@ -337,6 +337,13 @@ const OPS = {
     }
     return y;
   },
+  repeat_channels(op, [x]) {
+    // channel o of the output is channel floor(o / repeats) of the input (numpy.repeat on axis 0: a compact
+    // net's nearest anchor, before its pixel shuffle)
+    const r = op.repeats, n = x.h * x.w, y = like(x, x.c * r);
+    for (let o = 0; o < x.c * r; o++) y.data.set(x.data.subarray(Math.floor(o / r) * n, (Math.floor(o / r) + 1) * n), o * n);
+    return y;
+  },
   scale(op, [x]) {
     const y = like(x), f = Math.fround(op.factor);
     for (let i = 0; i < x.data.length; i++) y.data[i] = x.data[i] * f;
