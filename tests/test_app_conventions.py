@@ -37,7 +37,8 @@ from tinysr.models.window import receptive_radius
 from helpers import random_edsr
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-MODELS = ("tiny-1k-x2", "tiny-1k-x3", "tiny-1k-x4", "tiny-5k-x2", "edsr-tiny-x2")
+MODELS = ("tiny-1k-x2", "tiny-1k-x3", "tiny-1k-x4", "tiny-5k-x2", "edsr-tiny-x2", "compact-5k-x2",
+          "compact-5k-x2-jpeg")  # compact: Real-ESRGAN's SRVGGNetCompact, as Upscayl's own realesr-animevideov3
 MAX_LEVELS, MAX_FRACTION = 1, 0.001
 
 
@@ -138,7 +139,7 @@ def test_chainner_emulation_at_parity(name, networks, images, references, chainn
         assert_parity(chainner_upscale(session, images[key], multiple=CHAINNER_MULTIPLE), references[name, key])
 
 
-@pytest.mark.parametrize("name", ["tiny-1k-x2", "tiny-1k-x4"])
+@pytest.mark.parametrize("name", ["tiny-1k-x2", "tiny-1k-x4", "compact-5k-x2"])
 def test_chainner_padding_changes_only_the_bottom_and_right_band(name, networks, images, references,
                                                                  chainner_files):
     session = ort.InferenceSession(str(chainner_files[name]), providers=["CPUExecutionProvider"])
@@ -250,15 +251,16 @@ def test_upscayl_refusals(tmp_path):
 # ---------------------------------------------------------------------------------------------------- the CLI
 
 
-def test_cli_writes_each_app_convention(tmp_path, capsys):
+@pytest.mark.parametrize("name", ["tiny-1k-x2", "compact-5k-x2"])
+def test_cli_writes_each_app_convention(name, tmp_path, capsys):
     (tmp_path / "models").mkdir()
-    assert main(["export", "--model", "tiny-1k-x2", "--format", "onnx", "--convention", "chainner",
-                 str(tmp_path / "tiny.onnx")]) == 0
-    assert main(["export", "--model", "tiny-1k-x2", "--format", "ncnn", "--convention", "upscayl",
-                 str(tmp_path / "models" / "tiny-x2.param")]) == 0
+    assert main(["export", "--model", name, "--format", "onnx", "--convention", "chainner",
+                 str(tmp_path / "net.onnx")]) == 0
+    assert main(["export", "--model", name, "--format", "ncnn", "--convention", "upscayl",
+                 str(tmp_path / "models" / "net-x2.param")]) == 0
     out = capsys.readouterr().out.splitlines()
     assert "(onnx, chainner's convention," in out[0] and "(ncnn, upscayl's convention," in out[1]
-    assert chainner_info(tmp_path / "tiny.onnx")[3] == 2 and bin_path(tmp_path / "models" / "tiny-x2.param").is_file()
+    assert chainner_info(tmp_path / "net.onnx")[3] == 2 and bin_path(tmp_path / "models" / "net-x2.param").is_file()
     choices = build_parser()._subparsers._group_actions[0].choices["export"]._option_string_actions["--convention"]
     assert set(choices.choices) == {c for names in CONVENTIONS.values() for c in names}
 

@@ -4,8 +4,9 @@ Parity rule: after rounding half to even and clipping to uint8 (as tinysr does),
 on at most 0.1 % of the pixels (a pixel differs when any of its channels does). Two real images (small crops of Set5
 and Set14, of odd and even sizes), whole, so the borders are in. The reference is `tinysr.upscale(image, model)`
 with its defaults; "torch" is the same call with `fused=False`, "numba" with `fused=True` (the compiled kernels
-apply to Y-only ReLU tiny nets and compact nets, so EDSR has no "numba" case). Core ML does not run on Linux: see
-tests/test_coreml.py.
+apply to Y-only ReLU tiny nets and compact nets, so EDSR has no "numba" case). Every family runs on the phone
+formats (LiteRT, ncnn: `tinysr.export.phone_form.FORMS`). Core ML does not run on Linux: see
+tests/test_phone_export.py.
 """
 
 from __future__ import annotations
@@ -31,10 +32,7 @@ MODELS = ("tiny-1k-x2", "tiny-1k-x3", "tiny-1k-x4", "tiny-5k-x2", "edsr-tiny-x2"
           "tiny-5k-x2-jpeg", "tiny-1k-x4-jpeg", "tiny-1k-x2-jpeg-low", "tiny-1k-x2-jpeg-high", "tiny-5k-x2-jpeg-low",
           "tiny-5k-x2-jpeg-high", "tiny-1k-x4-jpeg-low", "tiny-1k-x4-jpeg-high", "compact-5k-x2", "compact-5k-x2-jpeg")
 RUNTIMES = ("torch", "numba", "onnxruntime", "numpy", "litert", "ncnn")
-#: the phone formats (LiteRT, ncnn) take tiny and EDSR nets only (`tinysr.export.phone_form.FORMS`)
-PHONE = ("litert", "ncnn")
-CASES = [(m, r) for m in MODELS for r in RUNTIMES
-         if not (r == "numba" and m.startswith("edsr")) and not (r in PHONE and m.startswith("compact"))]
+CASES = [(m, r) for m in MODELS for r in RUNTIMES if not (r == "numba" and m.startswith("edsr"))]
 MAX_LEVELS, MAX_FRACTION = 1, 0.001
 
 

@@ -17,13 +17,13 @@ from tinysr.cli import main
 from tinysr.export import tflite as litert
 from tinysr.export.coreml import coreml_program_ops, export_coreml
 from tinysr.export.ncnn import bin_path, export_ncnn, ncnn_net, run_ncnn
-from tinysr.export.phone_form import anchor_weight, phone_form, phone_net, symmetric_pad
+from tinysr.export.phone_form import anchor_weight, nearest_weight, phone_form, phone_net, symmetric_pad
 from tinysr.infer.load import load_network
 from tinysr.models.window import to_tensor
 from tinysr.models.ops import bicubic_upsample
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-MODELS = ("tiny-1k-x2", "tiny-1k-x3", "tiny-1k-x4", "tiny-5k-x2", "edsr-tiny-x2")
+MODELS = ("tiny-1k-x2", "tiny-1k-x3", "tiny-1k-x4", "tiny-5k-x2", "edsr-tiny-x2", "compact-5k-x2")
 
 
 # ---------------------------------------------------------------------------------------------------- phone form
@@ -37,6 +37,15 @@ def test_anchor_conv_is_matlab_bicubic_borders_included(scale):
     out = torch.nn.functional.pixel_shuffle(torch.nn.functional.conv2d(padded, torch.from_numpy(
         anchor_weight(scale))), scale)
     assert (out - bicubic_upsample(x, scale)).abs().max() < 1e-9
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_nearest_anchor_conv_is_nearest_upsampling_exactly(scale):
+    """The compact family's anchor: a 1x1 conv of 0/1 weights then the pixel shuffle, bit for bit in float32."""
+    x = torch.rand(1, 3, 7, 9, generator=torch.Generator().manual_seed(0)) * 255
+    conv = torch.nn.functional.conv2d(x, torch.from_numpy(nearest_weight(scale)).float())
+    out = torch.nn.functional.pixel_shuffle(conv, scale)
+    assert torch.equal(out, torch.nn.functional.interpolate(x, scale_factor=scale, mode="nearest"))
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -90,14 +99,20 @@ def test_tflite_is_builtin_ops_of_rank_at_most_4(name, tmp_path):
     assert "tinysr_config" in metadata
     if name.startswith("tiny"):
         assert ops == ["CONV_2D"] * (1 + len(model.convs)) + ["MIRROR_PAD", "CONV_2D", "ADD", "DEPTH_TO_SPACE"]
+    elif name.startswith("compact"):  # n_layers - 1 conv + PReLU pairs, the last conv, the nearest anchor's 1x1
+        n_layers = model.config.n_layers
+        assert ops == ["CONV_2D", "PRELU"] * (n_layers - 1) + ["CONV_2D", "CONV_2D", "ADD", "DEPTH_TO_SPACE"]
     else:
         assert ops == ["ADD", "CONV_2D", "CONV_2D", "ADD", "CONV_2D", "DEPTH_TO_SPACE", "CONV_2D"]
 
 
-def test_tflite_sizes_are_dynamic_and_borders_exact(tmp_path):
+@pytest.mark.parametrize("name", ["tiny-1k-x3", "compact-5k-x2"])
+def test_tflite_sizes_are_dynamic_and_borders_exact(name, tmp_path):
     """Two sizes through one interpreter (resize_tensor_input), down to 2 x 2; the phone form in torch agrees to
-    float rounding at every pixel, so the MIRROR_PAD border and the DCR order are right."""
-    model = load_network("tiny-1k-x3", scale=None)[0].to_torch()
+    float rounding at every pixel, so the MIRROR_PAD border (tiny), the PRELU slopes (compact) and the DCR order
+    (both anchors) are right."""
+    model = load_network(name, scale=None)[0].to_torch()
+    scale = model.config.scale
     litert.export_tflite(model, tmp_path / "m.tflite")
     interpreter = litert.tflite_interpreter(tmp_path / "m.tflite")
     rng = np.random.default_rng(1)
@@ -106,19 +121,23 @@ def test_tflite_sizes_are_dynamic_and_borders_exact(tmp_path):
         out = litert.run_tflite(interpreter, img)
         with torch.no_grad():
             ref = phone_net(model)(to_tensor(img))[0].permute(1, 2, 0).numpy()
-        assert out.shape == ref.shape == (shape[0] * 3, shape[1] * 3, 3)
+        assert out.shape == ref.shape == (shape[0] * scale, shape[1] * scale, 3)
         assert np.abs(out - ref).max() < 2e-3
 
 
 # ---------------------------------------------------------------------------------------------------- ncnn, Core ML
 
 
-def test_ncnn_layers_are_native_and_sizes_dynamic(tmp_path):
-    model = load_network("tiny-1k-x2", scale=None)[0].to_torch()
+@pytest.mark.parametrize(("name", "layers", "weights"), [
+    ("tiny-1k-x2", {"Crop", "Concat"}, 940 + 12 * 3 * 25),  # the symmetric pad, the 5x5 bicubic anchor
+    ("compact-5k-x2", {"PReLU"}, 4887 + 12 * 3),  # the PReLU slopes, the 1x1 nearest anchor
+])
+def test_ncnn_layers_are_native_and_sizes_dynamic(name, layers, weights, tmp_path):
+    model = load_network(name, scale=None)[0].to_torch()
     export_ncnn(model, tmp_path / "m.param")
-    layers = [line.split()[0] for line in (tmp_path / "m.param").read_text().splitlines()[2:]]
-    assert set(layers) == {"Input", "Split", "Convolution", "Crop", "Concat", "BinaryOp", "PixelShuffle"}
-    assert bin_path(tmp_path / "m.param").stat().st_size > 4 * (940 + 12 * 3 * 25)  # fp32 weights
+    found = [line.split()[0] for line in (tmp_path / "m.param").read_text().splitlines()[2:]]
+    assert set(found) == {"Input", "Split", "Convolution", "BinaryOp", "PixelShuffle"} | layers
+    assert bin_path(tmp_path / "m.param").stat().st_size > 4 * weights  # fp32 weights
     net = ncnn_net(tmp_path / "m.param")
     for shape in [(7, 5, 3), (2, 3, 3)]:  # odd H x W: ncnn's unaligned channels (see run_ncnn)
         img = np.random.default_rng(2).integers(0, 256, shape, dtype=np.uint8)
@@ -127,7 +146,7 @@ def test_ncnn_layers_are_native_and_sizes_dynamic(tmp_path):
         assert np.abs(run_ncnn(net, img) - ref).max() < 2e-3
 
 
-@pytest.mark.parametrize("name", ["tiny-1k-x4", "edsr-tiny-x2"])
+@pytest.mark.parametrize("name", ["tiny-1k-x4", "edsr-tiny-x2", "compact-5k-x2"])
 def test_coreml_program_structure(name, tmp_path):
     import coremltools as ct
 
@@ -142,10 +161,15 @@ def test_coreml_program_structure(name, tmp_path):
     ops = coreml_program_ops(spec)
     assert max(r for _, ranks in ops for r in ranks) <= 4
     kinds = [kind for kind, _ in ops if kind != "const"]
-    n_convs = sum(op["op"] == "conv" for op in phone_form(model))  # tiny: 1x1 luma, its convs, anchor; EDSR: 4
-    assert n_convs == (len(model.convs) + 2 if name.startswith("tiny") else 4)
+    n_convs = sum(op["op"] == "conv" for op in phone_form(model))
+    family = model.config.family
+    if family == "tiny":  # the 1x1 luma, its convs, the anchor
+        assert n_convs == len(model.convs) + 2
+    else:  # compact: its convs and the 1x1 nearest anchor; EDSR: head, body end, upsampler, tail
+        assert n_convs == (model.config.n_layers + 1 if family == "compact" else 4)
     assert kinds.count("pixel_shuffle") == 1 and kinds.count("conv") == n_convs
-    assert set(kinds) <= {"conv", "relu", "add", "slice_by_index", "concat", "pixel_shuffle"}
+    assert kinds.count("prelu") == (model.config.n_layers - 1 if family == "compact" else 0)
+    assert set(kinds) <= {"conv", "relu", "prelu", "add", "slice_by_index", "concat", "pixel_shuffle"}
 
 
 def test_cli_exports_phone_formats(tmp_path, capsys):

@@ -27,8 +27,8 @@ Upscayl (its custom-models folder, run by upscayl-ncnn):
    on every side (real neighbours inside the image, a whole-sample mirror at its edges), times 1/255; the output
    times 255, plus 0.5, truncated and clamped to 0..255, the padding cut. On a GPU blobs are stored as fp16.
 
-Both files hold the phone form (`tinysr.export.phone_form`) in 0..1: plain convs, constant slices and one
-depth-to-space, so every size infers statically and chaiNNer finds the scale.
+Both files hold the phone form (`tinysr.export.phone_form`) in 0..1: plain convs (PReLU between them in compact
+nets), constant slices and one depth-to-space, so every size infers statically and chaiNNer finds the scale.
 """
 
 from __future__ import annotations

@@ -8,7 +8,11 @@ LiteRT, ncnn and Core ML have no MATLAB bicubic resize and no colour-space op, s
   (`TinySR.forward`'s own identity), so the last conv writes `gain * 255 * r` to each colour's phases;
 * the residual and the anchor are added at LR resolution and one depth-to-space (pixel shuffle) ends the net;
 * EDSR's `res_scale` and its output mean are folded into conv weights and biases; the input mean stays an add
-  (the head conv zero-pads `lr - mean`, not `lr`).
+  (the head conv zero-pads `lr - mean`, not `lr`);
+* a compact net's nearest anchor is a fixed 1x1 conv from each colour to its scale^2 phases (`nearest_weight`, 0/1
+  weights, so float32-exact: each phase is its colour, unchanged), added to the last conv's output before the
+  depth-to-space; its x / 255 folds into the first conv and its x 255 into the last (0..255 around the net, as
+  `tinysr.families.compact.program` computes on 0..1 inside), and its PReLUs stay ops.
 
 A phone form is a list of ops (dicts, like `tinysr.export.numpy_export`'s programs, but with the arrays inline):
     conv             in [x], weight (O, C, k, k) float32, bias (O,), pad "zeros" (k // 2, torch's) or "none",
@@ -68,6 +72,16 @@ def anchor_weight(scale: int, channels: int = 3) -> np.ndarray:
     weight = np.zeros((channels * scale * scale, channels, 5, 5))
     for c in range(channels):
         weight[c * scale * scale:(c + 1) * scale * scale, c:c + 1] = phases
+    return weight
+
+
+def nearest_weight(scale: int, channels: int = 3) -> np.ndarray:
+    """(channels * scale^2, channels, 1, 1) float64 of 0s and 1s: nearest-neighbour upscaling as a 1x1 conv before
+    a pixel shuffle; output channel c * scale^2 + k is colour c for every phase k (`repeat_channels` of the compact
+    program), so after the shuffle each LR pixel fills its scale x scale block."""
+    weight = np.zeros((channels * scale * scale, channels, 1, 1))
+    for c in range(channels):
+        weight[c * scale * scale:(c + 1) * scale * scale, c] = 1.0
     return weight
 
 
@@ -142,8 +156,30 @@ def _edsr_form(model: nn.Module) -> list[Op]:
     return ops + [_conv(features, "sr", model.tail.weight, model.tail.bias.double() + mean)]
 
 
+def _compact_form(model: nn.Module) -> list[Op]:
+    """SRVGGNetCompact (`models/compact.py`): the convs with PReLU ops between them, x / 255 folded into the first
+    conv and x 255 into the last, then the nearest anchor (`nearest_weight`) added at LR resolution and one
+    depth-to-space. The 1/255 commutes with the first conv's zero padding, and 255 * (residual + x / 255) is
+    255 * residual + x, the anchor on 0..255 itself."""
+    scale = model.config.scale
+    convs = [layer for layer in model.body if isinstance(layer, nn.Conv2d)]  # n_layers >= 2: first != last
+    prelus = [layer for layer in model.body if isinstance(layer, nn.PReLU)]
+    ops: list[Op] = []
+    h = "lr"
+    for i, (conv, prelu) in enumerate(zip(convs[:-1], prelus)):
+        weight = conv.weight.detach().double() / (255.0 if i == 0 else 1.0)
+        ops += [_conv(h, f"conv{i}", weight, conv.bias),
+                {"op": "prelu", "in": [f"conv{i}"], "out": f"act{i}", "slopes": _f32(prelu.weight)}]
+        h = f"act{i}"
+    last = convs[-1]
+    ops.append(_conv(h, "residual", last.weight.detach().double() * 255.0, last.bias.detach().double() * 255.0))
+    return ops + [_conv("lr", "anchor", nearest_weight(scale), np.zeros(3 * scale**2), pad="none"),
+                  {"op": "add", "in": ["residual", "anchor"], "out": "phases"},
+                  {"op": "depth_to_space", "in": ["phases"], "out": "sr", "factor": scale}]
+
+
 #: family name -> phone-form writer of a deployed net of that family.
-FORMS = {"tiny": _tiny_form, "edsr": _edsr_form}
+FORMS = {"compact": _compact_form, "edsr": _edsr_form, "tiny": _tiny_form}
 
 
 def phone_form(model: nn.Module) -> list[Op]:

@@ -1,7 +1,7 @@
 """LiteRT (TensorFlow Lite) export: the phone form (`tinysr.export.phone_form`) written as a .tflite flatbuffer.
 
 The official converter needs TensorFlow; this writes the file directly with the `flatbuffers` runtime, following
-LiteRT's published schema (schema.fbs, version 3: the table slots are the field order there; `tests/test_tflite.py`
+LiteRT's published schema (schema.fbs, version 3: the table slots are the field order there; tests/test_phone_export.py
 reads every file back with the `tflite` package's generated classes and runs it in the `ai-edge-litert`
 interpreter).
 
