@@ -270,10 +270,10 @@ def pb_cost(path: Path) -> tuple[int, int]:
     return params, macs
 
 
-def tinysr_peers(scale: int) -> list[Peer]:
-    """Every bundled net of `scale`, run as `tinysr eval --model NAME` runs it."""
+def tinysr_peers(scale: int, names: list[str] | None = None) -> list[Peer]:
+    """Every bundled net of `scale` (or those of `names`), run as `tinysr eval --model NAME` runs it."""
     rows = []
-    for name in bundled_names():
+    for name in names or bundled_names():
         path = pretrained_path(name)
         model = load_model(path)[0].eval()  # the deployed (folded) net the file holds
         if model.config.scale != scale:
@@ -454,6 +454,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--opencv-pb", type=Path, nargs="+", default=[],
                         help="dnn_superres .pb files (FSRCNN_xS.pb, FSRCNN-small_xS.pb, ESPCN_xS.pb)")
     parser.add_argument("--no-tinysr", action="store_true", help="leave out tinysr's bundled nets")
+    parser.add_argument("--tinysr", nargs="+", metavar="NAME", help="only these bundled nets (default: every one; "
+                        "a later run of new nets merges with an earlier run's file through --from-json)")
     parser.add_argument("--data", type=Path, default=Path(os.environ.get("TINYSR_DATA", "../shared/data")))
     parser.add_argument("--sets", nargs="+", default=["Set5", "Set14", "BSD100", "Urban100"])
     parser.add_argument("--scales", type=int, nargs="+", default=[2, 3, 4], choices=[2, 3, 4])
@@ -480,7 +482,7 @@ def load_sets(data: Path, names: list[str], limit: int | None) -> dict[str, list
 
 
 def peers_of_scale(scale: int, args: argparse.Namespace, models_py) -> list[Peer]:
-    rows = [bicubic_peer(scale)] + ([] if args.no_tinysr else tinysr_peers(scale))
+    rows = [bicubic_peer(scale)] + ([] if args.no_tinysr else tinysr_peers(scale, args.tinysr))
     if models_py is not None:
         rows += [esr_peer(models_py, args.esr, model_id) for model_id in ESR_MODELS[scale]]
     return rows + [p for p in map(opencv_peer, args.opencv_pb) if p.scale == scale]
@@ -492,6 +494,9 @@ def run(args: argparse.Namespace) -> list[Peer]:
         import cv2
 
         cv2.setNumThreads(1)
+    unknown = sorted(set(args.tinysr or ()) - set(bundled_names()))
+    if unknown:
+        raise TinySRError(f"--tinysr {' '.join(unknown)}: not a bundled model (tinysr models lists them)")
     models_py = esr_module(args.esr) if args.esr is not None else None
     peers = {scale: peers_of_scale(scale, args, models_py) for scale in args.scales}  # every path checked first
     missing = [s for s in args.jpeg_sets if s not in args.sets]
