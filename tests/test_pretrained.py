@@ -50,7 +50,10 @@ def test_bundled_model_loads_matches_its_row_and_tiles_exactly(name, data_dir):
     img = read_image(data_dir / "Set5" / "bird.png")[0][:70, :90]
     with torch.backends.mkldnn.flags(enabled=False):
         whole = upscale(img, model, fused=False)
-        assert np.array_equal(upscale(img, model, tile=32, fused=False), whole)
+        # torch's convs sum in an order that depends on the input's size, so a tile can land a .5 tie on the other
+        # side (tiny-5k-x3: 1 value of 170,100, by 1); the compiled kernels below tile bit for bit
+        tiled = np.abs(upscale(img, model, tile=32, fused=False).astype(int) - whole)
+        assert tiled.max() <= 1 and (tiled > 0).mean() <= 1e-4
     compiled = model.fused is not None or model.config.family == "compact"  # the kernels of tiny and compact nets
     if fused.available() and compiled:
         fast = upscale(img, model, fused=True)

@@ -25,8 +25,11 @@ from tinysr.cli import main
 from tinysr.data.degrade import bicubic_uint8, mod_crop
 from tinysr.data.io import read_image
 from tinysr.errors import TinySRError
+from tinysr.evaluate import bicubic_upscaler
 from tinysr.export.spandrel import export_spandrel, spandrel_state_dict
+from tinysr.metrics import PROTOCOLS, measure
 from tinysr.models.weights import save_weights
+from tinysr.pretrained import pretrained_path
 
 from helpers import random_edsr
 
@@ -204,3 +207,57 @@ def test_spandrel_output_equals_tinysr_upscale_on_set5(spandrel_runs, key, tmp_p
             assert within_parity(outputs[i], ours), (suffix, i)
         nearest = lr.repeat(s, axis=0).repeat(s, axis=1)
         assert np.abs(ours.astype(np.int16) - nearest).mean() > 2
+
+
+# ---------------------------------------------------------------- the bundled compact nets, in spandrel
+
+#: issue 27's bar on Set5 (standard protocol, dB over bicubic from the same LR) for a bundled net loaded by spandrel.
+BUNDLED_GAIN = {"compact-5k-x2": 2.0, "compact-5k-x4": 0.9}
+
+
+@pytest.fixture(scope="module")
+def bundled_runs(spandrel_python, set5, tmp_path_factory):
+    """Each bundled compact net of `BUNDLED_GAIN` as shipped (its .safetensors file, which spandrel reads as it is)
+    and as `tinysr export --format spandrel` writes it (.pth), run on Set5 by spandrel: {name: (HRs, LRs, {kind:
+    (report, outputs)})}."""
+    root = tmp_path_factory.mktemp("bundled")
+    job, cases = [], {}
+    for name in BUNDLED_GAIN:
+        net = load_model(name)
+        hrs = [mod_crop(hr, net.scale) for hr in set5.values()]
+        lrs = [bicubic_uint8(hr, net.scale) for hr in hrs]
+        images = []
+        for i, lr in enumerate(lrs):
+            images.append(str(root / f"{name}-lr{i}.npy"))
+            np.save(images[-1], lr)
+        assert main(["export", "--model", name, "--format", "spandrel", str(root / f"{name}.pth")]) == 0
+        for kind, file in (("bundled", pretrained_path(name)), ("pth", root / f"{name}.pth")):
+            out = root / f"{name}-{kind}.out"
+            out.mkdir()
+            job.append({"file": str(file), "images": images, "out": str(out)})
+        cases[name] = (hrs, lrs)
+    reports = iter(run_probe(spandrel_python, job))
+    return {name: (hrs, lrs, {kind: (next(reports), [np.load(root / f"{name}-{kind}.out" / f"{i}.npy")
+                                                     for i in range(len(lrs))])
+                              for kind in ("bundled", "pth")})
+            for name, (hrs, lrs) in cases.items()}
+
+
+@pytest.mark.parametrize("name", sorted(BUNDLED_GAIN))
+def test_spandrel_runs_the_bundled_net_to_tinysrs_pixels_and_its_set5_gain(bundled_runs, name):
+    """spandrel takes the shipped file and its .pth export as Compact (no architecture before it), at the net's
+    scale; its outputs equal tinysr.upscale's within parity on every Set5 image; and on Set5 they beat bicubic from
+    the same LR by issue 27's bar (standard protocol: Y, border crop)."""
+    hrs, lrs, runs = bundled_runs[name]
+    net = load_model(name)
+    standard = PROTOCOLS["standard"]
+    ours = [upscale(lr, name) for lr in lrs]
+    for kind, (report, outputs) in runs.items():
+        assert report["detected_by"][0] == report["architecture"] == "Compact", (kind, report["detected_by"])
+        assert (report["scale"], report["input_channels"], report["output_channels"]) == (net.scale, 3, 3)
+        assert all(within_parity(a, b) for a, b in zip(outputs, ours)), kind
+    _, outputs = runs["bundled"]
+    gain = np.mean([measure(sr, hr, scale=net.scale, protocol=standard)[0] for sr, hr in zip(outputs, hrs)]) - \
+        np.mean([measure(bicubic_upscaler(net.scale)(lr), hr, scale=net.scale, protocol=standard)[0]
+                 for lr, hr in zip(lrs, hrs)])
+    assert gain >= BUNDLED_GAIN[name], (name, gain)

@@ -86,7 +86,7 @@ def recorded_training(row: PretrainedModel, bundled: Mapping[str, PretrainedMode
     source, training = f"bundled model {row.name!r}", None
     for segment in row.train_command.split("&&"):
         try:
-            words = shlex.split(segment)
+            words = shlex.split(segment, comments=True)  # a recorded command may end in a "# note"
         except ValueError as exc:
             raise TinySRError(f"{source}: its training command does not parse ({exc})") from None
         if words[:3] == ["tinysr", "experiment", "run"]:
