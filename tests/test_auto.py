@@ -245,10 +245,24 @@ def test_auto_5k_gives_the_5k_clean_model_s_exact_pixels_on_lossless_input(tmp_p
                                   upscale(CROP, network("tiny-5k-x2")))
 
 
+def test_auto_5k_picks_the_5k_band_nets_at_x4(tmp_path):
+    """The x4 bands of auto-5k (held-out sweep: clean from q95, high from q80, blind from q58, low below)."""
+    picked = {}
+    for q in (30, 57, 58, 79, 80, 94, 95):
+        Image.fromarray(CROP).save(tmp_path / f"q{q}.jpg", quality=q)
+        info = inspect_source(tmp_path / f"q{q}.jpg")
+        picked[q] = choose_model(info, scale=4, family="auto-5k")
+        assert choose_model(info, scale=4).startswith("tiny-1k-x4")  # auto keeps to the 1k nets
+    assert picked == {30: "tiny-5k-x4-jpeg-low", 57: "tiny-5k-x4-jpeg-low", 58: "tiny-5k-x4-jpeg",
+                      79: "tiny-5k-x4-jpeg", 80: "tiny-5k-x4-jpeg-high", 94: "tiny-5k-x4-jpeg-high",
+                      95: "tiny-5k-x4"}
+    Image.fromarray(CROP).save(tmp_path / "a.png")
+    assert choose_model(inspect_source(tmp_path / "a.png"), scale=4, family="auto-5k") == "tiny-5k-x4"
+
+
 def test_auto_5k_keeps_the_1k_nets_where_it_has_no_5k_net(tmp_path):
     Image.fromarray(CROP).save(tmp_path / "a.jpg", quality=50)
     info = inspect_source(tmp_path / "a.jpg")
-    assert choose_model(info, scale=4, family="auto-5k") == choose_model(info, scale=4) == "tiny-1k-x4-jpeg-low"
     assert choose_model(info, scale=3, family="auto-5k") == "tiny-1k-x3"
 
 
@@ -277,7 +291,6 @@ def test_auto_5k_picks_its_own_band_s_model(tmp_path, quality, expected):
 @pytest.mark.parametrize("quality, expected", [(59, "tiny-1k-x4-jpeg-low"), (60, "tiny-1k-x4-jpeg"),
                                                (80, "tiny-1k-x4-jpeg-high"), (93, "tiny-1k-x4-jpeg-high"),
                                                (94, "tiny-1k-x4")])
-@pytest.mark.parametrize("family", ["auto", "auto-5k"])
-def test_x4_bands_are_the_1k_nets_in_both_families(tmp_path, quality, expected, family):
+def test_x4_bands_of_auto_are_the_1k_nets(tmp_path, quality, expected):
     Image.fromarray(CROP).save(tmp_path / "a.jpg", quality=quality)
-    assert choose_model(inspect_source(tmp_path / "a.jpg"), scale=4, family=family) == expected
+    assert choose_model(inspect_source(tmp_path / "a.jpg"), scale=4) == expected

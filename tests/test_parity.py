@@ -31,7 +31,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 MODELS = ("tiny-1k-x2", "tiny-1k-x3", "tiny-1k-x4", "tiny-5k-x2", "edsr-tiny-x2", "tiny-1k-x2-jpeg",
           "tiny-5k-x2-jpeg", "tiny-1k-x4-jpeg", "tiny-1k-x2-jpeg-low", "tiny-1k-x2-jpeg-high", "tiny-5k-x2-jpeg-low",
           "tiny-5k-x2-jpeg-high", "tiny-1k-x4-jpeg-low", "tiny-1k-x4-jpeg-high", "compact-5k-x2", "compact-5k-x2-jpeg",
-          "tiny-5k-x4", "tiny-5k-x3", "compact-5k-x4")
+          "tiny-5k-x4", "tiny-5k-x3", "compact-5k-x4", "tiny-5k-x4-jpeg", "tiny-5k-x4-jpeg-high",
+          "tiny-5k-x4-jpeg-low")
 RUNTIMES = ("torch", "numba", "onnxruntime", "numpy", "litert", "ncnn")
 CASES = [(m, r) for m in MODELS for r in RUNTIMES if not (r == "numba" and m.startswith("edsr"))]
 MAX_LEVELS, MAX_FRACTION = 1, 0.001

@@ -54,7 +54,7 @@ def main() -> None:
     parser.add_argument("--data", default=os.environ.get("TINYSR_DATA", "../shared/data"))
     args = parser.parse_args()
     torch.set_num_threads(1)
-    nets = {name: load_network(name, scale=args.scale)[0] for name in args.models}
+    nets = {name: load_network(name, scale=args.scale)[0].to_torch() for name in args.models}
     print(f"dB over bicubic, {VAL_SPLIT} held-out training images, x{args.scale}, protocol {PROTOCOL}")
     print("quality | " + " | ".join(args.models))
     gains = {}

@@ -73,15 +73,18 @@ class AutoFamily:
                 "bands": {str(s): [list(band) for band in bands] for s, bands in self.bands.items()}}
 
 
-#: `auto` (the CLI default) keeps to <= 1,000 deployed parameters; `auto-5k` to <= 5,000: the 5k nets at x2, and
-#: the 1k nets at x3 and x4, the best bundled models of that budget there. Bands as `JPEG_BANDS`, chosen the same way.
+#: `auto` (the CLI default) keeps to <= 1,000 deployed parameters; `auto-5k` to <= 5,000: the 5k nets at every
+#: scale. Bands as `JPEG_BANDS`, chosen the same way (x4: `tools/band_sweep.py --scale 4 --models tiny-5k-x4
+#: tiny-5k-x4-jpeg-high tiny-5k-x4-jpeg tiny-5k-x4-jpeg-low`, benchmarks/RESULTS.md "The x3 and x4 frontier").
 AUTO_FAMILIES: dict[str, AutoFamily] = {family.name: family for family in (
     AutoFamily("auto", 1000, AUTO_MODELS, JPEG_BANDS),
     AutoFamily("auto-5k", 5000,
-               {2: ("tiny-5k-x2", "tiny-5k-x2-jpeg"), 3: AUTO_MODELS[3], 4: AUTO_MODELS[4]},
+               {2: ("tiny-5k-x2", "tiny-5k-x2-jpeg"), 3: AUTO_MODELS[3], 4: ("tiny-5k-x4", "tiny-5k-x4-jpeg")},
                {2: ((95, "tiny-5k-x2"), (82, "tiny-5k-x2-jpeg-high"), (58, "tiny-5k-x2-jpeg"),
                     (0, "tiny-5k-x2-jpeg-low")),
-                3: JPEG_BANDS[3], 4: JPEG_BANDS[4]}),
+                3: JPEG_BANDS[3],
+                4: ((95, "tiny-5k-x4"), (80, "tiny-5k-x4-jpeg-high"), (58, "tiny-5k-x4-jpeg"),
+                    (0, "tiny-5k-x4-jpeg-low"))}),
 )}
 AUTO = "auto"
 
